@@ -1,0 +1,10 @@
+"""lmlab: a laboratory for the science of language models."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lmlab")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

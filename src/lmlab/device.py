@@ -1,0 +1,24 @@
+"""Choosing the device: the same code runs on a laptop CPU and on a GPU."""
+
+from __future__ import annotations
+
+import torch
+
+from lmlab.errors import LmlabError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then CPU; an unavailable explicit device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise LmlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LmlabError(f"device {name!r} requested but CUDA is not available")
+    return dev

@@ -1,0 +1,131 @@
+"""Where independent jobs run: in this process, in a local process pool, or on Ray.
+
+One interface, `Executor.map(fn, items)`, returning results in the order of `items`. `fn` must be
+a module-level function (it is pickled for the process pool and for Ray). Jobs carry their own
+seeds, so a seeded job gives identical results on every backend.
+
+    ex = get_executor("process", max_workers=2)
+    results = ex.map(train_one, configs)
+
+Ray is an optional extra (`pip install 'lmlab[ray]'`); `RAY_ADDRESS` selects an existing cluster,
+otherwise a local Ray runtime is started for the duration of the map.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from lmlab.errors import LmlabError, require
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BACKENDS = ("serial", "process", "ray")
+
+
+class Executor(Protocol):
+    """Runs `fn` on each item and returns the results in order."""
+
+    name: str
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
+
+
+class SerialExecutor:
+    """Runs the jobs one after another in this process (the default: simplest to debug)."""
+
+    name = "serial"
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return [fn(item) for item in items]
+
+
+def _init_worker(threads: int) -> None:
+    # Each worker gets its share of the cores; torch otherwise starts one thread per core in
+    # every process and the pool runs slower than serial.
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor:
+    """A local pool of worker processes (spawned, so torch state is never shared by fork)."""
+
+    name = "process"
+
+    def __init__(self, max_workers: int | None = None):
+        self.max_workers = max_workers or max(1, min(os.cpu_count() or 1, 8))
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        items = list(items)
+        if not items:
+            return []
+        workers = min(self.max_workers, len(items))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads,),
+        ) as pool:
+            return list(pool.map(fn, items))
+
+
+class RayExecutor:
+    """Ray tasks: a local runtime by default, the cluster at RAY_ADDRESS when it is set."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus_per_job: float = 1.0,
+                 num_gpus_per_job: float = 0.0):
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.num_cpus_per_job = num_cpus_per_job
+        self.num_gpus_per_job = num_gpus_per_job
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        ray = require("ray", extra="ray")
+        items = list(items)
+        if not items:
+            return []
+        started_here = not ray.is_initialized()
+        if started_here:
+            kwargs: dict[str, Any] = {"address": self.address} if self.address else {
+                "include_dashboard": False,
+                # Make the lmlab source importable in workers even when it is not installed.
+                "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}},
+            }
+            ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+        try:
+            remote = ray.remote(num_cpus=self.num_cpus_per_job, num_gpus=self.num_gpus_per_job)(fn)
+            return ray.get([remote.remote(item) for item in items])
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _pythonpath() -> str:
+    import lmlab
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(lmlab.__file__)))
+    return os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+
+
+def get_executor(name: str = "serial", max_workers: int | None = None) -> Executor:
+    """The executor called `name` (serial, process or ray)."""
+    if name == "serial":
+        return SerialExecutor()
+    if name == "process":
+        return ProcessExecutor(max_workers)
+    if name == "ray":
+        return RayExecutor()
+    raise LmlabError(f"unknown executor {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor = "serial") -> list[R]:
+    """Shorthand for get_executor(executor).map(fn, items)."""
+    ex = get_executor(executor) if isinstance(executor, str) else executor
+    return ex.map(fn, items)

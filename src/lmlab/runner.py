@@ -1,0 +1,175 @@
+"""Running a study: from (study, preset, overrides, seed, folder) to a finished `result.json`.
+
+`execute` validates everything a user can get wrong before it touches the disk, so bad input
+leaves nothing behind; then it runs the study in its folder and writes `result.json` atomically
+at the very end, so a run that dies leaves no result, only metrics and checkpoints to resume from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError
+from lmlab.runs import CONFIG, METRICS, RESULT, Run, atomic_write_json, environment, read_json
+from lmlab.seeding import seed_everything
+from lmlab.study import Claim, StudyConfig, apply_overrides, config_to_dict, get_study
+
+# Files and folders a run owns; --force removes exactly these and nothing else.
+RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures")
+
+
+def default_out(study_id: str, preset: str, seed: int) -> Path:
+    """Where a run goes when --out is not given."""
+    return Path("runs") / study_id / f"{preset}-seed{seed}"
+
+
+def resolve_config(
+    study_id: str, preset: str = "tiny", overrides: Sequence[str] = (), seed: int | None = None
+) -> StudyConfig:
+    """The study's preset with overrides and seed applied (every check, no side effects)."""
+    study = get_study(study_id)
+    config = apply_overrides(study.preset(preset), overrides)
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
+    return config
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise LmlabError(f"--out {out} is a file, not a folder")
+
+
+def _clear_run(out: Path) -> None:
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _config_record(study_id: str, preset: str, config: StudyConfig) -> dict[str, Any]:
+    return {"study": study_id, "preset": preset, "seed": config.seed, "config": config_to_dict(config)}
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+def execute(
+    study_id: str,
+    preset: str = "tiny",
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run a study and return its result (also written to `out/result.json`).
+
+    A finished run is never overwritten without `force`; `resume` continues an interrupted run
+    with the same configuration from its last checkpoint (or returns the result of a finished one).
+    """
+    if resume and force:
+        raise LmlabError("--resume and --force cannot be combined")
+    study = get_study(study_id)
+    config = resolve_config(study_id, preset, overrides, seed)
+    out = Path(out) if out is not None else default_out(study_id, preset, config.seed)
+    _check_out(out)
+    record = _config_record(study_id, preset, config)
+
+    if (out / RESULT).is_file() and not force:
+        if resume:
+            return read_json(out / RESULT)
+        raise LmlabError(f"{out} already holds a finished run; pass --force to run it again")
+    if (out / CONFIG).is_file() and not force:
+        if not resume:
+            raise LmlabError(
+                f"{out} holds an unfinished run; pass --resume to continue it or --force to start over"
+            )
+        old = read_json(out / CONFIG)
+        stored = {k: old.get(k) for k in ("study", "preset", "seed", "config")}
+        if stored != record:
+            changed = _diff(stored.get("config") or {}, record["config"]) or _diff(stored, record)
+            raise LmlabError(
+                f"cannot resume {out}: its configuration differs in {', '.join(changed)}"
+            )
+    elif resume and not (out / CONFIG).is_file():
+        raise LmlabError(f"nothing to resume in {out}: no {CONFIG}")
+    if force:
+        _clear_run(out)
+
+    run = Run(out, resume=resume)
+    env = environment(seed=config.seed, device=_device_name(config.device))
+    atomic_write_json(run.config_path, {**record, "environment": env})
+
+    seed_everything(config.seed)
+    t0 = time.perf_counter()
+    metrics = study.run(config, run)
+    wall = time.perf_counter() - t0
+    claims = study.claims(config, metrics)
+    _validate(study_id, metrics, claims)
+    result = {
+        **record,
+        "metrics": metrics,
+        "claims": [c.to_dict() for c in claims],
+        "timing": {"wall_s": round(wall, 3)},
+        "environment": env,
+    }
+    atomic_write_json(run.result_path, result)
+    return read_json(run.result_path)
+
+
+def _device_name(device: str) -> str:
+    from lmlab.device import resolve_device
+
+    return str(resolve_device(device))
+
+
+def _validate(study_id: str, metrics: Any, claims: Any) -> None:
+    """A study must return plain metrics and Claim objects; anything else is a bug in the study."""
+    if not isinstance(metrics, dict):
+        raise TypeError(f"study {study_id!r}: run() must return a dict of metrics")
+    for k, v in metrics.items():
+        if not isinstance(v, int | float | str | None) and not hasattr(v, "item"):
+            raise TypeError(f"study {study_id!r}: metric {k!r} is {type(v).__name__}, not a number or string")
+    for c in claims:
+        if not isinstance(c, Claim):
+            raise TypeError(f"study {study_id!r}: claims() must return Claim objects")
+
+
+def _reproduce_one(job: tuple[str, str, bool]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """One study's tiny preset, for an executor: (study, result or None, error or None)."""
+    study_id, out, force = job
+    try:
+        if (Path(out) / RESULT).is_file() and not force:
+            return study_id, read_json(Path(out) / RESULT), None
+        return study_id, execute(study_id, "tiny", out=out, force=True), None
+    except Exception as e:  # one study's failure must not lose the others' results
+        return study_id, None, f"{type(e).__name__}: {e}"
+
+
+def reproduce(
+    study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Run each study's `tiny` preset into `out/<study>` through an executor.
+
+    Finished results already in `out` are reused unless `force`. Returns the results and the
+    failures (study -> error line).
+    """
+    from lmlab.executor import get_executor
+
+    out = Path(out)
+    _check_out(out)
+    jobs = [(sid, str(out / sid), force) for sid in study_ids]
+    outcomes = get_executor(executor).map(_reproduce_one, jobs)
+    results = [r for _, r, _ in outcomes if r is not None]
+    failures = {sid: err for sid, _, err in outcomes if err is not None}
+    return results, failures
