@@ -22,9 +22,9 @@ def test_atomic_json_round_trip_and_no_temp_files(tmp_path):
 def test_read_json_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(LmlabError, match="bad.json: not valid JSON"):
+    with pytest.raises(LmlabError, match=r"bad\.json: not valid JSON"):
         read_json(bad)
-    with pytest.raises(LmlabError, match="missing.json: file not found"):
+    with pytest.raises(LmlabError, match=r"missing\.json: file not found"):
         read_json(tmp_path / "missing.json")
 
 

@@ -38,7 +38,7 @@ def test_plugins_register_from_environment(toy_plugins):
 
 
 def test_unknown_preset(toy_plugins):
-    with pytest.raises(LmlabError, match="unknown preset 'huge'.*tiny, big"):
+    with pytest.raises(LmlabError, match=r"unknown preset 'huge'.*tiny, big"):
         get_study("toy-mean").preset("huge")
 
 

@@ -91,9 +91,8 @@ def reproduce(
 ) -> None:
     """Run every implemented study's tiny preset; write summary.json and report.html."""
     from lmlab.executor import BACKENDS
-    from lmlab.report import print_claims, summarize, write_report
+    from lmlab.report import print_claims, write_report, write_summary
     from lmlab.runner import reproduce as reproduce_studies
-    from lmlab.runs import atomic_write_json
     from lmlab.study import catalog, get_study, implemented
 
     if executor not in BACKENDS:
@@ -114,9 +113,9 @@ def reproduce(
     console.print(f"reproducing {len(ids)} studies with the {executor} executor: {', '.join(ids)}")
     with console.status("running tiny presets..."):
         results, failures = reproduce_studies(ids, out, executor, force=force)
-    atomic_write_json(out / "summary.json", summarize(results, failures))
+    write_summary(out, results, failures)
     report = write_report(out, results, failures)
-    print_claims(results, console)
+    print_claims(results, console, failures)
     for sid, err in failures.items():
         err_console.print(f"[red]{sid} failed:[/] {err}")
     console.print(f"report: {report}")
