@@ -164,6 +164,27 @@ def bench(
         console.print(table)
 
 
+def _add_study_verbs() -> None:
+    """Mount each implemented study's own verbs: `lmlab STUDY VERB ...` (e.g. `lmlab scaling-laws fit`).
+
+    A study offers them as a `typer.Typer` in the attribute `cli` of its STUDY object.
+    """
+    from lmlab.study import catalog
+
+    mounted = {g.name for g in app.registered_groups}
+    for sid, info in catalog().items():
+        if sid in mounted:
+            continue
+        try:
+            study = info.load()
+        except Exception as e:  # a broken study must not take the whole command down
+            err_console.print(f"[yellow]warning:[/] study {sid} failed to load: {e}")
+            continue
+        sub = getattr(study, "cli", None)
+        if sub is not None:
+            app.add_typer(sub, name=sid, help=f"{info.title}: the study's own tools.")
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2 (tracebacks with --debug).
 
@@ -171,6 +192,7 @@ def main() -> None:
     """
     debug = "--debug" in sys.argv[1:]
     try:
+        _add_study_verbs()
         app()
     except LmlabError as e:
         if debug:
