@@ -7,12 +7,21 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 # Nothing in the tests reaches a network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# One torch thread per process. The suite runs several processes at once (pytest, the command
+# under test, pool and Ray workers) on a 2-core machine, and OpenMP's spinning threads slow each
+# other down 10-20x when the cores are oversubscribed; the tiny models here gain nothing from a
+# second thread anyway. Child processes inherit the setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @dataclass
@@ -54,3 +63,25 @@ def toy_plugins():
     study._plugins_loaded = False
     study.catalog()
     assert "toy-mean" in study.CATALOG
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The embedded SmolLM2, converted once per session into a temporary lmlab cache.
+
+    Returns the cache root, the converted HF folder, the conversion time and what it printed.
+    """
+    import contextlib
+    import io
+    import time
+
+    from lmlab.models import smollm2
+
+    root = tmp_path_factory.mktemp("lmlab-cache")
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv("LMLAB_CACHE", str(root))
+        start = time.perf_counter()
+        folder = smollm2.ensure_converted()
+        seconds = time.perf_counter() - start
+    return {"root": root, "folder": folder, "seconds": seconds, "stderr": err.getvalue()}

