@@ -142,16 +142,17 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Speed benchmarks, measured against a reference in the same run."""
-    from lmlab.bench import BENCHMARKS
+    from lmlab.bench import benchmarks, run_benchmark
 
-    if name is not None and name not in BENCHMARKS:
-        raise LmlabError(f"unknown benchmark {name!r}; benchmarks: {', '.join(BENCHMARKS)}")
-    names = [name] if name else list(BENCHMARKS)
+    found = benchmarks()
+    if name is not None and name not in found:
+        raise LmlabError(f"unknown benchmark {name!r}; benchmarks: {', '.join(found)}")
+    names = [name] if name else list(found)
     results = {}
     for n in names:
         if not as_json:
             err_console.print(f"running benchmark {n}...")
-        results[n] = BENCHMARKS[n]()
+        results[n] = run_benchmark(n)
     if as_json:
         print(json.dumps(results[names[0]] if name else results, indent=2))
         return
@@ -162,6 +163,11 @@ def bench(
         for k, v in res.items():
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         console.print(table)
+
+
+from lmlab.llm.cli import llm_app  # noqa: E402 (the `lmlab llm ...` verbs)
+
+app.add_typer(llm_app, name="llm")
 
 
 def _add_study_verbs() -> None:

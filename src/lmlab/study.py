@@ -19,7 +19,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -71,6 +71,10 @@ class Study:
     id: ClassVar[str]
     Config: ClassVar[type[StudyConfig]]
     presets: ClassVar[dict[str, StudyConfig]]
+    # Optional: the study's own command-line verbs (`lmlab STUDY VERB`), as a typer.Typer.
+    cli: Any = None
+    # Optional: speed benchmarks `lmlab bench NAME` runs, name -> function returning a dict.
+    benchmarks: ClassVar[dict[str, Callable[..., dict[str, Any]]]] = {}
 
     def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
         """Do the work in the run folder `run` (a `lmlab.runs.Run`); return the metrics."""
