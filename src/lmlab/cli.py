@@ -169,9 +169,7 @@ def bench(
         console.print(table)
 
 
-from lmlab.llm.cli import llm_app  # noqa: E402 (the `lmlab llm ...` verbs)
 
-app.add_typer(llm_app, name="llm")
 
 
 def _add_study_verbs() -> None:
