@@ -1,0 +1,67 @@
+"""Stories, splits, batches, intermediate tasks and cutoffs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmlab.studies.state_tracking.data import make_stories, make_story_data
+from lmlab.studies.state_tracking.evaluation import cutoff
+from lmlab.studies.state_tracking.groups import make_group
+from lmlab.studies.state_tracking.steering import intermediate_batch, topic_word_matrix
+from lmlab.studies.state_tracking.training import Recipe, curriculum_length
+
+G = make_group("S3")
+
+
+def test_stories_are_unique_seeded_and_split_by_story() -> None:
+    d1 = make_story_data(G, 8, 3000, 0.1, 16, seed=5)
+    d2 = make_story_data(G, 8, 3000, 0.1, 16, seed=5)
+    assert np.array_equal(d1.train, d2.train) and np.array_equal(d1.analysis, d2.analysis)
+    assert len(d1.analysis) == 300 and len(d1.train) == 2700
+    rows = {tuple(r) for r in d1.train}
+    assert len(rows) == len(d1.train)  # unique
+    assert not rows & {tuple(r) for r in d1.analysis}  # disjoint by story
+    assert d1.eval_actions.shape == (300, 16)
+    assert np.array_equal(d1.eval_actions[:, :8], d1.analysis)  # extended, not replaced
+    # a tiny story space is exhausted, not looped forever
+    assert len(make_stories(G, 100, 2, np.random.default_rng(0))) == 36
+
+
+def test_batch_labels_are_the_state_after_each_action() -> None:
+    d = make_story_data(G, 6, 500, 0.1, 12, seed=0)
+    b = d.batch(torch.Generator().manual_seed(0), 32, length=3, bos=G.order + 2)
+    x, y, m = b["input_ids"], b["targets"], b["loss_mask"]
+    assert x.shape == y.shape == m.shape == (32, 7)
+    assert (x[:, 0] == G.order + 2).all() and (y[:, 0] == -100).all()
+    assert np.array_equal(y[:, 1:].numpy(), G.compose(x[:, 1:].numpy()))
+    assert y[0, 1] == x[0, 1]  # the state after one action from the identity is that action
+    assert m[:, 1:4].all() and not m[:, 4:].any() and not m[:, 0].any()
+
+
+def test_curriculum_grows_to_T() -> None:
+    r = Recipe(steps=100, curriculum_start=4, curriculum_frac=0.5)
+    lengths = [curriculum_length(s, 16, r) for s in range(1, 101)]
+    assert lengths[0] == 4 and lengths[-1] == 16 and lengths == sorted(lengths)
+    assert curriculum_length(1, 16, Recipe(curriculum_start=0)) == 16
+
+
+def test_intermediate_tasks() -> None:
+    d = make_story_data(G, 6, 500, 0.1, 12, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    b = intermediate_batch("parity", d, gen, 16)
+    states = G.compose(b["input_ids"].numpy())
+    assert np.array_equal(b["targets"].numpy(), G.order + G.parity[states])
+    tw = topic_word_matrix(G.order, 4, seed=0)
+    assert tw.shape == (4, 6) and np.allclose(tw.sum(1), 1)
+    b = intermediate_batch("ntp", d, gen, 16, topic_word=tw, bos=8)
+    assert (b["input_ids"][:, 0] == 8).all()
+    assert torch.equal(b["input_ids"][:, 1:], b["targets"][:, :-1])  # next-token prediction
+    with pytest.raises(ValueError, match="unknown intermediate"):
+        intermediate_batch("copy", d, gen, 4)
+
+
+def test_cutoff() -> None:
+    assert cutoff(np.array([1.0, 0.99, 0.97, 1.0])) == 3
+    assert cutoff(np.ones(5)) == 6
