@@ -65,9 +65,22 @@ def toy_plugins():
     assert "toy-mean" in study.CATALOG
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lmlab_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A session-wide lmlab cache, so the tests never read or write the user's ~/.cache/lmlab."""
+    root = tmp_path_factory.mktemp("lmlab-cache")
+    before = os.environ.get("LMLAB_CACHE")
+    os.environ["LMLAB_CACHE"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("LMLAB_CACHE", None)
+    else:
+        os.environ["LMLAB_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The embedded SmolLM2, converted once per session into a temporary lmlab cache.
+def converted(lmlab_cache) -> dict:
+    """The embedded SmolLM2, converted once per session into the session's lmlab cache.
 
     Returns the cache root, the converted HF folder, the conversion time and what it printed.
     """
@@ -77,11 +90,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     from lmlab.models import smollm2
 
-    root = tmp_path_factory.mktemp("lmlab-cache")
     err = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
-        mp.setenv("LMLAB_CACHE", str(root))
+    with contextlib.redirect_stderr(err):
         start = time.perf_counter()
         folder = smollm2.ensure_converted()
         seconds = time.perf_counter() - start
-    return {"root": root, "folder": folder, "seconds": seconds, "stderr": err.getvalue()}
+    return {"root": lmlab_cache, "folder": folder, "seconds": seconds, "stderr": err.getvalue()}

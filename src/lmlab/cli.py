@@ -14,6 +14,7 @@ from rich.table import Table
 
 import lmlab
 from lmlab.errors import LmlabError
+from lmlab.llm.cli import llm_app
 
 app = typer.Typer(
     name="lmlab",
@@ -28,6 +29,7 @@ app = typer.Typer(
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
+app.add_typer(llm_app, name="llm")  # `lmlab llm chat ...`: check a language-model backend by hand
 
 
 def _version(value: bool) -> None:
@@ -167,9 +169,6 @@ def bench(
         for k, v in res.items():
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         console.print(table)
-
-
-
 
 
 def _add_study_verbs() -> None:
