@@ -1,0 +1,159 @@
+"""One training job of the grid (task x mode x width x seed), as a module-level function.
+
+`run_job(job)` builds the task and the model, freezes it by `mode`, trains it with lmlab's
+trainer and returns plain numbers: held-out accuracy, parameter counts, the freeze invariants
+(were the frozen tensors left bit-identical?), and for analysed jobs the subspace concentration
+per layer and the needle task's attention-head scores. Jobs carry their own seeds, so they give
+the same numbers in any executor.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.studies.random_transformers.analysis import needle_head_scores, subspace_concentration
+from lmlab.studies.random_transformers.lstm import LSTMLM
+from lmlab.studies.random_transformers.tasks import Task, majority_accuracy, make_task
+
+__all__ = ["Job", "build_model", "expected_trainable", "run_job"]
+
+MODES = ("full", "random", "unembed", "embed", "tok_unembed", "lstm")
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one training run needs; `task_kw` are the task's settings as (key, value)."""
+
+    task: str
+    mode: str
+    width: int
+    seed: int
+    task_kw: tuple[tuple[str, Any], ...] = ()
+    n_layer: int = 2
+    n_head: int = 4
+    steps: int = 10_000
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    warmup_steps: int = 500
+    eval_every: int = 0
+    stop_at: float | None = None  # stop early once test accuracy reaches this
+    threads: int = 0  # torch threads in this job (0: leave as is)
+    analyze: bool = False  # subspace concentration (and attention scores on the needle task)
+    device: str = "cpu"
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.mode}/d{self.width}/s{self.seed}"
+
+
+def build_model(mode: str, vocab_size: int, block_size: int, width: int, n_layer: int = 2,
+                n_head: int = 4) -> nn.Module:
+    """The paper's model for `mode`: untied GPT-2-style transformer, or the LSTM for "lstm"."""
+    if mode == "lstm":
+        return LSTMLM(vocab_size, width, n_layer)
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
+                          n_head=n_head if width % n_head == 0 else 1, d_model=width,
+                          tie_embeddings=False))
+    model.set_trainable(mode)
+    return model
+
+
+def expected_trainable(mode: str, vocab_size: int, block_size: int, width: int) -> int | None:
+    """Trainable parameters the paper's freeze modes imply (None for full training and LSTM)."""
+    V, P, d = vocab_size, block_size, width
+    return {"random": V * d + P * d + d * V, "unembed": d * V, "embed": V * d + P * d,
+            "tok_unembed": V * d + d * V}.get(mode)
+
+
+def _frozen_identical(model: nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    """Whether every frozen parameter still equals its initial value bit for bit."""
+    now = dict(model.named_parameters())
+    return all(torch.equal(now[n], t) for n, t in before.items())
+
+
+def _analyze(model: GPT, task: Task, job: Job) -> dict[str, Any]:
+    """Subspace concentration per layer (and needle head scores) on up to 1000 test sequences."""
+    batch = task.test_batch()
+    x = batch["input_ids"][:1000]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post"
+                                           for i in range(model.config.n_layer)]
+    want_attn = job.task == "needle"
+    if want_attn:
+        names += [f"blocks.{i}.attn.hook_pattern" for i in range(model.config.n_layer)]
+    model.eval()
+    with torch.no_grad():
+        _, cache = model.run_with_cache(x, names_filter=names)
+    out: dict[str, Any] = {}
+    nonpad = (x != 0).reshape(-1) if job.task in ("needle", "parens") else None
+    for i, name in enumerate(names[: model.config.n_layer + 1]):
+        h = cache[name].reshape(-1, model.config.d_model)
+        if nonpad is not None:
+            h = h[nonpad]
+        pc, neuron = subspace_concentration(h, k=10)
+        out[f"pca10_l{i}"], out[f"neuron10_l{i}"] = pc, neuron
+    if want_attn:
+        kw = dict(job.task_kw)
+        seq = torch.cat([x, batch["targets"][:1000, -1:]], 1)
+        for layer in range(model.config.n_layer):
+            pat = cache[f"blocks.{layer}.attn.hook_pattern"]
+            scores = needle_head_scores(pat[:200], seq[:200], kw.get("n_keys", 30),
+                                        kw.get("vocab", 256))
+            for k, v in scores.items():
+                out[f"attn_l{layer}_{k}"] = [round(float(s), 4) for s in v]
+        # one example's patterns, for the figure
+        out["attn_example"] = {
+            "tokens": x[0].tolist(),
+            "patterns": [cache[f"blocks.{i}.attn.hook_pattern"][0].tolist()
+                         for i in range(model.config.n_layer)],
+        }
+    return out
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train one model and measure it; returns a flat dict of results (plus analysis lists)."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    t0, c0 = time.perf_counter(), time.process_time()
+    task = make_task(job.task, **dict(job.task_kw))
+    torch.manual_seed(job.seed)  # the model's random init is the object of study: seed it
+    model = build_model(job.mode, task.vocab_size, task.block_size, job.width, job.n_layer,
+                        job.n_head)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    frozen0 = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    cfg = TrainConfig(
+        steps=job.steps, lr=job.lr, weight_decay=job.weight_decay,
+        warmup_steps=min(job.warmup_steps, job.steps // 2), schedule="cosine", min_lr_ratio=0.0,
+        grad_clip=1.0, log_every=max(job.steps, 1), eval_every=job.eval_every,
+        stop_metric="test_acc" if job.stop_at else None, stop_at=job.stop_at,
+        device=job.device, seed=job.seed,
+    )
+    metrics = Trainer(model, cfg, task, evaluate=task.evaluate).fit()
+    model.cpu()
+    final = task.evaluate(model)
+    acc = float(final["test_acc"])
+    result: dict[str, Any] = {
+        "key": job.key, "task": job.task, "mode": job.mode, "width": job.width, "seed": job.seed,
+        "test_acc": acc, "steps_done": metrics["steps_done"], "train_loss": metrics["train_loss"],
+        "n_trainable": n_trainable,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "expected_trainable": expected_trainable(job.mode, task.vocab_size, task.block_size,
+                                                 job.width),
+        "trainable_names": trainable,
+        "frozen_identical": _frozen_identical(model, frozen0) if frozen0 else None,
+        "majority_acc": majority_accuracy(task.test_batch()),
+    }
+    if "test_loss" in final:
+        result["test_loss"] = float(final["test_loss"])
+    if job.analyze and isinstance(model, GPT):
+        result.update(_analyze(model, task, job))
+    result["wall_s"] = time.perf_counter() - t0
+    result["cpu_s"] = time.process_time() - c0
+    return result

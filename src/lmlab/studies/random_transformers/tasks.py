@@ -1,0 +1,444 @@
+"""The paper's synthetic tasks as seeded generators with fixed, excluded test sets.
+
+Every task produces whole token sequences `seq` (B, L); a model reads `seq[:, :-1]` and predicts
+`seq[:, 1:]`, and `loss_mask` marks the target positions that are scored (the answer tokens).
+Formats follow the official code (fjzzq2002/random_transformers):
+
+- modular addition (`modadd_exp.py`): `[a, b, (a + b) mod p]`, vocabulary p, the last token scored;
+  all p^2 pairs are shuffled with a fixed seed and a fraction held out.
+- needle in a haystack (`task_condattendstream.py`): k distinct keys, pairs `[key + V/2, value]`
+  with values in 1..V/2-1, then the query `key + n_keys + V/2` and the answer; padded with 0 to
+  `2 n_keys + 3`. The answer (the token after the query) is scored.
+- decimal addition (`task_additionstream.py`): reversed digits of a, `+`=10, reversed b, `=`=11,
+  reversed sum as tokens 20-29, stop 30, padded with 12 to `3 n + 4`. The paper scores targets
+  whose *input* token is >= 20, so the first sum digit (predicted from `=`) is never scored;
+  `mask="paper"` keeps that quirk and `mask="corrected"` scores it too.
+- parentheses (`task_dyckstream.py`): `(`=1, `)`=2, the string, `?`=3, then `)` if balanced else
+  `(`; padded with 0 to `2 n_pairs + 3`. The paper's sampler: a third random strings, two thirds
+  random balanced strings, half of the latter mutated by swaps and/or flips.
+
+Streaming tasks draw fresh training batches each step and reject any sequence that is in the
+fixed test set (compared on the whole sequence), so the test set is never trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from lmlab.errors import LmlabError
+from lmlab.seeding import numpy_rng
+
+__all__ = [
+    "DecimalAddition",
+    "Memorization",
+    "ModularAddition",
+    "Needle",
+    "Parentheses",
+    "StreamTask",
+    "addition_sequence",
+    "is_balanced",
+    "make_task",
+    "needle_sequence",
+    "parens_sequence",
+    "sample_parens_string",
+]
+
+TEST_SEED = 12345  # the paper's seed for its fixed test sets and the modular-addition split
+
+
+def _encode(seq: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The trainer batch of whole sequences seq (B, L) whose targets seq[:, 1:] are `scored`."""
+    return {"input_ids": seq[:, :-1], "targets": seq[:, 1:], "loss_mask": scored}
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 1000) -> float:
+    """Greedy accuracy of `model` on the scored targets of `batch` (in chunks, eval mode)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    right = total = 0
+    try:
+        for i in range(0, len(batch["input_ids"]), chunk):
+            x = batch["input_ids"][i : i + chunk].to(device)
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple | list) else out
+            m = batch["loss_mask"][i : i + chunk].bool()
+            pred = logits.argmax(-1).cpu()
+            right += int(((pred == batch["targets"][i : i + chunk]) & m).sum())
+            total += int(m.sum())
+    finally:
+        model.train(was_training)
+    return right / max(total, 1)
+
+
+def majority_accuracy(batch: dict[str, torch.Tensor]) -> float:
+    """Accuracy of always answering the most frequent scored target of `batch`."""
+    t = batch["targets"][batch["loss_mask"].bool()]
+    return float(torch.bincount(t).max()) / max(len(t), 1)
+
+
+# ----------------------------------------------------------------------------- modular addition
+@dataclass(frozen=True)
+class ModularAddition:
+    """`[a, b, (a + b) mod p]` over all p^2 pairs; a fixed shuffled split (seed 12345)."""
+
+    p: int = 199
+    test_fraction: float = 0.05
+    batch_size: int = 4000
+    split_seed: int = TEST_SEED
+    name: str = "modadd"
+
+    def __post_init__(self) -> None:
+        if self.p < 2 or not 0.0 < self.test_fraction < 1.0:
+            raise LmlabError(f"modadd: need p >= 2 and test_fraction in (0, 1), got {self.p}, "
+                             f"{self.test_fraction}")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.p
+
+    @property
+    def block_size(self) -> int:
+        return 2
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train pairs, test pairs), each (n, 2): a fixed permutation of all p^2 pairs."""
+        order = np.random.default_rng(self.split_seed).permutation(self.p * self.p)
+        ab = torch.from_numpy(np.stack([order // self.p, order % self.p], 1)).long()
+        n_test = max(1, round(self.test_fraction * len(ab)))
+        return ab[n_test:], ab[:n_test]
+
+    def encode(self, ab: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch for pairs ab (B, 2): only the sum is scored."""
+        seq = torch.cat([ab, (ab.sum(1, keepdim=True) % self.p)], 1)
+        scored = torch.zeros(len(ab), 2, dtype=torch.bool)
+        scored[:, 1] = True
+        return _encode(seq, scored)
+
+    def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        train, _ = self._split
+        idx = torch.randint(len(train), (min(self.batch_size, len(train)),), generator=gen)
+        return self.encode(train[idx])
+
+    @property
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = self.pairs()
+            object.__setattr__(self, "_cache", cache)
+        return cache
+
+    def test_batch(self) -> dict[str, torch.Tensor]:
+        """Every held-out pair."""
+        return self.encode(self._split[1])
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"test_acc": evaluate_accuracy(model, self.test_batch())}
+
+
+# ----------------------------------------------------------------------------- streaming tasks
+@dataclass(frozen=True)
+class StreamTask:
+    """A task sampled one sequence at a time with Python's `random`; see the subclasses."""
+
+    n_test: int = 4000
+    batch_size: int = 1000
+    test_seed: int = TEST_SEED
+    name: str = "stream"
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def seq_len(self) -> int:
+        """Length of a whole (padded) sequence."""
+        raise NotImplementedError
+
+    @property
+    def block_size(self) -> int:
+        return self.seq_len - 1
+
+    def sample(self, rng: random.Random) -> list[int]:
+        """One padded sequence."""
+        raise NotImplementedError
+
+    def scored(self, seq: torch.Tensor) -> torch.Tensor:
+        """Which targets seq[:, 1:] are scored, from the inputs seq[:, :-1]."""
+        raise NotImplementedError
+
+    def encode(self, seqs: list[list[int]] | torch.Tensor) -> dict[str, torch.Tensor]:
+        seq = torch.as_tensor(seqs, dtype=torch.long)
+        return _encode(seq, self.scored(seq))
+
+    def _test(self) -> tuple[list[list[int]], set[tuple[int, ...]]]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            rng = random.Random(self.test_seed)
+            seqs = [self.sample(rng) for _ in range(self.n_test)]
+            cache = (seqs, {tuple(s) for s in seqs})
+            object.__setattr__(self, "_cache", cache)
+        return cache
+
+    def test_batch(self) -> dict[str, torch.Tensor]:
+        """The fixed test set (seed `test_seed`)."""
+        return self.encode(self._test()[0])
+
+    def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """A fresh training batch, none of whose sequences is in the test set."""
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
+        test = self._test()[1]
+        out: list[list[int]] = []
+        for _ in range(100 * self.batch_size):
+            s = self.sample(rng)
+            if tuple(s) not in test:
+                out.append(s)
+                if len(out) == self.batch_size:
+                    return self.encode(out)
+        raise LmlabError(f"{self.name}: the test set covers (nearly) every sequence; "
+                         "lower n_test or enlarge the task")
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"test_acc": evaluate_accuracy(model, self.test_batch())}
+
+
+def needle_sequence(keys: list[int], values: list[int], query: int, n_keys: int,
+                    vocab_size: int = 256) -> list[int]:
+    """The padded needle sequence for these key/value pairs and the query key (paper format)."""
+    half = vocab_size // 2
+    seq = [t for k, v in zip(keys, values, strict=True) for t in (k + half, v)]
+    seq += [query + n_keys + half, values[keys.index(query)]]
+    return seq + [0] * (2 * n_keys + 3 - len(seq))
+
+
+@dataclass(frozen=True)
+class Needle(StreamTask):
+    """In-context associative recall with `n_keys` keys and values 1..V/2-1."""
+
+    n_keys: int = 30
+    vocab: int = 256
+    name: str = "needle"
+
+    def __post_init__(self) -> None:
+        if self.n_keys < 1 or self.vocab // 2 < 2 * self.n_keys or self.vocab // 2 < 3:
+            raise LmlabError(f"needle: need vocab/2 >= 2 n_keys, got vocab={self.vocab}, "
+                             f"n_keys={self.n_keys}")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocab
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * self.n_keys + 3
+
+    def sample(self, rng: random.Random) -> list[int]:
+        k = rng.randint(1, self.n_keys)
+        keys = list(range(self.n_keys))
+        rng.shuffle(keys)
+        keys = keys[:k]
+        values = [rng.randint(1, self.vocab // 2 - 1) for _ in range(k)]
+        return needle_sequence(keys, values, rng.choice(keys), self.n_keys, self.vocab)
+
+    def scored(self, seq: torch.Tensor) -> torch.Tensor:
+        return seq[:, :-1] >= self.n_keys + self.vocab // 2  # the query token's next: the answer
+
+
+def addition_sequence(a: int, b: int, n_digits: int) -> list[int]:
+    """The padded decimal-addition sequence of a + b (paper format, reversed digits)."""
+    seq = [int(c) for c in str(a)[::-1]] + [10] + [int(c) for c in str(b)[::-1]] + [11]
+    seq += [int(c) + 20 for c in str(a + b)[::-1]] + [30]
+    return seq + [12] * (3 * n_digits + 4 - len(seq))
+
+
+@dataclass(frozen=True)
+class DecimalAddition(StreamTask):
+    """a + b for two `n_digits`-digit numbers; `mask` "paper" skips the first sum digit."""
+
+    n_digits: int = 10
+    mask: Literal["paper", "corrected"] = "paper"
+    name: str = "decimal"
+
+    def __post_init__(self) -> None:
+        if self.n_digits < 1 or self.mask not in ("paper", "corrected"):
+            raise LmlabError(f"decimal: need n_digits >= 1 and mask paper|corrected, got "
+                             f"{self.n_digits}, {self.mask!r}")
+
+    @property
+    def vocab_size(self) -> int:
+        return 31
+
+    @property
+    def seq_len(self) -> int:
+        return 3 * self.n_digits + 4
+
+    def sample(self, rng: random.Random) -> list[int]:
+        lo, hi = 10 ** (self.n_digits - 1), 10**self.n_digits - 1
+        return addition_sequence(rng.randint(lo, hi), rng.randint(lo, hi), self.n_digits)
+
+    def scored(self, seq: torch.Tensor) -> torch.Tensor:
+        inp = seq[:, :-1]
+        m = inp >= 20
+        if self.mask == "corrected":
+            m = m | (inp == 11)
+        return m
+
+
+def is_balanced(s: str) -> bool:
+    """Whether the parenthesis string s is balanced."""
+    depth = 0
+    for c in s:
+        depth += 1 if c == "(" else -1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _random_balanced(t: int, rng: random.Random) -> str:
+    if t == 0:
+        return ""
+    if t == 1:
+        return "()"
+    if rng.randint(0, 1):
+        return "(" + _random_balanced(t - 1, rng) + ")"
+    u = rng.randint(1, t - 1)
+    return _random_balanced(u, rng) + _random_balanced(t - u, rng)
+
+
+def sample_parens_string(n_pairs: int, rng: random.Random) -> str:
+    """The paper's sampler: random strings (1/3) or random balanced ones, maybe mutated."""
+    mutate = rng.randint(0, 3)
+    if rng.randint(0, 2) == 0:
+        s = "".join(rng.choice("()") for _ in range(rng.randint(1, 2 * n_pairs)))
+    else:
+        s = _random_balanced(rng.randint(1, n_pairs), rng)
+        if rng.randint(0, 1):
+            mutate = 0  # a third of all samples: balanced and untouched
+    if mutate & 1:  # swaps, a geometric number of them
+        rep = 1
+        while rng.randint(0, 1):
+            rep += 1
+        for _ in range(rep):
+            p, q = rng.randint(0, len(s) - 1), rng.randint(0, len(s) - 1)
+            if p < q:
+                s = s[:p] + s[q] + s[p + 1 : q] + s[p] + s[q + 1 :]
+    if mutate & 2:  # flips
+        rep = 1
+        while rng.randint(0, 1):
+            rep += 1
+        if rng.randint(0, 2):
+            rep *= 2
+        for _ in range(rep):
+            p = rng.randint(0, len(s) - 1)
+            s = s[:p] + ("(" if s[p] == ")" else ")") + s[p + 1 :]
+    return s
+
+
+def parens_sequence(s: str, n_pairs: int) -> list[int]:
+    """The padded sequence for string s: tokens, `?`=3, then `)`=2 if balanced else `(`=1."""
+    seq = [1 if c == "(" else 2 for c in s] + [3, 2 if is_balanced(s) else 1]
+    return seq + [0] * (2 * n_pairs + 3 - len(seq))
+
+
+@dataclass(frozen=True)
+class Parentheses(StreamTask):
+    """Is a parenthesis string (up to `2 n_pairs` long) balanced? The paper's sampler."""
+
+    n_pairs: int = 30
+    name: str = "parens"
+
+    def __post_init__(self) -> None:
+        if self.n_pairs < 1:
+            raise LmlabError(f"parens: need n_pairs >= 1, got {self.n_pairs}")
+
+    @property
+    def vocab_size(self) -> int:
+        return 4
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * self.n_pairs + 3
+
+    def sample(self, rng: random.Random) -> list[int]:
+        return parens_sequence(sample_parens_string(self.n_pairs, rng), self.n_pairs)
+
+    def scored(self, seq: torch.Tensor) -> torch.Tensor:
+        return seq[:, :-1] == 3
+
+
+# ----------------------------------------------------------------------------- memorization
+@dataclass(frozen=True)
+class Memorization:
+    """In-weights memorization: `[x1, n + x2, y]` for all n^2 inputs, y a fixed random label.
+
+    Train set = evaluation set (the paper's protocol); the batch is the whole table unless
+    `batch_size` is smaller. Labels are drawn from `n_labels` classes with `label_seed`.
+    """
+
+    n: int = 512
+    n_labels: int = 512
+    batch_size: int = 32768
+    label_seed: int = TEST_SEED
+    name: str = "memorize"
+    _cache: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return max(2 * self.n, self.n_labels)
+
+    @property
+    def block_size(self) -> int:
+        return 2
+
+    @property
+    def bits_per_label(self) -> float:
+        return float(np.log2(self.n_labels))
+
+    def table(self) -> torch.Tensor:
+        """All n^2 sequences (n^2, 3)."""
+        if self._cache is None:
+            x = torch.arange(self.n * self.n)
+            y = torch.from_numpy(numpy_rng(self.label_seed).integers(0, self.n_labels, len(x)))
+            seq = torch.stack([x // self.n, self.n + x % self.n, y.long()], 1)
+            object.__setattr__(self, "_cache", seq)
+        return self._cache
+
+    def encode(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
+        scored = torch.zeros(len(seq), 2, dtype=torch.bool)
+        scored[:, 1] = True
+        return _encode(seq, scored)
+
+    def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        table = self.table()
+        if self.batch_size >= len(table):
+            return self.encode(table)
+        return self.encode(table[torch.randint(len(table), (self.batch_size,), generator=gen)])
+
+    def test_batch(self) -> dict[str, torch.Tensor]:
+        return self.encode(self.table())
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"test_acc": evaluate_accuracy(model, self.test_batch(), chunk=8192)}
+
+
+Task = ModularAddition | Needle | DecimalAddition | Parentheses | Memorization
+
+
+def make_task(name: str, **kw: Any) -> Any:
+    """A task by name (modadd, needle, decimal, parens, memorize, grammar, tinystories)."""
+    from lmlab.studies.random_transformers.language import GrammarCorpus, TinyStories
+
+    kinds: dict[str, Any] = {"modadd": ModularAddition, "needle": Needle,
+                             "decimal": DecimalAddition, "parens": Parentheses,
+                             "memorize": Memorization, "grammar": GrammarCorpus,
+                             "tinystories": TinyStories}
+    if name not in kinds:
+        raise LmlabError(f"unknown task {name!r}; choose one of {', '.join(kinds)}")
+    return kinds[name](**kw)
