@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 from lmlab.errors import LmlabError, MissingDependency
 from lmlab.models import hf, load_model, model_path
-
-transformers = pytest.importorskip("transformers")  # part of the dev install; never skipped in CI
 
 WORDS = ["<unk>", "<pad>", "<eos>", "the", "cat", "sat", "on", "mat", "a", "dog", "ran"]
 
