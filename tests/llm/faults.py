@@ -80,6 +80,8 @@ class _ProxyHandler(_Quiet):
         try:
             if k < proxy.fail_first:
                 payload = json.dumps({"error": {"message": f"injected failure {k + 1}"}}).encode()
+                # Record before answering: the client may check the record as soon as it reads.
+                proxy.statuses.append(proxy.status)
                 self.send_response(proxy.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
@@ -87,7 +89,6 @@ class _ProxyHandler(_Quiet):
                     self.send_header("retry-after", str(proxy.retry_after))
                 self.end_headers()
                 self.wfile.write(payload)
-                proxy.statuses.append(proxy.status)
             else:
                 time.sleep(proxy.delay)
                 self._forward(body)
@@ -104,12 +105,12 @@ class _ProxyHandler(_Quiet):
         resp = conn.getresponse()
         data = resp.read()
         conn.close()
+        proxy.statuses.append(resp.status)  # before answering, as above
         self.send_response(resp.status)
         self.send_header("content-type", resp.getheader("content-type", "application/json"))
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        proxy.statuses.append(resp.status)
 
 
 class FaultProxy(_Background):
