@@ -22,3 +22,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LmlabError(f"device {name!r} requested but CUDA is not available")
     return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; CPU for a model with neither."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lmlab.device import model_device
 from lmlab.errors import LmlabError
 from lmlab.seeding import generator
 
@@ -113,7 +114,7 @@ class AlgorithmicTask:
         from lmlab.nn.train import accuracy
 
         batch = self.eval_batch()
-        device = next(model.parameters()).device
+        device = model_device(model)
         was_training = model.training
         model.eval()
         try:

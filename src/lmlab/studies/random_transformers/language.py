@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmlab.device import model_device
 from lmlab.errors import LmlabError
 from lmlab.studies.random_transformers.tasks import TEST_SEED
 
@@ -83,7 +84,7 @@ def _lm_batch(seq: torch.Tensor) -> dict[str, torch.Tensor]:
 def _evaluate_lm(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     from lmlab.nn import GPT
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     was = model.training
     model.eval()
     try:

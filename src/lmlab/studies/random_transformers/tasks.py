@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmlab.device import model_device
 from lmlab.errors import LmlabError
 from lmlab.seeding import numpy_rng
 
@@ -60,7 +61,7 @@ def _encode(seq: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 1000) -> float:
     """Greedy accuracy of `model` on the scored targets of `batch` (in chunks, eval mode)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     right = total = 0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lmlab.studies.state_tracking.probes import model_device
+from lmlab.device import model_device
 
 __all__ = ["logit_difference", "patch_grid", "patched_nld"]
 

@@ -15,14 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lmlab.device import model_device
+
 __all__ = ["LinearProbe", "collect_activations", "model_device", "probe_grid", "residual_hooks"]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's first parameter (or buffer) lives; CPU for a model with neither."""
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def residual_hooks(model: nn.Module) -> list[str]:

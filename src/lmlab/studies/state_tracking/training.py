@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmlab.device import model_device
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.studies.state_tracking.data import StoryData, with_bos
 from lmlab.studies.state_tracking.groups import Group
-from lmlab.studies.state_tracking.probes import model_device
 from lmlab.studies.state_tracking.steering import intermediate_batch
 
 __all__ = ["Recipe", "build_gpt", "curriculum_length", "position_accuracy", "train_state_model"]
