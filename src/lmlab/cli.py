@@ -174,7 +174,8 @@ def bench(
 def _add_study_verbs() -> None:
     """Mount each implemented study's own verbs: `lmlab STUDY VERB ...` (e.g. `lmlab scaling-laws fit`).
 
-    A study offers them as a `typer.Typer` in the attribute `cli` of its STUDY object.
+    A study offers them in the attribute `cli` of its STUDY object: a `typer.Typer` of verbs, or a
+    single typer-annotated function, mounted as the command `lmlab STUDY ARGS...` itself.
     """
     from lmlab.study import catalog
 
@@ -188,8 +189,10 @@ def _add_study_verbs() -> None:
             err_console.print(f"[yellow]warning:[/] study {sid} failed to load: {e}")
             continue
         sub = getattr(study, "cli", None)
-        if sub is not None:
+        if isinstance(sub, typer.Typer):
             app.add_typer(sub, name=sid, help=f"{info.title}: the study's own tools.")
+        elif callable(sub):  # one command: `lmlab STUDY ARGS...`
+            app.command(name=sid, help=(sub.__doc__ or info.title).strip().splitlines()[0])(sub)
 
 
 def main() -> None:

@@ -71,7 +71,8 @@ class Study:
     id: ClassVar[str]
     Config: ClassVar[type[StudyConfig]]
     presets: ClassVar[dict[str, StudyConfig]]
-    # Optional: the study's own command-line verbs (`lmlab STUDY VERB`), as a typer.Typer.
+    # Optional: the study's own command line: a typer.Typer of verbs (`lmlab STUDY VERB ...`), or
+    # one typer-annotated function mounted as the command `lmlab STUDY ARGS...` itself.
     cli: Any = None
     # Optional: speed benchmarks `lmlab bench NAME` runs, name -> function returning a dict.
     benchmarks: ClassVar[dict[str, Callable[..., dict[str, Any]]]] = {}
