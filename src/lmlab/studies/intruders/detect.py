@@ -1,0 +1,601 @@
+"""Intruder dimensions: singular vectors of a tuned matrix that no base singular vector explains.
+
+For a base matrix W0 (m x n) and its tuned version Wt (for LoRA, W0 + scaling * B A), take the
+top-k left singular vectors u_t,j of Wt. Each one's similarity to the base is
+
+    m_j = max_i |cos(u_t,j, u_0,i)|     over every left singular vector u_0,i of W0 (thin SVD),
+
+and it is an *intruder* when m_j < eps (Shuttleworth et al. 2024, Alg. 1; k = 10, eps = 0.5).
+Right singular vectors are not used; |cos| makes the test blind to the sign of either vector.
+
+How it is computed (the same numbers as a full SVD of both matrices, faster):
+
+- The base's left singular vectors come from the eigenvectors of the smaller Gram matrix in
+  float64 (W0 W0^T when m <= n; otherwise W0^T W0 = V S^2 V^T and the cosines are
+  S^-1 V^T (W0^T u_t), without forming U0). A base whose smallest singular value is below 1e-6
+  of its largest (where the Gram loses it) falls back to a float64 SVD.
+- Only the top-k eigenpairs of the tuned Gram are needed: on the CPU LAPACK computes just those
+  (`scipy.linalg.eigh(subset_by_index=...)`); on a GPU the whole batch goes to one `eigh`.
+- Equal-shaped matrices are stacked and decomposed together; the base's decomposition can be
+  kept in a `BaseCache` and reused against several tuned models.
+- The update's spectrum (for ||dW||_2 and its effective rank) comes from the eigenvalues of its
+  Gram matrix, in float64, with values below the Gram's rounding floor set to zero.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lmlab.errors import LmlabError
+
+__all__ = [
+    "DEFAULT_EPS_SWEEP",
+    "TARGET_SETS",
+    "BaseCache",
+    "BaseSVD",
+    "IntruderReport",
+    "MatrixReport",
+    "analyze",
+    "analyze_matrix",
+    "decompose_base",
+    "effective_rank",
+    "effective_rank_from_singular_values",
+    "epsilon_sweep",
+    "intruder_count",
+    "layer_index",
+    "match_targets",
+    "module_kind",
+    "select_matrices",
+    "target_sets_of",
+    "top_left_singular",
+]
+
+DEFAULT_EPS_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+COS_COLUMNS = 64  # base singular vectors kept per matrix for the cosine-similarity figures
+_ILL_CONDITIONED = 1e-6  # s_min / s_max below which the Gram route is not trusted
+_CHUNK_BYTES = 256 << 20  # at most this much float64 weight data per stacked batch
+
+# Module names (the state-dict key minus ".weight") by target set. lmlab's GPT and Hugging Face
+# Llama-style models use q_proj ... down_proj; BERT/RoBERTa use query/key/value, attention.output
+# .dense (attention out), intermediate.dense (FFN in) and output.dense (FFN out).
+_ATTN = re.compile(
+    r"(^|\.)(q_proj|k_proj|v_proj|o_proj|out_proj|query|key|value)$|(^|\.)attention\.output\.dense$"
+)
+_MLP = re.compile(
+    r"(^|\.)(gate_proj|up_proj|down_proj|fc1|fc2)$|(^|\.)intermediate\.dense$"
+    r"|(^|\.)layer\.\d+\.output\.dense$"
+)
+_QV = re.compile(r"(^|\.)(q_proj|v_proj|query|value)$")
+TARGET_SETS = ("all-linear", "attn", "mlp", "qv")
+
+
+def _module(name: str) -> str:
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def target_sets_of(name: str) -> list[str]:
+    """The target sets (`all-linear`, `attn`, `mlp`, `qv`) a state-dict key belongs to."""
+    mod = _module(name)
+    sets = []
+    if _ATTN.search(mod):
+        sets += ["all-linear", "attn"]
+    elif _MLP.search(mod):
+        sets += ["all-linear", "mlp"]
+    if _QV.search(mod):
+        sets.append("qv")
+    return sets
+
+
+def match_targets(name: str, targets: str | Sequence[str]) -> bool:
+    """Whether key `name` is selected by `targets`.
+
+    `targets` is a target set (`all-linear`, `attn`, `mlp`, `qv`), `all` (every 2-D weight but
+    embeddings and the LM head), or a list of module names matched as whole dotted components,
+    as PEFT's `target_modules` (``["q_proj", "v_proj"]``).
+    """
+    mod = _module(name)
+    if isinstance(targets, str):
+        if targets == "all":
+            return name.endswith(".weight") and not re.search(r"(emb|embed|wte|wpe|lm_head)", mod)
+        if targets not in TARGET_SETS:
+            raise LmlabError(
+                f"unknown target set {targets!r}; use one of {', '.join(TARGET_SETS)}, all, "
+                "or a list of module names"
+            )
+        return targets in target_sets_of(name)
+    return any(mod == t or mod.endswith("." + t) for t in targets)
+
+
+def module_kind(name: str) -> str:
+    """A short label for the matrix's role: ``q_proj``, ``query``, ``attn.out``, ``ffn.out``..."""
+    mod = _module(name)
+    if re.search(r"attention\.output\.dense$", mod):
+        return "attn.out"
+    if re.search(r"intermediate\.dense$", mod):
+        return "ffn.in"
+    if re.search(r"layer\.\d+\.output\.dense$", mod):
+        return "ffn.out"
+    return mod.rsplit(".", 1)[-1]
+
+
+def layer_index(name: str) -> int | None:
+    """The transformer layer a key belongs to (``blocks.3.`` / ``layers.3.`` / ``layer.3.``)."""
+    m = re.search(r"(?:^|\.)(?:blocks|layers|layer|h)\.(\d+)\.", name)
+    return int(m.group(1)) if m else None
+
+
+def select_matrices(
+    weights: Mapping[str, Tensor], targets: str | Sequence[str] = "all-linear"
+) -> list[str]:
+    """The 2-D weights of `weights` selected by `targets`, in the mapping's order."""
+    return [k for k, v in weights.items() if v.ndim == 2 and match_targets(k, targets)]
+
+
+# -- spectra --------------------------------------------------------------------------------
+
+
+def effective_rank_from_singular_values(s: Tensor) -> float:
+    """exp(entropy of s_i / sum s): the effective rank of a matrix with singular values `s`."""
+    s = s.detach().double().clamp_min(0)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def effective_rank(x: Tensor) -> float:
+    """Effective rank of a matrix (Roy & Vetterli): exp(entropy of sigma_i / sum sigma)."""
+    if x.ndim != 2:
+        raise LmlabError(f"effective_rank needs a 2-D matrix, got shape {tuple(x.shape)}")
+    return effective_rank_from_singular_values(torch.linalg.svdvals(x.detach().double()))
+
+
+def _gram(w: Tensor) -> Tensor:
+    """The smaller Gram matrix of a stack (b, m, n): W W^T if m <= n, else W^T W."""
+    return w @ w.mT if w.shape[-2] <= w.shape[-1] else w.mT @ w
+
+
+def _gram_singular_values(w: Tensor) -> Tensor:
+    """Singular values (b, p) descending, from the Gram's eigenvalues; rounding noise set to 0."""
+    ev = torch.linalg.eigvalsh(_gram(w)).flip(-1).clamp_min(0)
+    floor = ev[..., :1] * (ev.shape[-1] * torch.finfo(ev.dtype).eps)
+    return torch.where(ev > floor, ev, torch.zeros_like(ev)).sqrt()
+
+
+@dataclass
+class BaseSVD:
+    """The base matrix's singular values and left basis, in the form the cosines need.
+
+    `wide` (m <= n): `basis` is U0 (m x m). Otherwise `basis` is V0 (n x n) and `w` holds W0, so
+    that U0^T u = S^-1 V0^T (W0^T u). Values are float64, descending.
+    """
+
+    shape: tuple[int, int]
+    s: Tensor
+    basis: Tensor
+    w: Tensor | None = None
+    fingerprint: tuple[float, float] | None = None
+
+    def cosines(self, ut: Tensor) -> Tensor:
+        """|cos| between every base left singular vector (rows) and the columns of `ut`."""
+        ut = ut.to(self.basis)
+        if self.w is None:
+            return (self.basis.mT @ ut).abs()
+        return ((self.basis.mT @ (self.w.mT @ ut)) / self.s[:, None]).abs()
+
+
+def _fingerprint(w: Tensor) -> tuple[float, float]:
+    w = w.detach().double()
+    return (float(w.sum()), float((w * w).sum()))
+
+
+def _base_from_eigh(w: Tensor, evals: Tensor, evecs: Tensor) -> BaseSVD:
+    s = evals.flip(-1).clamp_min(0).sqrt()
+    basis = evecs.flip(-1)
+    m, n = w.shape
+    return BaseSVD((m, n), s, basis, None if m <= n else w)
+
+
+def _base_exact(w: Tensor) -> BaseSVD:
+    u, s, _ = torch.linalg.svd(w, full_matrices=False)
+    return BaseSVD(tuple(w.shape), s, u, None)  # type: ignore[arg-type]
+
+
+def _decompose_base_stack(ws: Tensor) -> list[BaseSVD]:
+    """BaseSVDs of a float64 stack (b, m, n), with the exact fallback for ill-conditioned ones."""
+    evals, evecs = torch.linalg.eigh(_gram(ws))
+    out = []
+    for i in range(ws.shape[0]):
+        b = _base_from_eigh(ws[i], evals[i], evecs[i])
+        smax = float(b.s[0]) if b.s.numel() else 0.0
+        if b.w is not None and (smax == 0 or float(b.s[-1]) < _ILL_CONDITIONED * smax):
+            b = _base_exact(ws[i])
+        out.append(b)
+    return out
+
+
+def decompose_base(w0: Tensor, device: str | torch.device = "cpu") -> BaseSVD:
+    """The decomposition of one base matrix that the detector needs (reusable across tunings)."""
+    _check_matrix("base", w0)
+    w = w0.detach().to(device=device, dtype=torch.float64)
+    base = _decompose_base_stack(w[None])[0]
+    base.fingerprint = _fingerprint(w0)
+    return base
+
+
+def _top_k_stack(ws: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-k left singular vectors (b, m, k) and values (b, k) of a float64 stack (b, m, n)."""
+    _, m, n = ws.shape
+    g = _gram(ws)
+    p = g.shape[-1]
+    k = min(k, p)
+    if ws.device.type == "cpu" and p > 4 * k:
+        import numpy as np
+        import scipy.linalg
+
+        vals, vecs = [], []
+        for gi in g.numpy():
+            e, v = scipy.linalg.eigh(gi, subset_by_index=[p - k, p - 1], driver="evr")
+            vals.append(e)
+            vecs.append(v)
+        evals = torch.from_numpy(np.stack(vals))
+        evecs = torch.from_numpy(np.stack(vecs))
+    else:
+        evals, evecs = torch.linalg.eigh(g)
+        evals, evecs = evals[..., p - k:], evecs[..., p - k:]
+    s = evals.flip(-1).clamp_min(0).sqrt()  # (b, k)
+    vecs = evecs.flip(-1)
+    if m <= n:
+        return vecs, s
+    u = ws @ vecs / s[:, None, :]  # u_j = W v_j / s_j
+    bad = s[:, -1] < _ILL_CONDITIONED * s[:, 0].clamp_min(torch.finfo(s.dtype).tiny)
+    for i in torch.nonzero(bad).flatten().tolist():  # rank < k: the Gram route cannot normalise
+        ui, si, _ = torch.linalg.svd(ws[i], full_matrices=False)
+        u[i], s[i] = ui[:, :k], si[:k]
+    return u, s
+
+
+def top_left_singular(wt: Tensor, k: int = 10) -> tuple[Tensor, Tensor]:
+    """The top-k left singular vectors (m x k) and singular values of a matrix, in float64."""
+    _check_matrix("tuned", wt)
+    u, s = _top_k_stack(wt.detach().double()[None], k)
+    return u[0], s[0]
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+@dataclass
+class MatrixReport:
+    """One matrix's intruder analysis.
+
+    `max_cos[j]` is the largest |cos| between the tuned matrix's j-th left singular vector and any
+    base left singular vector; `count` is how many of them fall below eps. `sigma_k` is the base's
+    k-th singular value and `dw_norm` the spectral norm of the update; `cos` (not serialized)
+    holds |cos| of the top-k tuned vectors (rows) against the first base vectors (columns).
+    """
+
+    name: str
+    shape: tuple[int, int]
+    count: int
+    max_cos: list[float]
+    sigma_k: float
+    dw_norm: float
+    dw_over_sigma_k: float
+    effective_rank_delta: float
+    k: int = 10
+    eps: float = 0.5
+    sigma_tuned: list[float] = field(default_factory=list)
+    cos: Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def intruders(self) -> list[int]:
+        """Indices j (0-based, by descending singular value) of the intruder dimensions."""
+        return [j for j, c in enumerate(self.max_cos) if c < self.eps]
+
+    @property
+    def layer(self) -> int | None:
+        return layer_index(self.name)
+
+    @property
+    def kind(self) -> str:
+        return module_kind(self.name)
+
+    def count_at(self, eps: float) -> int:
+        """The intruder count at another threshold (same decompositions)."""
+        return sum(c < eps for c in self.max_cos)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cos")
+        d["shape"] = list(self.shape)
+        d["layer"] = self.layer
+        d["kind"] = self.kind
+        d["targets"] = target_sets_of(self.name)
+        return d
+
+
+@dataclass
+class IntruderReport:
+    """Every analysed matrix, with totals per target set."""
+
+    matrices: list[MatrixReport]
+    k: int = 10
+    eps: float = 0.5
+    targets: str | list[str] = "all-linear"
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def total(self) -> int:
+        return sum(m.count for m in self.matrices)
+
+    @property
+    def by_target(self) -> dict[str, int]:
+        """Intruder totals over the analysed matrices of each target set."""
+        return {t: sum(m.count for m in self.matrices if t in target_sets_of(m.name))
+                for t in TARGET_SETS}
+
+    def by_layer(self) -> dict[int | None, int]:
+        """Intruder totals per transformer layer (None: matrices outside any numbered layer)."""
+        out: dict[int | None, int] = {}
+        for m in self.matrices:
+            out[m.layer] = out.get(m.layer, 0) + m.count
+        return out
+
+    def count_at(self, eps: float) -> int:
+        return sum(m.count_at(eps) for m in self.matrices)
+
+    def sweep(self, eps_values: Iterable[float] = DEFAULT_EPS_SWEEP) -> dict[float, int]:
+        """Total intruders at each threshold, from the stored max-|cos| values."""
+        return {float(e): self.count_at(e) for e in eps_values}
+
+    def __getitem__(self, name: str) -> MatrixReport:
+        for m in self.matrices:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "eps": self.eps,
+            "targets": self.targets,
+            "device": self.device,
+            "seconds": round(self.seconds, 4),
+            "matrices_analyzed": len(self.matrices),
+            "total": self.total,
+            "by_target": self.by_target,
+            "by_layer": {("none" if k is None else str(k)): v for k, v in self.by_layer().items()},
+            "matrices": [m.to_dict() for m in self.matrices],
+        }
+
+
+class BaseCache(dict):
+    """Base decompositions by state-dict key, reused across `analyze` calls against one base.
+
+    An entry is used only while the base matrix has the same shape and fingerprint (sum and sum
+    of squares), so a cache handed the wrong base recomputes instead of answering wrongly.
+    """
+
+    def lookup(self, name: str, w0: Tensor, device: torch.device) -> BaseSVD | None:
+        b = self.get(name)
+        if b is None or b.shape != tuple(w0.shape) or b.fingerprint != _fingerprint(w0):
+            return None
+        if b.basis.device != device:
+            b = BaseSVD(b.shape, b.s.to(device), b.basis.to(device),
+                        None if b.w is None else b.w.to(device), b.fingerprint)
+        return b
+
+
+# -- the detector ---------------------------------------------------------------------------
+
+
+def _check_matrix(what: str, w: Tensor) -> None:
+    if not isinstance(w, Tensor) or w.ndim != 2:
+        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise LmlabError(f"{what} weight must be a 2-D tensor, got {shape}")
+    if w.numel() == 0:
+        raise LmlabError(f"{what} weight is empty (shape {tuple(w.shape)})")
+    if not torch.isfinite(w).all():
+        raise LmlabError(f"{what} weight has NaN or infinite entries")
+
+
+def _check_args(k: int, eps: float) -> None:
+    if k < 1:
+        raise LmlabError(f"k must be at least 1, got {k}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise LmlabError(f"eps must be a positive number, got {eps}")
+
+
+def _report(name: str, base: BaseSVD, ut: Tensor, st: Tensor, sd: Tensor, k: int,
+            eps: float) -> MatrixReport:
+    cos = base.cosines(ut)  # (p, k)
+    max_cos = cos.max(dim=0).values
+    kk = min(k, base.s.numel())
+    sigma_k = float(base.s[kk - 1])
+    dw_norm = float(sd[0]) if sd.numel() else 0.0
+    return MatrixReport(
+        name=name,
+        shape=base.shape,
+        count=int((max_cos < eps).sum()),
+        max_cos=[float(c) for c in max_cos],
+        sigma_k=sigma_k,
+        dw_norm=dw_norm,
+        dw_over_sigma_k=dw_norm / sigma_k if sigma_k > 0 else math.inf,
+        effective_rank_delta=effective_rank_from_singular_values(sd),
+        k=k,
+        eps=eps,
+        sigma_tuned=[float(x) for x in st],
+        cos=cos[:COS_COLUMNS].mT.float().cpu(),
+    )
+
+
+def analyze_matrix(
+    name: str,
+    w0: Tensor,
+    wt: Tensor,
+    k: int = 10,
+    eps: float = 0.5,
+    base_svd: BaseSVD | None = None,
+    device: str | torch.device = "cpu",
+) -> MatrixReport:
+    """The intruder analysis of one matrix (see the module docstring)."""
+    _check_args(k, eps)
+    _check_matrix(f"{name} (base)", w0)
+    _check_matrix(f"{name} (tuned)", wt)
+    if w0.shape != wt.shape:
+        raise LmlabError(f"{name}: base shape {tuple(w0.shape)} != tuned {tuple(wt.shape)}")
+    dev = torch.device(device)
+    a = w0.detach().to(dev, torch.float64)
+    t = wt.detach().to(dev, torch.float64)
+    if base_svd is None:
+        base_svd = _decompose_base_stack(a[None])[0]
+    elif base_svd.shape != tuple(w0.shape):
+        raise LmlabError(f"{name}: base_svd is for shape {base_svd.shape}, not {tuple(w0.shape)}")
+    u, s = _top_k_stack(t[None], k)
+    sd = _gram_singular_values((t - a)[None])[0]
+    return _report(name, base_svd, u[0], s[0], sd, k, eps)
+
+
+def intruder_count(w0: Tensor, wt: Tensor, k: int = 10, eps: float = 0.5) -> int:
+    """How many of the top-k left singular vectors of `wt` have max |cos| < eps with those of `w0`."""
+    _check_args(k, eps)
+    _check_matrix("base", w0)
+    _check_matrix("tuned", wt)
+    if w0.shape != wt.shape:
+        raise LmlabError(f"base shape {tuple(w0.shape)} != tuned {tuple(wt.shape)}")
+    base = _decompose_base_stack(w0.detach().double()[None])[0]
+    u, _ = _top_k_stack(wt.detach().double()[None], k)
+    return int((base.cosines(u[0]).max(dim=0).values < eps).sum())
+
+
+def _chunks(names: list[str], shape: tuple[int, ...]) -> list[list[str]]:
+    per = max(1, _CHUNK_BYTES // (8 * math.prod(shape)))
+    return [names[i : i + per] for i in range(0, len(names), per)]
+
+
+def analyze(
+    base: Mapping[str, Tensor],
+    tuned: Mapping[str, Tensor],
+    k: int = 10,
+    eps: float = 0.5,
+    targets: str | Sequence[str] = "all-linear",
+    names: Sequence[str] | None = None,
+    device: str | torch.device = "auto",
+    cache: MutableMapping[str, BaseSVD] | None = None,
+) -> IntruderReport:
+    """Intruder analysis of every selected matrix of `tuned` against `base`.
+
+    The matrices are the 2-D weights selected by `targets` (see `match_targets`), or exactly
+    `names`. Both mappings must hold every one of them with equal shapes; otherwise one
+    `LmlabError` lists the missing names and mismatched shapes. Pass a `BaseCache` as `cache` to
+    reuse the base's decompositions in later calls.
+    """
+    import time
+
+    from lmlab.device import resolve_device
+
+    _check_args(k, eps)
+    start = time.perf_counter()
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    if dev.type == "mps":  # no float64 on MPS
+        dev = torch.device("cpu")
+    if names is None:
+        selected = select_matrices(base, targets)
+        selected += [n for n in select_matrices(tuned, targets) if n not in base]
+    else:
+        selected = list(names)
+    check_pair(base, tuned, selected)
+    if not selected:
+        raise LmlabError(
+            f"no matrices to analyse: no 2-D weight matches targets {targets!r} "
+            f"(keys look like {', '.join(list(base)[:3])})"
+        )
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for n in selected:
+        by_shape.setdefault(tuple(base[n].shape), []).append(n)
+    reports: dict[str, MatrixReport] = {}
+    for shape, group in by_shape.items():
+        for chunk in _chunks(group, shape):
+            w0 = torch.stack([base[n].detach() for n in chunk]).to(dev, torch.float64)
+            wt = torch.stack([tuned[n].detach() for n in chunk]).to(dev, torch.float64)
+            bases: list[BaseSVD | None] = [None] * len(chunk)
+            if isinstance(cache, BaseCache):
+                bases = [cache.lookup(n, base[n], dev) for n in chunk]
+            elif cache is not None:
+                bases = [cache.get(n) for n in chunk]
+            todo = [i for i, b in enumerate(bases) if b is None]
+            if todo:
+                for i, b in zip(todo, _decompose_base_stack(w0[todo]), strict=True):
+                    bases[i] = b
+                    if cache is not None:
+                        b.fingerprint = _fingerprint(base[chunk[i]])
+                        cache[chunk[i]] = b
+            u, s = _top_k_stack(wt, k)
+            sd = _gram_singular_values(wt - w0)
+            for i, n in enumerate(chunk):
+                b = bases[i]
+                assert b is not None
+                reports[n] = _report(n, b, u[i], s[i], sd[i], k, eps)
+    return IntruderReport(
+        matrices=[reports[n] for n in selected],
+        k=k,
+        eps=eps,
+        targets=targets if isinstance(targets, str) else list(targets),
+        seconds=time.perf_counter() - start,
+        device=str(dev),
+    )
+
+
+def check_pair(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor],
+               names: Sequence[str]) -> None:
+    """Raise one `LmlabError` listing names missing from either side or with unequal shapes."""
+    problems = []
+    for n in names:
+        if n not in base:
+            problems.append(f"{n}: missing in base")
+        elif n not in tuned:
+            problems.append(f"{n}: missing in tuned")
+        elif tuple(base[n].shape) != tuple(tuned[n].shape):
+            problems.append(f"{n}: base {tuple(base[n].shape)} vs tuned {tuple(tuned[n].shape)}")
+        elif base[n].ndim != 2:
+            problems.append(f"{n}: not a 2-D weight (shape {tuple(base[n].shape)})")
+    if problems:
+        shown = "; ".join(problems[:4])
+        more = f"; ... ({len(problems) - 4} more)" if len(problems) > 4 else ""
+        raise LmlabError(
+            f"base and tuned weights do not match: {len(problems)} of {len(names)} matrices "
+            f"differ: {shown}{more}"
+        )
+
+
+def epsilon_sweep(
+    base: Mapping[str, Tensor] | Tensor,
+    tuned: Mapping[str, Tensor] | Tensor,
+    eps_values: Iterable[float] = DEFAULT_EPS_SWEEP,
+    k: int = 10,
+    targets: str | Sequence[str] = "all-linear",
+    names: Sequence[str] | None = None,
+    device: str | torch.device = "auto",
+) -> dict[float, int]:
+    """Intruder totals at several thresholds, from one set of decompositions.
+
+    `base` and `tuned` are two weight mappings (as `analyze`) or two matrices.
+    """
+    if isinstance(base, Tensor) or isinstance(tuned, Tensor):
+        if not (isinstance(base, Tensor) and isinstance(tuned, Tensor)):
+            raise LmlabError("epsilon_sweep takes two matrices or two weight mappings")
+        rep = IntruderReport([analyze_matrix("matrix", base, tuned, k=k)], k=k)
+    else:
+        rep = analyze(base, tuned, k=k, targets=targets, names=names, device=device)
+    return rep.sweep(eps_values)
