@@ -320,5 +320,11 @@ def load_pair(
     w0 = load_weights(base, only)
     wt = w0 if tuned is None else load_weights(tuned, only)
     if adapter is not None:
-        wt = merge_adapter(wt, load_adapter(adapter))
+        lora = load_adapter(adapter)
+        if only is not None:  # the matrices not read from the base are not merged either
+            keep = [key for key in lora.a if only(key)]
+            lora = LoraAdapter(lora.config, {key: lora.a[key] for key in keep},
+                               {key: lora.b[key] for key in keep}, lora.scaling, lora.transposed,
+                               {key: t for key, t in lora.full.items() if only(key)}, lora.path)
+        wt = merge_adapter(wt, lora)
     return w0, wt
