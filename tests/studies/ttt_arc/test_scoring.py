@@ -103,6 +103,8 @@ def test_missing_tasks_score_zero_and_miscounted_entries_fail():
     score = score_submission(sub, [task, other])
     assert score.per_task == {"t1": 1.0, "t2": 0.0} and score.accuracy == 0.5
     assert score.per_test == {"t1": [True, True], "t2": [False]}
+    malformed = {"t1": [{"attempt_1": [[1, 2], [3]], "attempt_2": None}, {"attempt_1": [1, 2]}]}
+    assert score_submission(malformed, [task]).per_test == {"t1": [False, False]}
     with pytest.raises(LmlabError, match="1 entries for 2 test inputs"):
         score_submission(make_submission({"t1": [[Y]]}), [task])
 

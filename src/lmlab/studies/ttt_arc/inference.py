@@ -120,7 +120,7 @@ def build_queries(
         raise LmlabError(f"task {task.id} has no test input {test_index}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     x = task.test_inputs[test_index]
-    measure = token_len or (lambda d, q: GridTokenizer().count(d, q))
+    measure = token_len or GridTokenizer().count
     n_train = len(task.train)
     while True:
         qs = _queries(task.train, x, leave, n_orderings, transforms, rng)

@@ -80,15 +80,17 @@ class Score:
         return self.total / self.n_tasks if self.n_tasks else 0.0
 
 
+def _as_attempt(g: object) -> Grid | None:
+    """A submitted grid as an array, or None (a wrong answer) when it is not a 2-D grid."""
+    try:
+        a = np.asarray(g)
+    except ValueError:  # ragged rows
+        return None
+    return a if a.ndim == 2 and np.issubdtype(a.dtype, np.integer) else None
+
+
 def _attempts_of(entry: Sequence[Mapping[str, object]]) -> list[list[Grid | None]]:
-    out = []
-    for e in entry:
-        grids = []
-        for name in ("attempt_1", "attempt_2"):
-            g = e.get(name)
-            grids.append(None if g is None else np.asarray(g))
-        out.append(grids)
-    return out
+    return [[_as_attempt(e.get(n)) for n in ("attempt_1", "attempt_2")] for e in entry]
 
 
 def score_submission(
