@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+from tests.studies.ttt_arc.strategies import grids
 
 from lmlab.studies.ttt_arc.arc import Example
 from lmlab.studies.ttt_arc.serialize import (
@@ -15,11 +15,6 @@ from lmlab.studies.ttt_arc.serialize import (
     encode_grid,
     format_task,
 )
-
-
-def grids(max_side: int = 30) -> st.SearchStrategy[np.ndarray]:
-    shapes = st.tuples(st.integers(1, max_side), st.integers(1, max_side))
-    return shapes.flatmap(lambda s: hnp.arrays(np.int8, s, elements=st.integers(0, 9)))
 
 
 def examples(max_side: int = 6) -> st.SearchStrategy[Example]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+from tests.studies.ttt_arc.strategies import grids
 
 from lmlab.errors import LmlabError
 from lmlab.studies.ttt_arc.arc import Example
@@ -21,12 +21,6 @@ from lmlab.studies.ttt_arc.transforms import (
     fits,
     shuffle_demos,
 )
-
-
-def grids(max_side: int = 30) -> st.SearchStrategy[np.ndarray]:
-    shapes = st.tuples(st.integers(1, max_side), st.integers(1, max_side))
-    return shapes.flatmap(lambda s: hnp.arrays(np.int8, s, elements=st.integers(0, 9)))
-
 
 G = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int8)
 DIHEDRAL = ("rot90", "rot180", "rot270", "flipud", "fliplr", "transpose")
