@@ -68,3 +68,15 @@ def llama_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     merged = pm.merge_and_unload()
     merged.save_pretrained(root / "merged")
     return {"base": root / "base", "adapter": root / "adapter", "merged": root / "merged"}
+
+
+@pytest.fixture(scope="session")
+def make_llama():
+    """`tiny_llama` as a fixture (test modules do not import conftest)."""
+    return tiny_llama
+
+
+@pytest.fixture(scope="session")
+def plant():
+    """`plant_intruders` as a fixture."""
+    return plant_intruders
