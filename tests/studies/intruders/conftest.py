@@ -30,8 +30,9 @@ def plant_intruders(peft_model, seed: int = 1, strength: float = 2.0, noise: flo
                     adapter: str = "default") -> None:
     """Set every LoRA layer's B A to a rank-1 direction of `strength` sigma_1(W0) plus noise.
 
-    A random direction as large as the base's top singular value becomes a top singular vector
-    of W0 + dW that no base singular vector explains: an intruder.
+    The left direction is spread evenly over the base's left singular vectors (|cos| = 1/sqrt(p)
+    with each, p <= 96 here); at twice the base's top singular value it becomes a top singular
+    vector of W0 + dW that no base singular vector explains: an intruder, in every layer.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -40,11 +41,14 @@ def plant_intruders(peft_model, seed: int = 1, strength: float = 2.0, noise: flo
                 continue
             a, b = mod.lora_A[adapter].weight, mod.lora_B[adapter].weight
             scale = mod.scaling[adapter]
-            s1 = torch.linalg.svdvals(mod.get_base_layer().weight.double())[0]
-            root = (strength * s1 / scale).sqrt()
+            u0, s0, _ = torch.linalg.svd(mod.get_base_layer().weight.double(),
+                                         full_matrices=False)
+            signs = torch.randint(0, 2, (u0.shape[1],), generator=gen).double() * 2 - 1
+            spread = u0 @ signs / u0.shape[1] ** 0.5
+            root = (strength * s0[0] / scale).sqrt()
             b.copy_(torch.randn(b.shape, generator=gen) * noise)
             a.copy_(torch.randn(a.shape, generator=gen) * noise)
-            b[:, 0] += (unit(b.shape[0], gen) * root).float()
+            b[:, 0] += (spread * root).float()
             a[0] += (unit(a.shape[1], gen) * root).float()
 
 

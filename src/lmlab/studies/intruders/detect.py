@@ -517,10 +517,8 @@ def analyze(
         selected = list(names)
     check_pair(base, tuned, selected)
     if not selected:
-        raise LmlabError(
-            f"no matrices to analyse: no 2-D weight matches targets {targets!r} "
-            f"(keys look like {', '.join(list(base)[:3])})"
-        )
+        hint = f" (keys look like {', '.join(list(base)[:3])})" if base else ""
+        raise LmlabError(f"no matrices to analyse: no 2-D weight matches targets {targets!r}{hint}")
     by_shape: dict[tuple[int, ...], list[str]] = {}
     for n in selected:
         by_shape.setdefault(tuple(base[n].shape), []).append(n)

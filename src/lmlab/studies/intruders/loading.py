@@ -117,6 +117,10 @@ def _read_hf_folder(folder: Path, only: KeyFilter = None) -> dict[str, Tensor]:
     return out
 
 
+def _has_weight_files(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
+
+
 def _read_folder(folder: Path, only: KeyFilter = None) -> dict[str, Tensor]:
     if (folder / "adapter_config.json").is_file():
         raise LmlabError(
@@ -137,7 +141,7 @@ def _read_folder(folder: Path, only: KeyFilter = None) -> dict[str, Tensor]:
             f"{', '.join(f.name for f in files[:5])}"
         )
     weights = _read_hf_folder(folder, only)
-    if not weights:
+    if not weights and not _has_weight_files(folder):
         raise LmlabError(
             f"{folder} holds no weights (model.safetensors, sharded safetensors, "
             "pytorch_model.bin, or an lmlab run's checkpoints/)"

@@ -1,0 +1,158 @@
+"""`lmlab bench intruders`: the detector against a plain per-matrix full SVD, in one run.
+
+Every linear layer of SmolLM2-135M-Instruct (30 layers x 7 matrices) is compared with a
+LoRA-tuned copy of itself, made deterministically with PEFT: LoRA r=8, alpha=16 on all linear
+layers, B drawn at random (std 1e-3, so every matrix moves), and every third adapter given one
+large rank-1 direction of 0.5 to 2 times the matrix's top singular value, so intruders exist.
+
+- `reference`: the straightforward way: for each matrix `np.linalg.svd` (thin) of W0 and of Wt,
+  then the max |cos| of Wt's top-k left singular vectors with all of W0's and the count;
+- `fast`: `detect.analyze` as users call it (with ||dW||_2 and the update's effective rank,
+  which the reference does not compute), from scratch (`fast_s`) and again with the base's
+  decompositions cached (`fast_warm_s`, as when comparing several tuned models with one base).
+
+Both sides get the same threads (`threads`, default 1: the measurement runs in a child process
+with OMP/MKL/OpenBLAS limited to that many), so the ratio measures the algorithm, not how many
+cores a busy machine lends to each. With a GPU, `fast` runs there (`device`) and the reference
+stays numpy on the CPU. Wall and CPU seconds are both reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["bench_intruders", "lora_tuned_copy", "measure", "reference_max_cos"]
+
+
+def lora_tuned_copy(
+    spec: str = "smollm2-135m-instruct",
+    r: int = 8,
+    alpha: int = 16,
+    seed: int = 0,
+    spike_every: int = 3,
+    noise: float = 1e-3,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(base, tuned) state dicts: `spec` and a deterministic PEFT LoRA of it, merged."""
+    import peft
+
+    from lmlab.models import load_model
+
+    model, _ = load_model(spec, with_tokenizer=False)
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(seed)  # PEFT's A initialisation draws from the global generator
+    pm = peft.get_peft_model(model, peft.LoraConfig(r=r, lora_alpha=alpha,
+                                                    target_modules="all-linear"))
+    gen = torch.Generator().manual_seed(seed)
+    layers = sorted((n, m) for n, m in pm.named_modules()
+                    if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {}))
+    with torch.no_grad():
+        for i, (_, layer) in enumerate(layers):
+            a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+            b.copy_(torch.randn(b.shape, generator=gen) * noise)
+            if i % spike_every == 0:
+                w0 = layer.get_base_layer().weight
+                s1 = float(torch.linalg.matrix_norm(w0.double(), ord=2))
+                size = 0.5 + 1.5 * float(torch.rand((), generator=gen))  # 0.5 to 2 sigma_1
+                root = (size * s1 / layer.scaling["default"]) ** 0.5
+                u = torch.randn(b.shape[0], generator=gen)
+                v = torch.randn(a.shape[1], generator=gen)
+                b[:, 0] = u / u.norm() * root
+                a[0] = v / v.norm() * root
+    merged = pm.merge_and_unload()
+    tuned = {k: v.detach().clone() for k, v in merged.state_dict().items()}
+    return base, tuned
+
+
+def reference_max_cos(base: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Tensor],
+                      names: list[str], k: int = 10) -> dict[str, np.ndarray]:
+    """The plain way: a full (thin) numpy SVD of both matrices, then max |cos| per top-k vector."""
+    out = {}
+    for n in names:
+        u0 = np.linalg.svd(base[n].numpy(), full_matrices=False)[0]
+        ut = np.linalg.svd(tuned[n].numpy(), full_matrices=False)[0]
+        out[n] = np.abs(ut[:, :k].T @ u0).max(axis=1)
+    return out
+
+
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def measure(model: str = "smollm2-135m-instruct", k: int = 10, eps: float = 0.5, r: int = 8,
+            seed: int = 0, layers: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """Build the pair and time both sides in this process (see the module docstring)."""
+    from lmlab.studies.intruders.detect import BaseCache, analyze, layer_index, select_matrices
+
+    (base, tuned), _, build_s = _timed(lambda: lora_tuned_copy(model, r=r, alpha=2 * r, seed=seed))
+    names = [n for n in select_matrices(base)
+             if layers is None or (layer_index(n) is not None and layer_index(n) < layers)]
+    cache = BaseCache()
+    fast, fast_s, fast_cpu = _timed(
+        lambda: analyze(base, tuned, k=k, eps=eps, names=names, device=device, cache=cache))
+    _, warm_s, warm_cpu = _timed(
+        lambda: analyze(base, tuned, k=k, eps=eps, names=names, device=device, cache=cache))
+    ref, ref_s, ref_cpu = _timed(lambda: reference_max_cos(base, tuned, names, k))
+    ref_counts = {n: int((m < eps).sum()) for n, m in ref.items()}
+    fast_counts = {m.name: m.count for m in fast.matrices}
+    mismatched = [n for n in names if ref_counts[n] != fast_counts[n]]
+    diff = max(float(np.abs(np.asarray(m.max_cos) - ref[m.name]).max()) for m in fast.matrices)
+    speedup = ref_s / fast_s
+    return {
+        "model": model,
+        "matrices": len(names),
+        "k": k,
+        "eps": eps,
+        "lora_rank": r,
+        "device": fast.device,
+        "threads": torch.get_num_threads(),
+        "build_pair_s": round(build_s, 2),
+        "reference_s": round(ref_s, 3),
+        "reference_cpu_s": round(ref_cpu, 3),
+        "fast_s": round(fast_s, 3),
+        "fast_cpu_s": round(fast_cpu, 3),
+        "fast_warm_s": round(warm_s, 3),
+        "fast_warm_cpu_s": round(warm_cpu, 3),
+        "speedup": round(speedup, 2),
+        "speedup_cpu": round(ref_cpu / fast_cpu, 2) if fast_cpu > 0 else None,
+        "speedup_warm": round(ref_s / warm_s, 2),
+        "intruders_fast": sum(fast_counts.values()),
+        "intruders_reference": sum(ref_counts.values()),
+        "matrices_with_intruders": sum(c > 0 for c in fast_counts.values()),
+        "counts_identical": not mismatched,
+        "mismatched_matrices": len(mismatched),
+        "max_abs_cos_diff": float(f"{diff:.3g}"),
+        "goal_met": bool(not mismatched and speedup >= 5),
+    }
+
+
+def bench_intruders(model: str = "smollm2-135m-instruct", k: int = 10, eps: float = 0.5,
+                    r: int = 8, seed: int = 0, layers: int | None = None, device: str = "auto",
+                    threads: int = 1, isolate: bool = True) -> dict[str, Any]:
+    """The benchmark: `measure` in a child process limited to `threads` (or here: isolate=False)."""
+    if not isolate:
+        return measure(model, k, eps, r, seed, layers, device)
+    n = str(threads)
+    env = {**os.environ, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    args = (model, k, eps, r, seed, layers, device)
+    code = (f"import json, torch; torch.set_num_threads({threads}); "
+            "from lmlab.studies.intruders.bench import measure; "
+            f"print(json.dumps(measure(*{args!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=False)
+    if proc.returncode != 0:
+        from lmlab.errors import LmlabError
+
+        tail = " ".join(proc.stderr.strip().splitlines()[-1:])[-400:]
+        raise LmlabError(f"the intruders benchmark failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
