@@ -1,0 +1,381 @@
+"""The tiny experiments: pre-train a small GPT, fine-tune it with full FT and with PEFT LoRA.
+
+Two kinds of job, both module-level functions of frozen dataclasses so that any executor
+(serial, process pool, Ray) can run them, and both seeded by the job alone:
+
+- `run_pretrain(PretrainJob)`: trains the GPT on the synthetic language once per seed and saves
+  it (safetensors) in the run folder; a second call finds the file and only reads it.
+- `run_finetune(FinetuneJob)`: loads that model and adapts it to one task or to several tasks in
+  sequence (continual learning), with full fine-tuning (every targeted weight matrix trains) or
+  a PEFT LoRA adapter (`LoraConfig(r, lora_alpha, target_modules, use_rslora)`) that is merged
+  into the weights after each task. After each task it measures accuracy on every task so far,
+  forgetting (held-out pre-training loss minus the base model's), and intruder dimensions of the
+  merged weights against the pre-trained ones. On a LoRA job with `lambdas`, the first task's
+  adapter is also mitigated at each lambda (intruders' singular values scaled by lambda, re-
+  factored to rank r) and measured the same way.
+
+Accuracies are matched by early stopping: every run trains until its validation accuracy reaches
+`target_acc` (or `max_steps`), so methods are compared at about the same task accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmlab.errors import LmlabError
+from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.seeding import numpy_rng
+from lmlab.studies.intruders.data import (
+    Language,
+    TaskData,
+    heldout_batch,
+    lm_loss,
+    make_task,
+    pretrain_batch,
+    task_accuracy,
+)
+
+__all__ = [
+    "SCHEMES",
+    "TARGET_MODULES",
+    "FinetuneJob",
+    "Method",
+    "PretrainJob",
+    "Setup",
+    "build_gpt",
+    "lora_alpha",
+    "lora_lr",
+    "lora_scaling",
+    "parse_method",
+    "run_finetune",
+    "run_pretrain",
+]
+
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+SCHEMES = ("alpha2r", "fixed", "rslora")
+
+
+# -- LoRA alpha schemes -------------------------------------------------------------------------
+def lora_alpha(scheme: str, r: int, fixed_alpha: float = 8.0, rslora_alpha: float = 8.0) -> float:
+    """lora_alpha under `scheme`: alpha = 2r, a fixed alpha, or rsLoRA's alpha (used as alpha/sqrt(r))."""
+    if r < 1:
+        raise LmlabError(f"LoRA rank must be >= 1, got {r}")
+    if scheme == "alpha2r":
+        return 2.0 * r
+    if scheme == "fixed":
+        return float(fixed_alpha)
+    if scheme == "rslora":
+        return float(rslora_alpha)
+    raise LmlabError(f"unknown LoRA scheme {scheme!r}; schemes: {', '.join(SCHEMES)}")
+
+
+def lora_scaling(scheme: str, r: int, alpha: float) -> float:
+    """The factor on BA: alpha / r, or alpha / sqrt(r) for rsLoRA (PEFT's `use_rslora`)."""
+    return alpha / math.sqrt(r) if scheme == "rslora" else alpha / r
+
+
+def lora_lr(base_lr: float, rule: str, r: int, scaling: float) -> float:
+    """The learning rate of a LoRA run.
+
+    `constant`: `base_lr` for every rank and scheme. `normalized`: under Adam every entry of B
+    (and A) moves about lr per step, so the update scaling * B A grows like lr * scaling *
+    sqrt(r); the rate is divided by scaling * sqrt(r) / 2, which leaves r = 1, alpha = 2 at
+    `base_lr` and gives every rank and scheme about the same update size per step.
+    """
+    if rule == "constant":
+        return base_lr
+    if rule == "normalized":
+        return base_lr * 2.0 / (scaling * math.sqrt(r))
+    raise LmlabError(f"unknown lr rule {rule!r}; rules: constant, normalized")
+
+
+@dataclass(frozen=True)
+class Method:
+    """Full fine-tuning (`kind="full"`) or LoRA at `rank` under an alpha `scheme`."""
+
+    kind: str
+    rank: int = 0
+    scheme: str = ""
+    alpha: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "full" if self.kind == "full" else f"lora.{self.scheme}.r{self.rank}"
+
+    @property
+    def scaling(self) -> float:
+        return 0.0 if self.kind == "full" else lora_scaling(self.scheme, self.rank, self.alpha)
+
+    @property
+    def use_rslora(self) -> bool:
+        return self.scheme == "rslora"
+
+
+def parse_method(spec: str, fixed_alpha: float = 8.0, rslora_alpha: float = 8.0) -> Method:
+    """`full` or `SCHEME:RANK` (e.g. `alpha2r:1`, `rslora:64`) as a Method."""
+    if spec == "full":
+        return Method("full")
+    scheme, _, rank = spec.partition(":")
+    if scheme not in SCHEMES or not rank.isdigit():
+        raise LmlabError(f"bad method {spec!r}: expected 'full' or SCHEME:RANK with scheme in "
+                         f"{', '.join(SCHEMES)}")
+    r = int(rank)
+    return Method("lora", r, scheme, lora_alpha(scheme, r, fixed_alpha, rslora_alpha))
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setup:
+    """What every job of a run shares: the model, the data sizes, the training recipe."""
+
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    seq_len: int = 32
+    pretrain_steps: int = 600
+    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_wd: float = 0.1
+    heldout: int = 256  # held-out pre-training windows (forgetting)
+    text_len: int = 24  # text tokens of a task example
+    n_train: int = 4000
+    n_val: int = 256
+    n_test: int = 512
+    batch: int = 32
+    max_steps: int = 500
+    warmup_steps: int = 20
+    eval_every: int = 20
+    target_acc: float = 0.95  # early stop at this validation accuracy (accuracies match)
+    k: int = 10
+    eps: float = 0.5
+    threads: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    setup: Setup
+    seed: int
+    path: str  # where the pre-trained weights go (safetensors)
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    setup: Setup
+    seed: int
+    method: Method
+    lr: float
+    tasks: tuple[str, ...]
+    base_path: str
+    lambdas: tuple[float, ...] = ()  # mitigation sweep on the first task's adapter (LoRA only)
+    save_path: str | None = None  # save the final weights here (for figures)
+    kind: str = "single"  # "single" | "continual"
+
+
+def build_gpt(setup: Setup, vocab_size: int) -> GPT:
+    """The tiny GPT of the study (tied embeddings, learned positions)."""
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=setup.seq_len + 4,
+                         n_layer=setup.n_layer, n_head=setup.n_head, d_model=setup.d_model))
+
+
+def _threads(setup: Setup) -> None:
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+
+
+def target_names(model: nn.Module) -> list[str]:
+    """State-dict names of the weight matrices LoRA targets (and full FT trains)."""
+    return [n for n, _ in model.named_parameters()
+            if n.endswith(".weight") and n.split(".")[-2] in TARGET_MODULES]
+
+
+def run_pretrain(job: PretrainJob) -> dict[str, Any]:
+    """Pre-train on the synthetic language (or read the cached weights); returns its metrics."""
+    from lmlab.runs import load_tensors, save_tensors
+
+    _threads(job.setup)
+    t0, c0 = time.perf_counter(), time.process_time()
+    s, lang = job.setup, Language()
+    held = heldout_batch(lang, job.seed, s.heldout, s.seq_len)
+    path = Path(job.path)
+    torch.manual_seed(job.seed)
+    model = build_gpt(s, lang.vocab_size)
+    cached = path.is_file()
+    if cached:
+        tensors, state = load_tensors(path)
+        model.load_state_dict(tensors)
+        steps = int(state["steps"]) if isinstance(state, dict) else s.pretrain_steps
+    else:
+        def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+            return pretrain_batch(lang, numpy_rng(job.seed, 1, step), s.pretrain_batch, s.seq_len)
+
+        cfg = TrainConfig(steps=s.pretrain_steps, lr=s.pretrain_lr, weight_decay=s.pretrain_wd,
+                          warmup_steps=min(50, s.pretrain_steps // 5), seed=job.seed,
+                          log_every=max(s.pretrain_steps, 1), device=s.device)
+        Trainer(model, cfg, batches).fit()
+        model.cpu()
+        steps = s.pretrain_steps
+        save_tensors(path, {k: v.clone() for k, v in model.state_dict().items()},
+                     {"steps": steps, "seed": job.seed})
+    model.eval()
+    return {"seed": job.seed, "heldout_loss": lm_loss(model, held), "steps": steps,
+            "cached": cached, "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0}
+
+
+def _load_base(job: FinetuneJob, lang: Language) -> GPT:
+    from lmlab.runs import load_tensors
+
+    model = build_gpt(job.setup, lang.vocab_size)
+    tensors, _ = load_tensors(job.base_path)
+    model.load_state_dict(tensors)
+    return model
+
+
+def _task_sets(lang: Language, setup: Setup, task: str, seed: int) -> tuple[TaskData, ...]:
+    return tuple(make_task(lang, task, n, setup.text_len, seed * 10 + i)
+                 for i, n in enumerate((setup.n_train, setup.n_val, setup.n_test)))
+
+
+def _wrap(model: GPT, method: Method) -> nn.Module:
+    """The trainable model: a PEFT LoRA model, or the GPT with only the targeted weights training."""
+    if method.kind == "full":
+        names = set(target_names(model))
+        for n, p in model.named_parameters():
+            p.requires_grad_(n in names)
+        return model
+    import peft
+
+    cfg = peft.LoraConfig(r=method.rank, lora_alpha=method.alpha, lora_dropout=0.0,
+                          target_modules=list(TARGET_MODULES), use_rslora=method.use_rslora)
+    return peft.get_peft_model(model, cfg)
+
+
+def _train(model: nn.Module, job: FinetuneJob, train: TaskData, val: TaskData, stage: int
+           ) -> dict[str, Any]:
+    s = job.setup
+
+    def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+        return train.batch(torch.randint(0, len(train), (s.batch,), generator=g))
+
+    cfg = TrainConfig(steps=s.max_steps, lr=job.lr, warmup_steps=min(s.warmup_steps, s.max_steps),
+                      schedule="constant", weight_decay=0.0, grad_clip=1.0,
+                      eval_every=s.eval_every, log_every=max(s.max_steps, 1),
+                      stop_metric="val_acc" if s.target_acc > 0 else None,
+                      stop_at=s.target_acc if s.target_acc > 0 else None,
+                      seed=job.seed * 100 + stage, device=s.device)
+    out = Trainer(model, cfg, batches,
+                  evaluate=lambda m: {"val_acc": task_accuracy(m, val)}).fit()
+    model.cpu()
+    return out
+
+
+def _weights(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    sd = model.state_dict()
+    return {n: sd[n].detach().clone() for n in names}
+
+
+def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskData],
+             held: dict[str, torch.Tensor], base_loss: float, setup: Setup) -> dict[str, Any]:
+    """Accuracy on each task so far, forgetting and intruders of `model` (a plain GPT)."""
+    from lmlab.studies.intruders.detect import analyze
+
+    model.eval()
+    names = list(base_w)
+    rep = analyze(base_w, _weights(model, names), k=setup.k, eps=setup.eps, names=names,
+                  device="cpu")
+    ratios = [m.dw_over_sigma_k for m in rep.matrices]
+    return {
+        "accs": {t: task_accuracy(model, d) for t, d in tests.items()},
+        "heldout_loss": (loss := lm_loss(model, held)),
+        "forgetting": loss - base_loss,
+        "intruders": rep.total,
+        "by_target": rep.by_target,
+        "dw_over_sigma_k_mean": sum(ratios) / len(ratios),
+        "dw_over_sigma_k_max": max(ratios),
+        "eff_rank_delta": sum(m.effective_rank_delta for m in rep.matrices) / len(rep.matrices),
+        "per_matrix": {m.name: m.count for m in rep.matrices},
+    }
+
+
+def _mitigated(peft_model: nn.Module, base_sd: dict[str, torch.Tensor], lam: float,
+               setup: Setup, vocab_size: int) -> tuple[GPT, int]:
+    """A plain GPT with the adapter's intruders scaled by `lam`, merged; and how many there were."""
+    from peft.tuners.lora import LoraLayer
+
+    from lmlab.studies.intruders.mitigate import reduce_intruders
+
+    sd = dict(base_sd)
+    flagged = 0
+    for name, layer in peft_model.named_modules():
+        if not isinstance(layer, LoraLayer) or "default" not in layer.lora_A:
+            continue
+        w0 = layer.get_base_layer().weight.detach()
+        b, a = layer.lora_B["default"].weight.detach(), layer.lora_A["default"].weight.detach()
+        scaling = float(layer.scaling["default"])
+        b2, a2, n = reduce_intruders(w0, b, a, scaling, setup.k, setup.eps, lam)
+        flagged += n
+        key = name.removeprefix("base_model.model.") + ".weight"
+        sd[key] = w0 + scaling * (b2 @ a2)
+    model = build_gpt(setup, vocab_size)
+    model.load_state_dict(sd)
+    return model, flagged
+
+
+def run_finetune(job: FinetuneJob) -> dict[str, Any]:
+    """Fine-tune the pre-trained model on `job.tasks` in order; measure after each task."""
+    _threads(job.setup)
+    t0, c0 = time.perf_counter(), time.process_time()
+    s, lang, m = job.setup, Language(), job.method
+    if not job.tasks:
+        raise LmlabError("a fine-tuning job needs at least one task")
+    held = heldout_batch(lang, job.seed, s.heldout, s.seq_len)
+    torch.manual_seed(job.seed)
+    model = _load_base(job, lang)
+    model.eval()
+    base_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    names = target_names(model)
+    base_w = {n: base_sd[n] for n in names}
+    base_loss = lm_loss(model, held)
+    tests: dict[str, TaskData] = {}
+    stages: list[dict[str, Any]] = []
+    mitigation: list[dict[str, Any]] = []
+    for i, task in enumerate(job.tasks):
+        train, val, test = _task_sets(lang, s, task, job.seed)
+        tests[task] = test
+        torch.manual_seed(job.seed * 100 + i)  # LoRA's A init
+        wrapped = _wrap(model, m)
+        fit = _train(wrapped, job, train, val, i)
+        if m.kind == "lora" and i == 0 and job.lambdas:
+            for lam in job.lambdas:
+                mit, n = _mitigated(wrapped, base_sd, lam, s, lang.vocab_size)
+                rec = _measure(mit, base_w, {task: test}, held, base_loss, s)
+                mitigation.append({"lam": lam, "flagged": n, "acc": rec["accs"][task],
+                                   "forgetting": rec["forgetting"],
+                                   "intruders": rec["intruders"]})
+        if m.kind == "lora":
+            model = wrapped.merge_and_unload()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        rec = _measure(model, base_w, tests, held, base_loss, s)
+        stages.append({"task": task, "steps": fit["steps_done"], "acc": rec["accs"][task],
+                       "val_acc": fit.get("val_acc"), **rec})
+    if job.save_path:
+        from lmlab.runs import save_tensors
+
+        save_tensors(job.save_path, _weights(model, names), {"method": m.name, "seed": job.seed})
+    return {
+        "kind": job.kind, "method": m.name, "type": m.kind, "rank": m.rank, "scheme": m.scheme,
+        "alpha": m.alpha, "scaling": m.scaling, "lr": job.lr, "seed": job.seed,
+        "tasks": list(job.tasks), "base_loss": base_loss, "stages": stages,
+        "mitigation": mitigation, "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
+    }

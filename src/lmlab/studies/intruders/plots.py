@@ -1,0 +1,100 @@
+"""The study's own figures: intruders against rank, forgetting against intruders, the lambda
+sweep, continual-learning curves. (Per-model figures, such as the cosine-similarity matrices,
+are the tooling's, in `figures.py`.)"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["continual_curves", "forgetting_vs_intruders", "intruders_vs_rank", "lambda_sweep"]
+
+
+def intruders_vs_rank(results: list[dict[str, Any]]) -> Figure:
+    """Mean intruders (all linear layers) against LoRA rank, one line per alpha scheme."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    per: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    full = []
+    for r in results:
+        count = float(r["stages"][0]["intruders"])
+        if r["type"] == "full":
+            full.append(count)
+        else:
+            per[r["scheme"]][r["rank"]].append(count)
+    for scheme, by_rank in sorted(per.items()):
+        ranks = sorted(by_rank)
+        ax.plot(ranks, [sum(by_rank[k]) / len(by_rank[k]) for k in ranks], marker="o",
+                label=scheme)
+    if full:
+        ax.axhline(sum(full) / len(full), color="k", ls="--", lw=1, label="full FT")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("LoRA rank r")
+    ax.set_ylabel("intruder dimensions per model")
+    ax.set_title("intruders against rank (mean over seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def forgetting_vs_intruders(results: list[dict[str, Any]]) -> Figure:
+    """One point per run: intruders against forgetting, coloured by method family."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in results:
+        s = r["stages"][0]
+        label = "full FT" if r["type"] == "full" else f"LoRA {r['scheme']}"
+        groups[label].append((float(s["intruders"]), float(s["forgetting"])))
+    for label, pts in sorted(groups.items()):
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, label=label, alpha=0.8)
+    ax.set_xlabel("intruder dimensions")
+    ax.set_ylabel("forgetting (rise in held-out LM loss)")
+    ax.set_title("forgetting against intruders (one point per run)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def lambda_sweep(results: list[dict[str, Any]]) -> Figure:
+    """Task accuracy and forgetting against the mitigation's lambda (means over runs)."""
+    rows: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        for row in r.get("mitigation", []):
+            rows[float(row["lam"])].append(row)
+    lams = sorted(rows)
+    acc = [sum(x["acc"] for x in rows[lam]) / len(rows[lam]) for lam in lams]
+    forget = [sum(x["forgetting"] for x in rows[lam]) / len(rows[lam]) for lam in lams]
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    ax.plot(lams, acc, marker="o", color="C0", label="task accuracy")
+    ax.set_xlabel("lambda (1 = unchanged, 0 = intruders removed)")
+    ax.set_ylabel("task accuracy", color="C0")
+    ax2 = ax.twinx()
+    ax2.plot(lams, forget, marker="s", color="C3", label="forgetting")
+    ax2.set_ylabel("forgetting", color="C3")
+    ax.set_title("mitigation: scaling intruders by lambda", fontsize=9)
+    return fig
+
+
+def continual_curves(results: list[dict[str, Any]]) -> Figure:
+    """Per method, after each task: first-task accuracy and cumulative intruders."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.4, 3.3))
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        by_method[r["method"]].append(r)
+    for name, rs in sorted(by_method.items()):
+        tasks = rs[0]["tasks"]
+        xs = list(range(1, len(tasks) + 1))
+        acc = [sum(r["stages"][i]["accs"][tasks[0]] for r in rs) / len(rs) for i in range(len(xs))]
+        intr = [sum(r["stages"][i]["intruders"] for r in rs) / len(rs) for i in range(len(xs))]
+        a1.plot(xs, acc, marker="o", label=name)
+        a2.plot(xs, intr, marker="o", label=name)
+    a1.set_xlabel("tasks learnt")
+    a1.set_ylabel("accuracy on the first task")
+    a2.set_xlabel("tasks learnt")
+    a2.set_ylabel("cumulative intruder dimensions")
+    a1.legend(fontsize=7)
+    fig.suptitle("continual learning", fontsize=9)
+    return fig

@@ -1,0 +1,147 @@
+"""The `intruders` study: Shuttleworth, Andreas, Torralba & Sharma (2024), "LoRA vs Full
+Fine-tuning: An Illusion of Equivalence".
+
+Three experiments, chosen by `experiment`:
+
+- `tiny`: pre-train a small lmlab GPT on a synthetic language, then fine-tune it on a downstream
+  task with full FT and with PEFT LoRA at several ranks under alpha = 2r, a fixed alpha and
+  rsLoRA, over seeds; intruders, ||dW||_2 / sigma_k, forgetting (rise in held-out pre-training
+  loss); continual learning over several tasks; a lambda sweep of the mitigation.
+- `smol`: full FT against LoRA on the embedded SmolLM2-135M-Instruct (`smol.py`).
+- `paper`: RoBERTa-base on the paper's classification tasks with the official settings, for a
+  GPU with hub access (`paper.py`).
+
+Every fine-tuning job goes through `lmlab.executor` (`executor=serial|process|ray`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lmlab.study import Claim, Study, StudyConfig
+
+__all__ = ["IntruderConfig", "IntruderStudy"]
+
+
+@dataclass
+class IntruderConfig(StudyConfig):
+    """Every knob of the three experiments (fields prefixed `smol_` / `paper_` are theirs)."""
+
+    experiment: Literal["tiny", "smol", "paper"] = "tiny"
+    executor: str = "process"  # serial | process | ray
+    workers: int = 2  # process-pool size
+    seeds: int = 3
+    # the tiny GPT and its pre-training
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    seq_len: int = 32
+    pretrain_steps: int = 600
+    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    heldout: int = 256
+    # fine-tuning
+    task: str = "topic_first"
+    ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
+    schemes: tuple[str, ...] = ("alpha2r", "fixed", "rslora")
+    fixed_alpha: float = 8.0
+    rslora_alpha: float = 8.0
+    full_lr: float = 5e-5
+    lora_lr: float = 1e-3  # at r = 1, alpha = 2; see lr_rule
+    lr_rule: Literal["normalized", "constant"] = "normalized"
+    text_len: int = 24
+    n_train: int = 4000
+    n_val: int = 256
+    n_test: int = 512
+    batch: int = 32
+    max_steps: int = 500
+    eval_every: int = 20
+    target_acc: float = 0.95  # every run stops here, so accuracies match (0: no early stop)
+    k: int = 10
+    eps: float = 0.5
+    # continual learning and mitigation
+    continual_tasks: tuple[str, ...] = ("topic_first", "negation", "topic_last")
+    continual_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
+    continual_seeds: int = 1
+    lambdas: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    mitigate_method: str = "alpha2r:1"
+    # claims
+    low_rank_max: int = 8
+    acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
+    mitigation_max_drop: float = 0.05
+    # smol: SmolLM2-135M-Instruct
+    smol_model: str = "smollm2-135m-instruct"
+    smol_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
+    smol_full_lr: float = 1e-5
+    smol_lora_lr: float = 3e-4
+    smol_steps: int = 40
+    smol_batch: int = 8
+    smol_n_train: int = 320
+    smol_n_test: int = 128
+    smol_text_len: int = 12
+    smol_prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
+    smol_gen_tokens: int = 32
+    # paper: RoBERTa-base, the official settings
+    paper_model: str = "roberta-base"
+    paper_tasks: tuple[str, ...] = ("mnli", "qqp", "sst2")
+    paper_runs: tuple[str, ...] = ("full@1e-5", "alpha2r:1@3e-4", "alpha2r:8@1.5e-4")
+    paper_epochs: int = 5
+    paper_batch: int = 16
+    paper_max_length: int = 512
+    paper_warmup_ratio: float = 0.06
+    paper_forget_texts: int = 256
+
+
+PRESETS: dict[str, IntruderConfig] = {
+    # Measured on a shared 2-core CPU: pre-training 600 steps ~20 CPU s per seed; a fine-tune to
+    # 0.95 validation accuracy ~100-300 steps, 3-10 CPU s.
+    "tiny": IntruderConfig(),
+    "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
+    "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
+}
+
+
+class IntruderStudy(Study):
+    """Presets `tiny` (2-core CPU, minutes), `smol` (SmolLM2-135M, CPU, < 30 min), `paper` (GPU)."""
+
+    id = "intruders"
+    Config = IntruderConfig
+    presets = PRESETS
+
+    def __init__(self) -> None:
+        # The tooling: `lmlab intruders BASE TUNED ...` and `lmlab bench intruders`.
+        from lmlab.studies.intruders.bench import bench_intruders
+        from lmlab.studies.intruders.cli import intruders
+
+        self.cli = intruders
+        self.benchmarks = {"intruders": bench_intruders}
+
+    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+        assert isinstance(config, IntruderConfig)
+        t0, c0 = time.perf_counter(), time.process_time()
+        if config.experiment == "paper":
+            from lmlab.studies.intruders.paper import run_paper
+
+            metrics = run_paper(config, run)
+        elif config.experiment == "smol":
+            from lmlab.studies.intruders.smol import run_smol
+
+            metrics = run_smol(config, run)
+        else:
+            from lmlab.studies.intruders.tiny import run_tiny
+
+            metrics = run_tiny(config, run)
+        metrics["timing.wall_s"] = time.perf_counter() - t0
+        metrics["timing.main_cpu_s"] = time.process_time() - c0
+        metrics["timing.cpu_s"] = metrics["timing.main_cpu_s"] + metrics.get("timing.jobs_cpu_s", 0)
+        return metrics
+
+    def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
+        from lmlab.studies.intruders.summary import claims
+
+        assert isinstance(config, IntruderConfig)
+        return claims(metrics, config.low_rank_max, config.mitigation_max_drop,
+                      config.experiment)
+
