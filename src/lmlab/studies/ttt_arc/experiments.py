@@ -85,6 +85,7 @@ class TTTSettings:
     transforms: tuple[str, ...] = ("all",)
     permute_n: int = 1
     n_orderings: int = 2
+    inference_transforms: tuple[str, ...] = tuple(t.name for t in INFERENCE_TRANSFORMS)
     ablate_no_transforms: bool = True
 
 
@@ -140,12 +141,12 @@ def _identity_prediction(backend: Any, model: Any, task: ArcTask) -> list[Grid]:
     return [] if grid is None else [grid]
 
 
-def _augmented(backend: Any, model: Any, task: ArcTask, seed: int, n_orderings: int,
+def _augmented(backend: Any, model: Any, task: ArcTask, seed: int, s: TTTSettings,
                max_prompt: int) -> tuple[list[tuple[Grid | None, str]], int]:
     """(b)/(d): predictions for the augmented queries, mapped back, with their groups."""
-    queries = build_queries(task, 0, np.random.default_rng([seed, 17]), n_orderings,
-                            INFERENCE_TRANSFORMS, max_tokens=max_prompt,
-                            token_len=backend.prompt_len)
+    transforms = tuple(TRANSFORMS_BY_NAME[n] for n in s.inference_transforms)
+    queries = build_queries(task, 0, np.random.default_rng([seed, 17]), s.n_orderings,
+                            transforms, max_tokens=max_prompt, token_len=backend.prompt_len)
     prompts = [backend.prompt(q.demos, q.test_input) for q in queries]
     outs = backend.generate(model, prompts)
     preds = [(invert(backend.decode(o), q.transform), q.transform.name)
@@ -184,7 +185,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
     t0 = time.perf_counter()
     with host.model.disable_adapter():
         preds["icl"] = _identity_prediction(backend, host.model, task)
-        aug, nq = _augmented(backend, host.model, task, job.seed, s.n_orderings, max_prompt)
+        aug, nq = _augmented(backend, host.model, task, job.seed, s, max_prompt)
     preds["icl_vote"] = hierarchical_vote(aug)
     info["n_queries"] = nq
     info["base_infer_s"] = time.perf_counter() - t0
@@ -197,7 +198,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
         info[f"{name}_fit"] = fit
         t1 = time.perf_counter()
         preds[name] = _identity_prediction(backend, host.model, task)
-        aug, _ = _augmented(backend, host.model, task, job.seed, s.n_orderings, max_prompt)
+        aug, _ = _augmented(backend, host.model, task, job.seed, s, max_prompt)
         preds[f"{name}_vote"] = hierarchical_vote(aug)
         if name == "ttt":
             preds["ttt_flat"] = flat_vote(aug)
@@ -219,7 +220,7 @@ def run_shared_job(job: SharedJob) -> dict[str, Any]:
     max_prompt = backend.max_tokens - backend.max_new
     out = []
     for t in job.tasks:
-        aug, _ = _augmented(backend, host.model, t, job.seed, s.n_orderings, max_prompt)
+        aug, _ = _augmented(backend, host.model, t, job.seed, s, max_prompt)
         preds = {"shared": _identity_prediction(backend, host.model, t),
                  "shared_vote": hierarchical_vote(aug)}
         out.append({"id": t.id, "preds": {k: _as_lists(v) for k, v in preds.items()}})

