@@ -59,7 +59,9 @@ __all__ = [
 
 DEFAULT_EPS_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 COS_COLUMNS = 64  # base singular vectors kept per matrix for the cosine-similarity figures
-_ILL_CONDITIONED = 1e-6  # s_min / s_max below which the Gram route is not trusted
+CERTAIN_MARGIN = 1e-3  # see BaseSVD.certain
+_ILL_CONDITIONED = 1e-6  # s_min / s_max below which the float64 Gram route is not trusted
+_ILL_CONDITIONED_32 = 1e-2  # the same for float32 (tall matrices divide by s)
 _CHUNK_BYTES = 256 << 20  # at most this much float64 weight data per stacked batch
 
 # Module names (the state-dict key minus ".weight") by target set. lmlab's GPT and Hugging Face
@@ -176,7 +178,9 @@ class BaseSVD:
     """The base matrix's singular values and left basis, in the form the cosines need.
 
     `wide` (m <= n): `basis` is U0 (m x m). Otherwise `basis` is V0 (n x n) and `w` holds W0, so
-    that U0^T u = S^-1 V0^T (W0^T u). Values are float64, descending.
+    that U0^T u = S^-1 V0^T (W0^T u). Values descending. `exact`: computed in float64;
+    otherwise in float32, where only the first `resolved` vectors are above the Gram's rounding
+    floor (the rest are an arbitrary basis of the space they span).
     """
 
     shape: tuple[int, int]
@@ -184,56 +188,107 @@ class BaseSVD:
     basis: Tensor
     w: Tensor | None = None
     fingerprint: tuple[float, float] | None = None
+    exact: bool = True
+    resolved: int | None = None
 
     def cosines(self, ut: Tensor) -> Tensor:
-        """|cos| between every base left singular vector (rows) and the columns of `ut`."""
+        """|cos| (float64) between every base left singular vector (rows) and columns of `ut`."""
         ut = ut.to(self.basis)
         if self.w is None:
-            return (self.basis.mT @ ut).abs()
-        return ((self.basis.mT @ (self.w.mT @ ut)) / self.s[:, None]).abs()
+            return (self.basis.mT @ ut).abs().double()
+        return ((self.basis.mT @ (self.w.mT @ ut)) / self.s[:, None]).abs().double()
+
+    def certain(self, cos: Tensor, eps: float) -> bool:
+        """Whether a float32 decomposition decides every count as float64 would.
+
+        True when exact; otherwise when no max |cos| lies within `CERTAIN_MARGIN` of eps (float32
+        errors are ~1e-5) and no tuned vector has more than `CERTAIN_MARGIN` of its length in the
+        unresolved directions (where the float32 basis is arbitrary).
+        """
+        if self.exact:
+            return True
+        max_cos = cos.max(dim=0).values
+        if bool(((max_cos - eps).abs() < CERTAIN_MARGIN).any()):
+            return False
+        r = self.resolved if self.resolved is not None else cos.shape[0]
+        return bool((cos[r:].norm(dim=0) < CERTAIN_MARGIN).all())
 
 
 def _fingerprint(w: Tensor) -> tuple[float, float]:
-    w = w.detach().double()
-    return (float(w.sum()), float((w * w).sum()))
+    w = w.detach()
+    return (float(w.sum(dtype=torch.float64)),
+            float(torch.linalg.vector_norm(w, dtype=torch.float64)))
 
 
 def _base_from_eigh(w: Tensor, evals: Tensor, evecs: Tensor) -> BaseSVD:
-    s = evals.flip(-1).clamp_min(0).sqrt()
-    basis = evecs.flip(-1)
+    ev = evals.flip(-1).clamp_min(0)
     m, n = w.shape
-    return BaseSVD((m, n), s, basis, None if m <= n else w)
-
-
-def _base_exact(w: Tensor) -> BaseSVD:
-    u, s, _ = torch.linalg.svd(w, full_matrices=False)
-    return BaseSVD(tuple(w.shape), s, u, None)  # type: ignore[arg-type]
+    exact = w.dtype == torch.float64
+    resolved = None
+    if not exact:  # eigenvalues under the Gram's rounding floor have arbitrary eigenvectors
+        floor = 10 * ev.shape[-1] * torch.finfo(ev.dtype).eps * ev[0]
+        resolved = int((ev > floor).sum())
+    return BaseSVD((m, n), ev.sqrt(), evecs.flip(-1), None if m <= n else w, exact=exact,
+                   resolved=resolved)
 
 
 def _decompose_base_stack(ws: Tensor) -> list[BaseSVD]:
-    """BaseSVDs of a float64 stack (b, m, n), with the exact fallback for ill-conditioned ones."""
+    """BaseSVDs of a stack (b, m, n) in its precision (float32 or float64).
+
+    A tall matrix too ill-conditioned to divide by its singular values (below 1e-6 of the
+    largest in float64, 1e-2 in float32) gets a float64 SVD instead. A float32 result that
+    cannot decide a count is redone in float64 later (`BaseSVD.certain`).
+    """
     evals, evecs = torch.linalg.eigh(_gram(ws))
+    tol = _ILL_CONDITIONED if ws.dtype == torch.float64 else _ILL_CONDITIONED_32
     out = []
     for i in range(ws.shape[0]):
         b = _base_from_eigh(ws[i], evals[i], evecs[i])
         smax = float(b.s[0]) if b.s.numel() else 0.0
-        if b.w is not None and (smax == 0 or float(b.s[-1]) < _ILL_CONDITIONED * smax):
-            b = _base_exact(ws[i])
+        if b.w is not None and (smax == 0 or float(b.s[-1]) < tol * smax):
+            u, sv, _ = torch.linalg.svd(ws[i].double(), full_matrices=False)
+            b = BaseSVD(b.shape, sv, u, None)
         out.append(b)
     return out
 
 
+def _base_exact(w: Tensor) -> BaseSVD:
+    """The float64 decomposition of one matrix."""
+    return _decompose_base_stack(w.detach().to(torch.float64)[None])[0]
+
+
+def _settle(base: BaseSVD, ut: Tensor, eps: float, w0: Tensor) -> tuple[BaseSVD, Tensor]:
+    """|cos| of `ut` against the base, redone in float64 when float32 cannot decide a count."""
+    cos = base.cosines(ut)
+    if not base.certain(cos, eps):
+        fp = base.fingerprint
+        base = _base_exact(w0.to(base.basis.device))
+        base.fingerprint = fp
+        cos = base.cosines(ut)
+    return base, cos
+
+
+def _work_dtype(w: Tensor, exact: bool) -> torch.dtype:
+    """float64 for float64 input or when asked to be exact; float32 otherwise."""
+    return torch.float64 if exact or w.dtype == torch.float64 else torch.float32
+
+
 def decompose_base(w0: Tensor, device: str | torch.device = "cpu") -> BaseSVD:
-    """The decomposition of one base matrix that the detector needs (reusable across tunings)."""
+    """The float64 decomposition of one base matrix (reusable across tunings)."""
     _check_matrix("base", w0)
-    w = w0.detach().to(device=device, dtype=torch.float64)
-    base = _decompose_base_stack(w[None])[0]
+    base = _base_exact(w0.detach().to(device=device, dtype=torch.float64))
     base.fingerprint = _fingerprint(w0)
     return base
 
 
 def _top_k_stack(ws: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Top-k left singular vectors (b, m, k) and values (b, k) of a float64 stack (b, m, n)."""
+    """Top-k left singular vectors (b, m, k) and values (b, k) of a stack (b, m, n), in its dtype.
+
+    In float32 the top-k eigenvectors of the Gram matrix are as accurate as a float32 SVD's:
+    their error, eps * s_1^2 / (s_j^2 - s_j+1^2), exceeds the SVD's eps * s_1 / (s_j - s_j+1)
+    by the factor s_1 / (2 s_j), at most a few for the top k. (The base, whose every singular
+    vector counts, is always decomposed in float64.)
+    """
     _, m, n = ws.shape
     g = _gram(ws)
     p = g.shape[-1]
@@ -268,7 +323,7 @@ def top_left_singular(wt: Tensor, k: int = 10) -> tuple[Tensor, Tensor]:
     """The top-k left singular vectors (m x k) and singular values of a matrix, in float64."""
     _check_matrix("tuned", wt)
     u, s = _top_k_stack(wt.detach().double()[None], k)
-    return u[0], s[0]
+    return u[0], s[0]  # float64 here: the precision a caller of this public helper expects
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -317,6 +372,9 @@ class MatrixReport:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("cos")
+        for key in ("dw_norm", "dw_over_sigma_k", "effective_rank_delta"):
+            if not math.isfinite(d[key]):  # NaN (not computed) or inf: JSON has neither
+                d[key] = None
         d["shape"] = list(self.shape)
         d["layer"] = self.layer
         d["kind"] = self.kind
@@ -410,6 +468,15 @@ def _check_matrix(what: str, w: Tensor) -> None:
         raise LmlabError(f"{what} weight has NaN or infinite entries")
 
 
+def _check_finite(stack: Tensor, names: list[str], what: str) -> None:
+    """One pass over a stack: a float64 sum is finite iff every entry is."""
+    sums = stack.sum(dim=(-2, -1), dtype=torch.float64)
+    bad = [n for n, ok in zip(names, torch.isfinite(sums).tolist(), strict=True) if not ok]
+    if bad:
+        raise LmlabError(f"{what} weight {bad[0]} has NaN or infinite entries"
+                         + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
 def _check_args(k: int, eps: float) -> None:
     if k < 1:
         raise LmlabError(f"k must be at least 1, got {k}")
@@ -417,13 +484,16 @@ def _check_args(k: int, eps: float) -> None:
         raise LmlabError(f"eps must be a positive number, got {eps}")
 
 
-def _report(name: str, base: BaseSVD, ut: Tensor, st: Tensor, sd: Tensor, k: int,
+def _report(name: str, base: BaseSVD, cos: Tensor, st: Tensor, sd: Tensor | None, k: int,
             eps: float) -> MatrixReport:
-    cos = base.cosines(ut)  # (p, k)
     max_cos = cos.max(dim=0).values
     kk = min(k, base.s.numel())
     sigma_k = float(base.s[kk - 1])
-    dw_norm = float(sd[0]) if sd.numel() else 0.0
+    if sd is None:  # update statistics not asked for
+        dw_norm, eff = math.nan, math.nan
+    else:
+        dw_norm = float(sd[0]) if sd.numel() else 0.0
+        eff = effective_rank_from_singular_values(sd)
     return MatrixReport(
         name=name,
         shape=base.shape,
@@ -432,7 +502,7 @@ def _report(name: str, base: BaseSVD, ut: Tensor, st: Tensor, sd: Tensor, k: int
         sigma_k=sigma_k,
         dw_norm=dw_norm,
         dw_over_sigma_k=dw_norm / sigma_k if sigma_k > 0 else math.inf,
-        effective_rank_delta=effective_rank_from_singular_values(sd),
+        effective_rank_delta=eff,
         k=k,
         eps=eps,
         sigma_tuned=[float(x) for x in st],
@@ -448,40 +518,36 @@ def analyze_matrix(
     eps: float = 0.5,
     base_svd: BaseSVD | None = None,
     device: str | torch.device = "cpu",
+    exact: bool = False,
 ) -> MatrixReport:
-    """The intruder analysis of one matrix (see the module docstring)."""
+    """The intruder analysis of one matrix (see the module docstring and `analyze`)."""
     _check_args(k, eps)
     _check_matrix(f"{name} (base)", w0)
     _check_matrix(f"{name} (tuned)", wt)
     if w0.shape != wt.shape:
         raise LmlabError(f"{name}: base shape {tuple(w0.shape)} != tuned {tuple(wt.shape)}")
-    dev = torch.device(device)
-    a = w0.detach().to(dev, torch.float64)
-    t = wt.detach().to(dev, torch.float64)
-    if base_svd is None:
-        base_svd = _decompose_base_stack(a[None])[0]
-    elif base_svd.shape != tuple(w0.shape):
+    if base_svd is not None and base_svd.shape != tuple(w0.shape):
         raise LmlabError(f"{name}: base_svd is for shape {base_svd.shape}, not {tuple(w0.shape)}")
-    u, s = _top_k_stack(t[None], k)
-    sd = _gram_singular_values((t - a)[None])[0]
-    return _report(name, base_svd, u[0], s[0], sd, k, eps)
+    report = analyze({name: w0}, {name: wt}, k=k, eps=eps, names=[name], device=device,
+                     exact=exact, cache=None if base_svd is None else {name: base_svd})
+    return report.matrices[0]
 
 
 def intruder_count(w0: Tensor, wt: Tensor, k: int = 10, eps: float = 0.5) -> int:
     """How many of the top-k left singular vectors of `wt` have max |cos| < eps with those of `w0`."""
-    _check_args(k, eps)
-    _check_matrix("base", w0)
-    _check_matrix("tuned", wt)
-    if w0.shape != wt.shape:
-        raise LmlabError(f"base shape {tuple(w0.shape)} != tuned {tuple(wt.shape)}")
-    base = _decompose_base_stack(w0.detach().double()[None])[0]
-    u, _ = _top_k_stack(wt.detach().double()[None], k)
-    return int((base.cosines(u[0]).max(dim=0).values < eps).sum())
+    return analyze_matrix("matrix", w0, wt, k, eps).count
 
 
 def _chunks(names: list[str], shape: tuple[int, ...]) -> list[list[str]]:
     per = max(1, _CHUNK_BYTES // (8 * math.prod(shape)))
     return [names[i : i + per] for i in range(0, len(names), per)]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    from lmlab.device import resolve_device
+
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    return torch.device("cpu") if dev.type == "mps" else dev  # no float64 on MPS
 
 
 def analyze(
@@ -493,23 +559,26 @@ def analyze(
     names: Sequence[str] | None = None,
     device: str | torch.device = "auto",
     cache: MutableMapping[str, BaseSVD] | None = None,
+    update_stats: bool = True,
+    exact: bool = False,
 ) -> IntruderReport:
     """Intruder analysis of every selected matrix of `tuned` against `base`.
 
     The matrices are the 2-D weights selected by `targets` (see `match_targets`), or exactly
     `names`. Both mappings must hold every one of them with equal shapes; otherwise one
-    `LmlabError` lists the missing names and mismatched shapes. Pass a `BaseCache` as `cache` to
-    reuse the base's decompositions in later calls.
+    `LmlabError` lists the missing names and mismatched shapes.
+
+    `cache`: a `BaseCache` (or dict) of base decompositions by name, filled here and reused by
+    later calls. ``update_stats=False`` skips the update's spectral norm and effective rank
+    (NaN in the report). Precision: float64 weights are analysed in float64; others in float32
+    (as a float32 SVD would be), with any base whose float32 decomposition cannot decide a count
+    redone in float64 (`BaseSVD.certain`); ``exact=True`` uses float64 throughout.
     """
     import time
 
-    from lmlab.device import resolve_device
-
     _check_args(k, eps)
     start = time.perf_counter()
-    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    if dev.type == "mps":  # no float64 on MPS
-        dev = torch.device("cpu")
+    dev = _device(device)
     if names is None:
         selected = select_matrices(base, targets)
         selected += [n for n in select_matrices(tuned, targets) if n not in base]
@@ -525,26 +594,8 @@ def analyze(
     reports: dict[str, MatrixReport] = {}
     for shape, group in by_shape.items():
         for chunk in _chunks(group, shape):
-            w0 = torch.stack([base[n].detach() for n in chunk]).to(dev, torch.float64)
-            wt = torch.stack([tuned[n].detach() for n in chunk]).to(dev, torch.float64)
-            bases: list[BaseSVD | None] = [None] * len(chunk)
-            if isinstance(cache, BaseCache):
-                bases = [cache.lookup(n, base[n], dev) for n in chunk]
-            elif cache is not None:
-                bases = [cache.get(n) for n in chunk]
-            todo = [i for i, b in enumerate(bases) if b is None]
-            if todo:
-                for i, b in zip(todo, _decompose_base_stack(w0[todo]), strict=True):
-                    bases[i] = b
-                    if cache is not None:
-                        b.fingerprint = _fingerprint(base[chunk[i]])
-                        cache[chunk[i]] = b
-            u, s = _top_k_stack(wt, k)
-            sd = _gram_singular_values(wt - w0)
-            for i, n in enumerate(chunk):
-                b = bases[i]
-                assert b is not None
-                reports[n] = _report(n, b, u[i], s[i], sd[i], k, eps)
+            reports.update(_analyze_chunk(base, tuned, chunk, k, eps, dev, cache, update_stats,
+                                          exact))
     return IntruderReport(
         matrices=[reports[n] for n in selected],
         k=k,
@@ -553,6 +604,45 @@ def analyze(
         seconds=time.perf_counter() - start,
         device=str(dev),
     )
+
+
+def _analyze_chunk(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], chunk: list[str],
+                   k: int, eps: float, dev: torch.device,
+                   cache: MutableMapping[str, BaseSVD] | None, update_stats: bool,
+                   exact: bool) -> dict[str, MatrixReport]:
+    """Reports for equal-shaped matrices, decomposed as one stack."""
+    wt = torch.stack([tuned[n].detach() for n in chunk]).to(dev)
+    wt = wt.to(_work_dtype(wt, exact))
+    _check_finite(wt, chunk, "tuned")
+    bases: list[BaseSVD | None] = [None] * len(chunk)
+    if isinstance(cache, BaseCache):
+        bases = [cache.lookup(n, base[n], dev) for n in chunk]
+    elif cache is not None:
+        bases = [cache.get(n) for n in chunk]
+    if exact:  # a cached float32 decomposition does not do here
+        bases = [b if b is not None and b.exact else None for b in bases]
+    todo = [i for i, b in enumerate(bases) if b is None]
+    if todo:
+        w0 = torch.stack([base[chunk[i]].detach() for i in todo]).to(dev)
+        _check_finite(w0, [chunk[i] for i in todo], "base")
+        for i, b in zip(todo, _decompose_base_stack(w0.to(_work_dtype(w0, exact))), strict=True):
+            if cache is not None:
+                b.fingerprint = _fingerprint(base[chunk[i]])
+            bases[i] = b
+    u, s = _top_k_stack(wt, k)
+    sd = None
+    if update_stats:
+        w0_64 = torch.stack([base[n].detach() for n in chunk]).to(dev, torch.float64)
+        sd = _gram_singular_values(wt.to(torch.float64) - w0_64)
+    out = {}
+    for i, n in enumerate(chunk):
+        b = bases[i]
+        assert b is not None
+        b, cos = _settle(b, u[i], eps, base[n])
+        if cache is not None:
+            cache[n] = b
+        out[n] = _report(n, b, cos, s[i], None if sd is None else sd[i], k, eps)
+    return out
 
 
 def check_pair(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor],

@@ -39,7 +39,8 @@ def cosine_matrices(report: IntruderReport, top: int = 4, columns: int = 32) -> 
         key=lambda m: (-m.count, min(m.max_cos) if m.max_cos else 1.0),
     )[:top]
     n = max(1, len(mats))
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n + 0.8, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1.0, 3.4), squeeze=False,
+                             layout="constrained")
     image = None
     for ax, m in zip(axes[0], mats, strict=False):
         assert m.cos is not None
@@ -51,7 +52,7 @@ def cosine_matrices(report: IntruderReport, top: int = 4, columns: int = 32) -> 
                         ha="right", va="center")
         ax.set_title(f"{_short(m.name)}\n{m.count} intruder(s)", fontsize=8)
         ax.set_xlabel("base singular vector i")
-        ax.set_ylabel("tuned singular vector j")
+    axes[0][0].set_ylabel("tuned singular vector j")
     for ax in axes[0][len(mats):]:
         ax.axis("off")
     if not mats:
@@ -81,7 +82,7 @@ def counts_per_layer(report: IntruderReport) -> Figure:
     ax.set_title(f"intruders per layer: total {report.total} (k={report.k}, eps={report.eps})",
                  fontsize=9)
     if kinds:
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -1,0 +1,44 @@
+"""`lmlab bench intruders` at small size: the tiny Llama in place of SmolLM2 (the full run is
+`lmlab bench intruders --json`, about a minute on 2 cores)."""
+
+from __future__ import annotations
+
+import torch
+
+from lmlab.studies.intruders.bench import bench_intruders, lora_tuned_copy
+from lmlab.studies.intruders.detect import analyze, select_matrices
+
+KEYS = {"reference_s", "fast_s", "fast_warm_s", "speedup", "speedup_warm", "counts_identical",
+        "intruders_fast", "intruders_reference", "matrices", "goal_met", "fast_cpu_s",
+        "reference_cpu_s", "max_abs_cos_diff", "device", "threads"}
+
+
+def test_the_lora_copy_is_deterministic_with_intruders_every_third_layer(llama_folders):
+    base, tuned = lora_tuned_copy(str(llama_folders["base"]), r=4, alpha=8, seed=3)
+    _, again = lora_tuned_copy(str(llama_folders["base"]), r=4, alpha=8, seed=3)
+    _, other = lora_tuned_copy(str(llama_folders["base"]), r=4, alpha=8, seed=4)
+    names = select_matrices(base)
+    assert len(names) == 14
+    assert all(torch.equal(tuned[n], again[n]) for n in names)
+    assert not all(torch.equal(tuned[n], other[n]) for n in names)
+    assert all(not torch.equal(tuned[n], base[n]) for n in names)  # every B is nonzero
+    rep = analyze(base, tuned, device="cpu")
+    # the spiked adapters (every third, in PEFT's module order) move by at least half sigma_1
+    big = [m for m in rep.matrices if m.dw_over_sigma_k > 0.5]
+    assert 4 <= len(big) <= 6 and rep.total >= 1
+
+
+def test_bench_in_process_counts_agree_with_the_reference(llama_folders):
+    out = bench_intruders(model=str(llama_folders["base"]), r=4, isolate=False, device="cpu")
+    assert KEYS <= set(out)
+    assert out["matrices"] == 14 and out["device"] == "cpu"
+    assert out["counts_identical"] and out["mismatched_matrices"] == 0
+    assert out["intruders_fast"] == out["intruders_reference"] >= 1
+    assert out["max_abs_cos_diff"] < 1e-4  # float32 numpy SVD against float64 Gram routes
+    assert out["fast_s"] > 0 and out["reference_s"] > 0 and out["speedup"] > 0
+
+
+def test_bench_runs_in_a_one_thread_child_process(llama_folders):
+    out = bench_intruders(model=str(llama_folders["base"]), r=4, layers=1, threads=1)
+    assert out["threads"] == 1 and out["matrices"] == 7
+    assert out["counts_identical"]
