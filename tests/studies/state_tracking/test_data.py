@@ -65,3 +65,25 @@ def test_intermediate_tasks() -> None:
 def test_cutoff() -> None:
     assert cutoff(np.array([1.0, 0.99, 0.97, 1.0])) == 3
     assert cutoff(np.ones(5)) == 6
+
+
+def test_fresh_batches_are_new_stories_and_never_analysis_ones() -> None:
+    # a tiny story space (6^2 = 36 stories, half held out) makes collisions certain to be drawn
+    d = make_story_data(G, 2, 36, 0.5, 4, seed=0, fresh=True)
+    held = {tuple(r) for r in d.analysis}
+    assert len(held) == 18
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        b = d.batch(gen, 64, bos=G.order + 2)
+        rows = {tuple(r) for r in b["input_ids"][:, 1:].tolist()}
+        assert not rows & held
+        seen |= rows
+        assert np.array_equal(b["targets"][:, 1:].numpy(), G.compose(b["input_ids"][:, 1:].numpy()))
+    assert seen == {tuple(r) for r in d.train}  # every non-held-out story, not a fixed subset
+    # a larger space: batches differ from step to step (no fixed training set is cycled)
+    d = make_story_data(G, 8, 2000, 0.1, 16, seed=0, fresh=True)
+    a, b = (d.batch(torch.Generator().manual_seed(s), 64)["input_ids"] for s in (1, 2))
+    train = {tuple(r) for r in d.train.tolist()}
+    assert sum(tuple(r) in train for r in a.tolist()) < 4  # fresh=False: all 64 would be
+    assert not torch.equal(a, b)

@@ -3,6 +3,11 @@
 A story is T actions drawn uniformly from the group; its labels are the states after each action
 (s_1..s_T, starting from s_0 = identity). The model reads action a_t at position t-1 and is trained
 to output s_t there, as in the official code (labels = states shifted by one).
+
+Training batches come either from the fixed train split (`fresh=False`, the official code's
+finite data set) or, with `fresh=True`, are new uniform stories every step that are rejected and
+redrawn when they equal an analysis story, so the held-out stories stay unseen (the streaming
+setup of Zhong & Andreas 2024; see training.py's RECIPE for why the tiny preset uses it).
 """
 
 from __future__ import annotations
@@ -38,21 +43,39 @@ class StoryData:
     train: np.ndarray  # (n_train, T) actions
     analysis: np.ndarray  # (n_analysis, T) actions, disjoint from train
     eval_actions: np.ndarray  # (n_analysis, eval_len): analysis stories + random extra actions
+    fresh: bool = False  # batches: new stories every step (never an analysis story) vs the train split
+
+    def __post_init__(self) -> None:
+        self._held = {r.tobytes() for r in np.ascontiguousarray(self.analysis, dtype=np.int64)}
 
     def states(self, actions: np.ndarray) -> np.ndarray:
         """States after each action for an (N, L) array of actions."""
         return self.group.compose(actions)
 
+    def fresh_stories(self, generator: torch.Generator, n: int) -> np.ndarray:
+        """`n` uniform stories of T actions, none equal to an analysis story (redrawn if so)."""
+        G = self.group.order
+        out = torch.randint(0, G, (n, self.T), generator=generator).numpy()
+        for _ in range(1000):
+            bad = [i for i, r in enumerate(out) if r.tobytes() in self._held]
+            if not bad:
+                return out
+            out[bad] = torch.randint(0, G, (len(bad), self.T), generator=generator).numpy()
+        raise ValueError("the analysis split covers (almost) every story; lower analysis_frac")
+
     def batch(
         self, generator: torch.Generator, batch_size: int, length: int | None = None,
         bos: int | None = None,
     ) -> dict[str, torch.Tensor]:
-        """A training batch of random train stories; the loss covers the first `length` actions.
+        """A training batch of stories (see `fresh`); the loss covers the first `length` actions.
 
         With `bos`, the input starts with that token (target ignored), so position t+1 reads a_t.
         """
-        idx = torch.randint(0, len(self.train), (batch_size,), generator=generator).numpy()
-        actions = self.train[idx]
+        if self.fresh:
+            actions = self.fresh_stories(generator, batch_size)
+        else:
+            idx = torch.randint(0, len(self.train), (batch_size,), generator=generator).numpy()
+            actions = self.train[idx]
         states = torch.from_numpy(self.group.compose(actions))
         mask = torch.ones(batch_size, self.T, dtype=torch.bool)
         if length is not None and length < self.T:
@@ -73,9 +96,12 @@ def with_bos(actions: torch.Tensor, bos: int | None) -> torch.Tensor:
 
 
 def make_story_data(
-    group: Group, T: int, n_stories: int, analysis_frac: float, eval_len: int, seed: int
+    group: Group, T: int, n_stories: int, analysis_frac: float, eval_len: int, seed: int,
+    fresh: bool = False,
 ) -> StoryData:
-    """Draw `n_stories` unique stories, split them by story, extend the analysis ones to eval_len."""
+    """Draw `n_stories` unique stories, split them by story, extend the analysis ones to eval_len.
+
+    With `fresh`, training batches are new stories every step instead of the train split."""
     if eval_len < T:
         raise ValueError(f"eval_len={eval_len} must be >= T={T}")
     rng = np.random.default_rng([seed, 7919])
@@ -83,4 +109,5 @@ def make_story_data(
     n_analysis = max(1, round(len(stories) * analysis_frac))
     analysis, train = stories[:n_analysis], stories[n_analysis:]
     extra = rng.integers(0, group.order, size=(n_analysis, eval_len - T), dtype=np.int64)
-    return StoryData(group, T, train, analysis, np.concatenate([analysis, extra], axis=1))
+    return StoryData(group, T, train, analysis, np.concatenate([analysis, extra], axis=1),
+                     fresh)
