@@ -178,8 +178,9 @@ def claims(m: dict[str, Any], low_rank_max: int = 8, mitigation_max_drop: float 
     statement = ("Scaling intruder dimensions down (lambda < 1) reduces forgetting at a small "
                  f"cost in task accuracy (at most {mitigation_max_drop:g})")
     f1, a1 = _get(m, "mitigation.lam1.forgetting"), _get(m, "mitigation.lam1.acc")
-    lams = sorted(float(k.split(".")[1][3:]) for k in m
-                  if k.startswith("mitigation.lam") and k.endswith(".forgetting"))
+    pre, post = "mitigation.lam", ".forgetting"
+    lams = sorted(float(k[len(pre):-len(post)]) for k in m
+                  if k.startswith(pre) and k.endswith(post))
     cands = []
     for lam in (x for x in lams if x < 1):
         f, a = _get(m, f"mitigation.lam{lam:g}.forgetting"), _get(m, f"mitigation.lam{lam:g}.acc")
