@@ -153,3 +153,20 @@ def test_bad_arguments_are_one_line_errors():
         reduce_intruders(w0, a, b, 1.0)
     with pytest.raises(LmlabError, match="needs a PEFT model"):
         reduce_intruders_in_peft_model(torch.nn.Linear(2, 2))
+
+
+def test_a_mitigated_adapter_saves_in_peft_format(tmp_path, planted, make_llama):
+    import peft
+
+    planted.save_pretrained(tmp_path / "ad")
+    base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v.detach().clone()
+            for k, v in planted.state_dict().items() if "lora_" not in k}
+    reduced, counts = reduce_intruders_in_adapter(base, load_adapter(tmp_path / "ad"), lam=0.5)
+    assert sum(counts.values()) == 14
+    reduced.save(tmp_path / "reduced")
+    loaded = peft.PeftModel.from_pretrained(make_llama(seed=7), tmp_path / "reduced")
+    theirs = loaded.merge_and_unload().state_dict()
+    ours = merge_adapter(base, load_adapter(tmp_path / "reduced"))
+    for key in counts:
+        torch.testing.assert_close(theirs[key], ours[key], rtol=1e-6, atol=1e-6)
+        assert not torch.allclose(ours[key], merge_adapter(base, load_adapter(tmp_path / "ad"))[key])

@@ -7,9 +7,11 @@ large rank-1 direction of 0.5 to 2 times the matrix's top singular value, so int
 
 - `reference`: the straightforward way: for each matrix `np.linalg.svd` (thin) of W0 and of Wt,
   then the max |cos| of Wt's top-k left singular vectors with all of W0's and the count;
-- `fast`: `detect.analyze` as users call it (with ||dW||_2 and the update's effective rank,
-  which the reference does not compute), from scratch (`fast_s`) and again with the base's
-  decompositions cached (`fast_warm_s`, as when comparing several tuned models with one base).
+- `fast`: `detect.analyze` computing what the reference computes (counts and max |cos|), from
+  scratch (`fast_s`, the goal's measure) and again with the base's decompositions cached
+  (`fast_warm_s`, as when comparing several tuned models with one base); `fast_full_s` is the
+  from-scratch call with the update statistics too (||dW||_2 and the update's effective rank,
+  which `lmlab intruders` prints and the reference does not compute).
 
 Both sides get the same threads (`threads`, default 1: the measurement runs in a child process
 with OMP/MKL/OpenBLAS limited to that many), so the ratio measures the algorithm, not how many
@@ -98,14 +100,17 @@ def measure(model: str = "smollm2-135m-instruct", k: int = 10, eps: float = 0.5,
     names = [n for n in select_matrices(base)
              if layers is None or (layer_index(n) is not None and layer_index(n) < layers)]
     cache = BaseCache()
-    fast, fast_s, fast_cpu = _timed(
-        lambda: analyze(base, tuned, k=k, eps=eps, names=names, device=device, cache=cache))
-    _, warm_s, warm_cpu = _timed(
-        lambda: analyze(base, tuned, k=k, eps=eps, names=names, device=device, cache=cache))
+    fast, fast_s, fast_cpu = _timed(lambda: analyze(
+        base, tuned, k=k, eps=eps, names=names, device=device, cache=cache, update_stats=False))
+    _, warm_s, warm_cpu = _timed(lambda: analyze(
+        base, tuned, k=k, eps=eps, names=names, device=device, cache=cache, update_stats=False))
+    full, full_s, full_cpu = _timed(
+        lambda: analyze(base, tuned, k=k, eps=eps, names=names, device=device))
     ref, ref_s, ref_cpu = _timed(lambda: reference_max_cos(base, tuned, names, k))
     ref_counts = {n: int((m < eps).sum()) for n, m in ref.items()}
     fast_counts = {m.name: m.count for m in fast.matrices}
-    mismatched = [n for n in names if ref_counts[n] != fast_counts[n]]
+    full_counts = {m.name: m.count for m in full.matrices}
+    mismatched = [n for n in names if not ref_counts[n] == fast_counts[n] == full_counts[n]]
     diff = max(float(np.abs(np.asarray(m.max_cos) - ref[m.name]).max()) for m in fast.matrices)
     speedup = ref_s / fast_s
     return {
@@ -123,9 +128,12 @@ def measure(model: str = "smollm2-135m-instruct", k: int = 10, eps: float = 0.5,
         "fast_cpu_s": round(fast_cpu, 3),
         "fast_warm_s": round(warm_s, 3),
         "fast_warm_cpu_s": round(warm_cpu, 3),
+        "fast_full_s": round(full_s, 3),
+        "fast_full_cpu_s": round(full_cpu, 3),
         "speedup": round(speedup, 2),
         "speedup_cpu": round(ref_cpu / fast_cpu, 2) if fast_cpu > 0 else None,
         "speedup_warm": round(ref_s / warm_s, 2),
+        "speedup_full": round(ref_s / full_s, 2),
         "intruders_fast": sum(fast_counts.values()),
         "intruders_reference": sum(ref_counts.values()),
         "matrices_with_intruders": sum(c > 0 for c in fast_counts.values()),

@@ -8,14 +8,19 @@ top-k left singular vectors u_t,j of Wt. Each one's similarity to the base is
 and it is an *intruder* when m_j < eps (Shuttleworth et al. 2024, Alg. 1; k = 10, eps = 0.5).
 Right singular vectors are not used; |cos| makes the test blind to the sign of either vector.
 
-How it is computed (the same numbers as a full SVD of both matrices, faster):
+How it is computed (the counts of a full SVD of both matrices, faster):
 
-- The base's left singular vectors come from the eigenvectors of the smaller Gram matrix in
-  float64 (W0 W0^T when m <= n; otherwise W0^T W0 = V S^2 V^T and the cosines are
-  S^-1 V^T (W0^T u_t), without forming U0). A base whose smallest singular value is below 1e-6
-  of its largest (where the Gram loses it) falls back to a float64 SVD.
+- The base's left singular vectors come from the eigenvectors of the smaller Gram matrix
+  (W0 W0^T when m <= n; otherwise W0^T W0 = V S^2 V^T and the cosines are S^-1 V^T (W0^T u_t),
+  without forming U0). A tall base too ill-conditioned to divide by S gets an SVD instead.
 - Only the top-k eigenpairs of the tuned Gram are needed: on the CPU LAPACK computes just those
   (`scipy.linalg.eigh(subset_by_index=...)`); on a GPU the whole batch goes to one `eigh`.
+- Precision: float64 weights are analysed in float64. Others are analysed in float32, as a
+  float32 SVD would be, and each base's float32 decomposition must *certify* its results: no
+  max |cos| within 1e-3 of eps, and each max attained among the base directions above the
+  float32 Gram's rounding floor, by more than the tuned vector's length in those below it
+  (where float32 eigenvectors are arbitrary). A base that fails is decomposed again in
+  float64. ``exact=True``: float64 throughout.
 - Equal-shaped matrices are stacked and decomposed together; the base's decomposition can be
   kept in a `BaseCache` and reused against several tuned models.
 - The update's spectrum (for ||dW||_2 and its effective rank) comes from the eigenvalues of its
@@ -61,7 +66,7 @@ DEFAULT_EPS_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 COS_COLUMNS = 64  # base singular vectors kept per matrix for the cosine-similarity figures
 CERTAIN_MARGIN = 1e-3  # see BaseSVD.certain
 _ILL_CONDITIONED = 1e-6  # s_min / s_max below which the float64 Gram route is not trusted
-_ILL_CONDITIONED_32 = 1e-2  # the same for float32 (tall matrices divide by s)
+_ILL_CONDITIONED_32 = 2e-2  # the same for float32 (tall matrices divide by s)
 _CHUNK_BYTES = 256 << 20  # at most this much float64 weight data per stacked batch
 
 # Module names (the state-dict key minus ".weight") by target set. lmlab's GPT and Hugging Face
@@ -163,7 +168,8 @@ def effective_rank(x: Tensor) -> float:
 
 def _gram(w: Tensor) -> Tensor:
     """The smaller Gram matrix of a stack (b, m, n): W W^T if m <= n, else W^T W."""
-    return w @ w.mT if w.shape[-2] <= w.shape[-1] else w.mT @ w
+    wide = w.shape[-2] <= w.shape[-1]
+    return w @ w.mT if wide else w.mT @ w
 
 
 def _gram_singular_values(w: Tensor) -> Tensor:
@@ -199,19 +205,20 @@ class BaseSVD:
         return ((self.basis.mT @ (self.w.mT @ ut)) / self.s[:, None]).abs().double()
 
     def certain(self, cos: Tensor, eps: float) -> bool:
-        """Whether a float32 decomposition decides every count as float64 would.
+        """Whether a float32 decomposition gives the counts and max |cos| that float64 would.
 
-        True when exact; otherwise when no max |cos| lies within `CERTAIN_MARGIN` of eps (float32
-        errors are ~1e-5) and no tuned vector has more than `CERTAIN_MARGIN` of its length in the
-        unresolved directions (where the float32 basis is arbitrary).
+        True when exact. Otherwise, for every tuned vector: its max |cos| is not within
+        `CERTAIN_MARGIN` of eps (float32 errors are ~1e-5), and it is attained among the resolved
+        base vectors, by at least the margin over the vector's whole length in the unresolved
+        directions (which bounds every |cos| there, however float32 chose their basis).
         """
         if self.exact:
             return True
-        max_cos = cos.max(dim=0).values
-        if bool(((max_cos - eps).abs() < CERTAIN_MARGIN).any()):
-            return False
         r = self.resolved if self.resolved is not None else cos.shape[0]
-        return bool((cos[r:].norm(dim=0) < CERTAIN_MARGIN).all())
+        resolved_max = cos[:r].max(dim=0).values if r > 0 else torch.zeros_like(cos[0])
+        unresolved = cos[r:].norm(dim=0)
+        near = (cos.max(dim=0).values - eps).abs() < CERTAIN_MARGIN
+        return bool((resolved_max >= unresolved + CERTAIN_MARGIN).all() and not near.any())
 
 
 def _fingerprint(w: Tensor) -> tuple[float, float]:
@@ -235,19 +242,23 @@ def _base_from_eigh(w: Tensor, evals: Tensor, evecs: Tensor) -> BaseSVD:
 def _decompose_base_stack(ws: Tensor) -> list[BaseSVD]:
     """BaseSVDs of a stack (b, m, n) in its precision (float32 or float64).
 
-    A tall matrix too ill-conditioned to divide by its singular values (below 1e-6 of the
-    largest in float64, 1e-2 in float32) gets a float64 SVD instead. A float32 result that
-    cannot decide a count is redone in float64 later (`BaseSVD.certain`).
+    A tall matrix too ill-conditioned to divide by its singular values goes to float64 (below
+    2e-2 of the largest in float32), then to an SVD (below 1e-6 in float64). A float32 result
+    that cannot decide a count is redone in float64 later (`BaseSVD.certain`).
     """
     evals, evecs = torch.linalg.eigh(_gram(ws))
-    tol = _ILL_CONDITIONED if ws.dtype == torch.float64 else _ILL_CONDITIONED_32
+    f64 = ws.dtype == torch.float64
+    tol = _ILL_CONDITIONED if f64 else _ILL_CONDITIONED_32
     out = []
     for i in range(ws.shape[0]):
         b = _base_from_eigh(ws[i], evals[i], evecs[i])
         smax = float(b.s[0]) if b.s.numel() else 0.0
         if b.w is not None and (smax == 0 or float(b.s[-1]) < tol * smax):
-            u, sv, _ = torch.linalg.svd(ws[i].double(), full_matrices=False)
-            b = BaseSVD(b.shape, sv, u, None)
+            if f64:
+                u, sv, _ = torch.linalg.svd(ws[i], full_matrices=False)
+                b = BaseSVD(b.shape, sv, u, None)
+            else:
+                b = _base_exact(ws[i])
         out.append(b)
     return out
 
@@ -414,7 +425,11 @@ class IntruderReport:
         return sum(m.count_at(eps) for m in self.matrices)
 
     def sweep(self, eps_values: Iterable[float] = DEFAULT_EPS_SWEEP) -> dict[float, int]:
-        """Total intruders at each threshold, from the stored max-|cos| values."""
+        """Total intruders at each threshold, from the stored max-|cos| values.
+
+        From a float32 analysis a value within ~1e-5 of a threshold other than `eps` may fall
+        on either side of it; `epsilon_sweep` works in float64.
+        """
         return {float(e): self.count_at(e) for e in eps_values}
 
     def __getitem__(self, name: str) -> MatrixReport:
@@ -469,8 +484,8 @@ def _check_matrix(what: str, w: Tensor) -> None:
 
 
 def _check_finite(stack: Tensor, names: list[str], what: str) -> None:
-    """One pass over a stack: a float64 sum is finite iff every entry is."""
-    sums = stack.sum(dim=(-2, -1), dtype=torch.float64)
+    """One pass over a stack: a sum is finite iff every entry is (short of overflow)."""
+    sums = stack.sum(dim=(-2, -1))
     bad = [n for n, ok in zip(names, torch.isfinite(sums).tolist(), strict=True) if not ok]
     if bad:
         raise LmlabError(f"{what} weight {bad[0]} has NaN or infinite entries"
@@ -538,9 +553,17 @@ def intruder_count(w0: Tensor, wt: Tensor, k: int = 10, eps: float = 0.5) -> int
     return analyze_matrix("matrix", w0, wt, k, eps).count
 
 
-def _chunks(names: list[str], shape: tuple[int, ...]) -> list[list[str]]:
-    per = max(1, _CHUNK_BYTES // (8 * math.prod(shape)))
+def _chunks(names: list[str], shape: tuple[int, ...], dev: torch.device) -> list[list[str]]:
+    """Stacks to decompose together: on a GPU as many as fit `_CHUNK_BYTES`; on the CPU, where
+    LAPACK takes one matrix at a time anyway, one each (no copy into a stack)."""
+    per = max(1, _CHUNK_BYTES // (8 * math.prod(shape))) if dev.type != "cpu" else 1
     return [names[i : i + per] for i in range(0, len(names), per)]
+
+
+def _stack(weights: Mapping[str, Tensor], names: list[str], dev: torch.device) -> Tensor:
+    if len(names) == 1:
+        return weights[names[0]].detach()[None].to(dev)  # a view on the CPU
+    return torch.stack([weights[n].detach() for n in names]).to(dev)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -593,7 +616,7 @@ def analyze(
         by_shape.setdefault(tuple(base[n].shape), []).append(n)
     reports: dict[str, MatrixReport] = {}
     for shape, group in by_shape.items():
-        for chunk in _chunks(group, shape):
+        for chunk in _chunks(group, shape, dev):
             reports.update(_analyze_chunk(base, tuned, chunk, k, eps, dev, cache, update_stats,
                                           exact))
     return IntruderReport(
@@ -611,7 +634,7 @@ def _analyze_chunk(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], chun
                    cache: MutableMapping[str, BaseSVD] | None, update_stats: bool,
                    exact: bool) -> dict[str, MatrixReport]:
     """Reports for equal-shaped matrices, decomposed as one stack."""
-    wt = torch.stack([tuned[n].detach() for n in chunk]).to(dev)
+    wt = _stack(tuned, chunk, dev)
     wt = wt.to(_work_dtype(wt, exact))
     _check_finite(wt, chunk, "tuned")
     bases: list[BaseSVD | None] = [None] * len(chunk)
@@ -623,7 +646,7 @@ def _analyze_chunk(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], chun
         bases = [b if b is not None and b.exact else None for b in bases]
     todo = [i for i, b in enumerate(bases) if b is None]
     if todo:
-        w0 = torch.stack([base[chunk[i]].detach() for i in todo]).to(dev)
+        w0 = _stack(base, [chunk[i] for i in todo], dev)
         _check_finite(w0, [chunk[i] for i in todo], "base")
         for i, b in zip(todo, _decompose_base_stack(w0.to(_work_dtype(w0, exact))), strict=True):
             if cache is not None:
@@ -632,7 +655,7 @@ def _analyze_chunk(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], chun
     u, s = _top_k_stack(wt, k)
     sd = None
     if update_stats:
-        w0_64 = torch.stack([base[n].detach() for n in chunk]).to(dev, torch.float64)
+        w0_64 = _stack(base, chunk, dev).to(torch.float64)
         sd = _gram_singular_values(wt.to(torch.float64) - w0_64)
     out = {}
     for i, n in enumerate(chunk):
@@ -675,15 +698,18 @@ def epsilon_sweep(
     targets: str | Sequence[str] = "all-linear",
     names: Sequence[str] | None = None,
     device: str | torch.device = "auto",
+    exact: bool = True,
 ) -> dict[float, int]:
     """Intruder totals at several thresholds, from one set of decompositions.
 
-    `base` and `tuned` are two weight mappings (as `analyze`) or two matrices.
+    `base` and `tuned` are two weight mappings (as `analyze`) or two matrices. In float64 by
+    default (`exact`): the float32 route certifies its counts at one threshold only.
     """
     if isinstance(base, Tensor) or isinstance(tuned, Tensor):
         if not (isinstance(base, Tensor) and isinstance(tuned, Tensor)):
             raise LmlabError("epsilon_sweep takes two matrices or two weight mappings")
-        rep = IntruderReport([analyze_matrix("matrix", base, tuned, k=k)], k=k)
+        rep = IntruderReport([analyze_matrix("matrix", base, tuned, k=k, exact=exact)], k=k)
     else:
-        rep = analyze(base, tuned, k=k, targets=targets, names=names, device=device)
+        rep = analyze(base, tuned, k=k, targets=targets, names=names, device=device,
+                      exact=exact)
     return rep.sweep(eps_values)

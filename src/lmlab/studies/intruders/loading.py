@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,7 @@ class LoraAdapter:
     transposed: dict[str, bool] = field(default_factory=dict)
     full: dict[str, Tensor] = field(default_factory=dict)  # modules_to_save, whole weights
     path: str = ""
+    source: dict[str, str] = field(default_factory=dict)  # "a:KEY" / "b:KEY" / "full:KEY" -> file key
 
     def delta(self, key: str) -> Tensor:
         """The update scaling * B A (transposed where the layer stores it so), in float32+."""
@@ -204,6 +205,28 @@ class LoraAdapter:
 
     def rank(self, key: str) -> int:
         return int(self.a[key].shape[0])
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the adapter as PEFT does (adapter_config.json, adapter_model.safetensors).
+
+        Tensors keep the names they were read under, so `PeftModel.from_pretrained` loads it.
+        """
+        from safetensors.torch import save_file
+
+        from lmlab.runs import atomic_write_json
+
+        out = Path(folder)
+        tensors = {}
+        for kind, store in (("a", self.a), ("b", self.b), ("full", self.full)):
+            for key, t in store.items():
+                name = self.source.get(f"{kind}:{key}")
+                if name is None:
+                    raise LmlabError(f"adapter tensor {kind}:{key} has no file name to save under")
+                tensors[name] = t.detach().contiguous().cpu()
+        out.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, out / "adapter_model.safetensors")
+        atomic_write_json(out / "adapter_config.json", self.config)
+        return out
 
 
 def _pattern_value(patterns: Mapping[str, Any], module: str, default: Any) -> Any:
@@ -241,6 +264,7 @@ def load_adapter(path: str | os.PathLike) -> LoraAdapter:
     b: dict[str, Tensor] = {}
     emb: set[str] = set()
     full: dict[str, Tensor] = {}
+    source: dict[str, str] = {}
     lora = re.compile(r"^(.*)\.(lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.[^.]+)?"
                       r"(?:\.weight)?$")
     for key, t in tensors.items():
@@ -249,11 +273,14 @@ def load_adapter(path: str | os.PathLike) -> LoraAdapter:
         if m is None:
             if "lora_magnitude_vector" in k:
                 raise LmlabError(f"{folder}: a DoRA adapter; its merge is not W0 + scaling * B A")
-            full[re.sub(r"\.modules_to_save\.[^.]+", "", k)] = t
+            fkey = re.sub(r"\.modules_to_save\.[^.]+", "", k)
+            full[fkey], source[f"full:{fkey}"] = t, key
             continue
         module, part = m.group(1), m.group(2)
         wkey = module + ".weight"
-        (a if part.endswith("A") else b)[wkey] = t
+        side = "a" if part.endswith("A") else "b"
+        (a if side == "a" else b)[wkey] = t
+        source[f"{side}:{wkey}"] = key
         if "embedding" in part:
             emb.add(wkey)
     missing = sorted(set(a) ^ set(b))
@@ -269,7 +296,7 @@ def load_adapter(path: str | os.PathLike) -> LoraAdapter:
                              f"says r={r}")
         scaling[wkey] = alpha / (math.sqrt(r) if rslora else r)
         transposed[wkey] = wkey in emb or fan_in_fan_out
-    return LoraAdapter(config, a, b, scaling, transposed, full, str(folder))
+    return LoraAdapter(config, a, b, scaling, transposed, full, str(folder), source)
 
 
 def _resolve(key: str, base: Mapping[str, Tensor]) -> str | None:
@@ -327,8 +354,8 @@ def load_pair(
         lora = load_adapter(adapter)
         if only is not None:  # the matrices not read from the base are not merged either
             keep = [key for key in lora.a if only(key)]
-            lora = LoraAdapter(lora.config, {key: lora.a[key] for key in keep},
-                               {key: lora.b[key] for key in keep}, lora.scaling, lora.transposed,
-                               {key: t for key, t in lora.full.items() if only(key)}, lora.path)
+            lora = replace(lora, a={key: lora.a[key] for key in keep},
+                           b={key: lora.b[key] for key in keep},
+                           full={key: t for key, t in lora.full.items() if only(key)})
         wt = merge_adapter(wt, lora)
     return w0, wt
