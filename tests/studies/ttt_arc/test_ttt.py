@@ -23,10 +23,10 @@ from lmlab.studies.ttt_arc.ttt import AdapterHost, LoraSettings
 SPEC = ModelSpec(n_layer=1, n_head=2, d_model=32, block_size=512)
 
 
-def _model(seed: int = 0, std: float = 0.02) -> GPT:
+def _model(seed: int = 0, std: float = 0.02, pos: str = "learned") -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig(vocab_size=17, block_size=512, n_layer=2, n_head=2, d_model=32,
-                         init_std=std))
+                         init_std=std, pos=pos))
 
 
 def _seqs(task, backend: TinyBackend, n: int = 6) -> list[tuple[list[int], list[int]]]:
@@ -81,8 +81,9 @@ def test_adapter_reset_and_task_order_independence() -> None:
     assert ab[0][1] != ab[0][0] and ab[0][1] != ab[1][1]
 
 
-def test_cached_greedy_decoding_matches_full_recomputation() -> None:
-    model = _model(seed=1, std=0.3)  # a large init so that the argmax changes along the way
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_cached_greedy_decoding_matches_full_recomputation(pos: str) -> None:
+    model = _model(seed=1, std=0.3, pos=pos)  # a large init: the argmax changes along the way
     tok = GridTokenizer()
     t = heldout_tasks(3, seed=0)
     prompts = [tok.encode_task(t[i].to_arc().train, t[i].test[0])[0].tolist() for i in range(3)]
@@ -91,6 +92,9 @@ def test_cached_greedy_decoding_matches_full_recomputation() -> None:
     full = [model.generate(torch.tensor([p]), 12)[0, len(p):].tolist() for p in prompts]
     assert cached == full
     assert len({tuple(c) for c in cached}) > 1
+    # decoding stops at (and keeps) the first stop id of a set
+    first = cached[0][0]
+    assert greedy_decode(model, prompts[:1], 12, stop_id=(98, first)) == [[first]]
     # through a PEFT wrapper with a non-zero adapter, too
     host = AdapterHost(model, LoraSettings(r=4), pad_id=16)
     with torch.no_grad():

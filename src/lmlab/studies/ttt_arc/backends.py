@@ -62,7 +62,8 @@ class TinyBackend:
     def generate(self, model: Any, prompts: list[list[int]]) -> list[list[int]]:
         from lmlab.studies.ttt_arc.model import greedy_decode
 
-        return greedy_decode(model, prompts, self.max_new, self.tok.EOS)
+        # The answer ends with EOS; an END (a demo's end) also closes the grid for decode_output.
+        return greedy_decode(model, prompts, self.max_new, (self.tok.EOS, self.tok.END))
 
     def decode(self, ids: Sequence[int]) -> Grid | None:
         return self.tok.decode_output(ids) if len(ids) else None

@@ -100,9 +100,9 @@ def _step(gpt: GPT, idx: Tensor, cache: list[tuple[Tensor, Tensor]] | None, star
 
 
 @torch.no_grad()
-def greedy_decode(model: nn.Module, prompts: list[list[int]], max_new: int, stop_id: int,
-                  batch_size: int = 16) -> list[list[int]]:
-    """Greedy continuations of each prompt, up to and including `stop_id` (or `max_new` tokens).
+def greedy_decode(model: nn.Module, prompts: list[list[int]], max_new: int,
+                  stop_id: int | tuple[int, ...], batch_size: int = 16) -> list[list[int]]:
+    """Greedy continuations of each prompt, up to and including a stop id (or `max_new` tokens).
 
     Prompts of equal length are decoded together; the result is in the order of `prompts`.
     A prompt longer than the model's block size leaves room for nothing and returns [].
@@ -128,25 +128,27 @@ def greedy_decode(model: nn.Module, prompts: list[list[int]], max_new: int, stop
     return out
 
 
-def _decode_batch(gpt: GPT, prompts: list[list[int]], room: int, stop_id: int,
-                  device: torch.device) -> list[list[int]]:
+def _decode_batch(gpt: GPT, prompts: list[list[int]], room: int,
+                  stop_id: int | tuple[int, ...], device: torch.device) -> list[list[int]]:
     if room <= 0:
         return [[] for _ in prompts]
     idx = torch.tensor(prompts, dtype=torch.long, device=device)  # (B, T)
     logits, cache = _step(gpt, idx, None, 0)
     pos = idx.shape[1]
+    stops = torch.tensor([stop_id] if isinstance(stop_id, int) else list(stop_id), device=device)
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     gen: list[Tensor] = []
     for t in range(room):
         nxt = logits.argmax(dim=-1)  # (B,)
         gen.append(nxt)
-        done |= nxt == stop_id
+        done |= torch.isin(nxt, stops)
         if bool(done.all()) or t == room - 1:
             break
         logits, cache = _step(gpt, nxt[:, None], cache, pos)
         pos += 1
     toks = torch.stack(gen, dim=1).tolist()  # (B, n)
-    return [s[: s.index(stop_id) + 1] if stop_id in s else s for s in toks]
+    stop_set = set(stops.tolist())
+    return [s[: next((i + 1 for i, v in enumerate(s) if v in stop_set), len(s))] for s in toks]
 
 
 def count_params(model: nn.Module) -> int:

@@ -54,6 +54,7 @@ class TTTArcConfig(StudyConfig):
     pre_batch: int = 16
     pre_lr: float = 3e-3
     pre_single_weight: int = 2  # each single family this many times per composition in the mix
+    pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
     # hf: model and data
     hf_model: str = "smollm2-135m-instruct"
     dtype: str = "float32"
@@ -167,11 +168,16 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
 
     spec = ModelSpec(n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
                      block_size=c.block_size, pos=c.pos)
-    path = Path(run.checkpoint_path("pretrained"))
+    path = Path(c.pretrained or run.checkpoint_path("pretrained"))
     pre: dict[str, Any] = {}
-    if path.is_file():  # a resumed run keeps its pre-trained model
+    if c.pretrained and not path.is_file():
+        from lmlab.errors import LmlabError
+
+        raise LmlabError(f"pretrained={c.pretrained}: no such checkpoint")
+    if path.is_file():  # a resumed run (or `pretrained=`) keeps its pre-trained model
         _, state = load_tensors(path)
         pre = dict(state or {})
+        pre["pretrained_reused"] = 1
     else:
         model, out = pretrain(GridTokenizer(), spec, PretrainConfig(
             steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr,
