@@ -42,3 +42,12 @@ def test_bench_runs_in_a_one_thread_child_process(llama_folders):
     out = bench_intruders(model=str(llama_folders["base"]), r=4, layers=1, threads=1)
     assert out["threads"] == 1 and out["matrices"] == 7
     assert out["counts_identical"]
+
+
+def test_registered_as_lmlab_bench_intruders(llama_folders):
+    from lmlab.bench import benchmarks, run_benchmark
+
+    assert "intruders" in benchmarks()
+    out = run_benchmark("intruders", model=str(llama_folders["base"]), r=4, layers=1,
+                        isolate=False, device="cpu")
+    assert out["matrices"] == 7 and out["counts_identical"]

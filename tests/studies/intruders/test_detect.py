@@ -370,3 +370,20 @@ def test_a_direction_the_base_barely_uses_is_not_mistaken_for_an_intruder():
     rep = analyze({"w": w0.float()}, {"w": wt.float()}, names=["w"], cache=cache, device="cpu")
     assert rep.total == 0 and rep.matrices[0].max_cos[0] > 0.99
     assert cache["w"].exact  # the float32 decomposition was replaced
+
+
+def test_stacked_decompositions_equal_one_at_a_time(monkeypatch):
+    # On a GPU equal-shaped matrices go through eigh as one stack (on the CPU one at a time);
+    # the stacked route, forced here on the CPU, gives the same reports.
+    from lmlab.studies.intruders import detect
+
+    base = gpt_like(4)
+    tuned = tune(base, ["blocks.0.attn.o_proj.weight", "blocks.1.mlp.up_proj.weight"])
+    one = analyze(base, tuned, device="cpu")
+    monkeypatch.setattr(detect, "_chunks", lambda names, shape, dev: [names])
+    stacked = analyze(base, tuned, device="cpu")
+    assert [m.count for m in stacked.matrices] == [m.count for m in one.matrices]
+    assert stacked.total == 2
+    for a, b in zip(one.matrices, stacked.matrices, strict=True):
+        np.testing.assert_allclose(a.max_cos, b.max_cos, atol=1e-5)
+        assert a.effective_rank_delta == pytest.approx(b.effective_rank_delta, rel=1e-6)

@@ -44,9 +44,10 @@ def lora_tuned_copy(
     noise: float = 1e-3,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(base, tuned) state dicts: `spec` and a deterministic PEFT LoRA of it, merged."""
-    import peft
-
+    from lmlab.errors import require
     from lmlab.models import load_model
+
+    peft = require("peft", extra="hf")
 
     model, _ = load_model(spec, with_tokenizer=False)
     base = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -136,8 +136,9 @@ def reduce_intruders_in_peft_model(
     The original adapter stays (``model.set_adapter(adapter_name)`` returns to it). Returns the
     number of intruders per LoRA layer.
     """
-    from peft.tuners.lora import LoraLayer
+    from lmlab.errors import require
 
+    LoraLayer = require("peft.tuners.lora", extra="hf").LoraLayer
     if getattr(model, "peft_type", None) != "LORA":  # PeftType is a str enum
         raise LmlabError("reduce_intruders_in_peft_model needs a PEFT model with a LoRA adapter")
     model.add_adapter(new_adapter_name, model.peft_config[adapter_name])
