@@ -22,6 +22,7 @@ from lmlab.studies.intruders.detect import (
     layer_index,
     match_targets,
     module_kind,
+    select_matrices,
     target_sets_of,
     top_left_singular,
 )
@@ -387,3 +388,14 @@ def test_stacked_decompositions_equal_one_at_a_time(monkeypatch):
     for a, b in zip(one.matrices, stacked.matrices, strict=True):
         np.testing.assert_allclose(a.max_cos, b.max_cos, atol=1e-5)
         assert a.effective_rank_delta == pytest.approx(b.effective_rank_delta, rel=1e-6)
+
+
+def test_matrices_come_in_model_order():
+    names = ["model.layers.10.mlp.down_proj.weight", "model.layers.2.self_attn.v_proj.weight",
+             "model.layers.2.mlp.gate_proj.weight", "model.layers.2.self_attn.q_proj.weight",
+             "model.layers.10.self_attn.o_proj.weight"]
+    weights = {n: torch.zeros(2, 2) for n in names}
+    assert select_matrices(weights) == [
+        "model.layers.2.self_attn.q_proj.weight", "model.layers.2.self_attn.v_proj.weight",
+        "model.layers.2.mlp.gate_proj.weight", "model.layers.10.self_attn.o_proj.weight",
+        "model.layers.10.mlp.down_proj.weight"]

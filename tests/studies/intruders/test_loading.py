@@ -154,7 +154,7 @@ def test_models_of_different_shapes_are_one_error_listing_them(tmp_path, llama_f
         analyze(base, tuned, device="cpu")
     msg = one_line(e)
     assert "14 of 14 matrices differ" in msg
-    assert "model.layers.0.mlp.down_proj.weight: base (64, 96) vs tuned (32, 96)" in msg
+    assert "model.layers.0.self_attn.q_proj.weight: base (64, 64) vs tuned (32, 32)" in msg
 
 
 def test_a_malformed_adapter_config_is_one_error(tmp_path, llama_folders):

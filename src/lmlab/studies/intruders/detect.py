@@ -56,6 +56,7 @@ __all__ = [
     "intruder_count",
     "layer_index",
     "match_targets",
+    "model_order",
     "module_kind",
     "select_matrices",
     "target_sets_of",
@@ -138,11 +139,23 @@ def layer_index(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_KIND_ORDER = {k: i for i, k in enumerate(
+    ("q_proj", "query", "k_proj", "key", "v_proj", "value", "o_proj", "out_proj", "attn.out",
+     "gate_proj", "up_proj", "fc1", "ffn.in", "down_proj", "fc2", "ffn.out"))}
+
+
+def model_order(name: str) -> tuple[int, int, str]:
+    """Sort key: by layer (numerically), then attention q, k, v, o before the MLP's in, out."""
+    layer = layer_index(name)
+    return (-1 if layer is None else layer, _KIND_ORDER.get(module_kind(name), 99), name)
+
+
 def select_matrices(
     weights: Mapping[str, Tensor], targets: str | Sequence[str] = "all-linear"
 ) -> list[str]:
-    """The 2-D weights of `weights` selected by `targets`, in the mapping's order."""
-    return [k for k, v in weights.items() if v.ndim == 2 and match_targets(k, targets)]
+    """The 2-D weights of `weights` selected by `targets`, in model order (`model_order`)."""
+    return sorted((k for k, v in weights.items() if v.ndim == 2 and match_targets(k, targets)),
+                  key=model_order)
 
 
 # -- spectra --------------------------------------------------------------------------------
