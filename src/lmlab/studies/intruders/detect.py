@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -310,8 +310,8 @@ def _top_k_stack(ws: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
     In float32 the top-k eigenvectors of the Gram matrix are as accurate as a float32 SVD's:
     their error, eps * s_1^2 / (s_j^2 - s_j+1^2), exceeds the SVD's eps * s_1 / (s_j - s_j+1)
-    by the factor s_1 / (2 s_j), at most a few for the top k. (The base, whose every singular
-    vector counts, is always decomposed in float64.)
+    by the factor s_1 / (2 s_j), at most a few for the top k. (For the base, whose every
+    singular vector counts, float32 has to pass `BaseSVD.certain`.)
     """
     _, m, n = ws.shape
     g = _gram(ws)
@@ -336,8 +336,9 @@ def _top_k_stack(ws: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if m <= n:
         return vecs, s
     u = ws @ vecs / s[:, None, :]  # u_j = W v_j / s_j
-    bad = s[:, -1] < _ILL_CONDITIONED * s[:, 0].clamp_min(torch.finfo(s.dtype).tiny)
-    for i in torch.nonzero(bad).flatten().tolist():  # rank < k: the Gram route cannot normalise
+    tol = _ILL_CONDITIONED if ws.dtype == torch.float64 else _ILL_CONDITIONED_32
+    bad = s[:, -1] < tol * s[:, 0].clamp_min(torch.finfo(s.dtype).tiny)
+    for i in torch.nonzero(bad).flatten().tolist():  # s_k ~ 0: the Gram route cannot normalise
         ui, si, _ = torch.linalg.svd(ws[i], full_matrices=False)
         u[i], s[i] = ui[:, :k], si[:k]
     return u, s
@@ -394,8 +395,7 @@ class MatrixReport:
         return sum(c < eps for c in self.max_cos)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("cos")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cos"}
         for key in ("dw_norm", "dw_over_sigma_k", "effective_rank_delta"):
             if not math.isfinite(d[key]):  # NaN (not computed) or inf: JSON has neither
                 d[key] = None
