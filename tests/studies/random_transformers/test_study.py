@@ -129,3 +129,12 @@ def test_paper_preset_says_in_one_line_when_tinystories_is_unreachable(
     with pytest.raises(LmlabError, match="TinyStories"):
         execute("random-transformers", "paper", out=tmp_path / "paper")
     assert not (tmp_path / "paper" / "result.json").exists()
+
+
+def test_modadd_weight_decay_applies_to_modular_addition_only() -> None:
+    c = apply_overrides(get_study("random-transformers").preset("tiny"),
+                        ["modadd_weight_decay=0.5", "weight_decay=0.002"])
+    wd = {j.task: j.weight_decay for j in grid_jobs(c) if j.task in ("modadd", "needle")}
+    assert wd == {"modadd": 0.5, "needle": 0.002}
+    c = apply_overrides(c, ["modadd_weight_decay=none"])
+    assert {j.weight_decay for j in grid_jobs(c) if j.task == "modadd"} == {0.002}

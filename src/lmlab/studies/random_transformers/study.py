@@ -58,6 +58,7 @@ class RandomTransformersConfig(StudyConfig):
     modadd_test_fraction: float = 0.05
     modadd_batch: int = 4000
     modadd_steps: int = 50_000
+    modadd_weight_decay: float | None = None  # None: weight_decay (the paper's 1e-3)
     # streaming tasks
     stream_batch: int = 1000
     n_test: int = 4000
@@ -102,17 +103,32 @@ class RandomTransformersConfig(StudyConfig):
 
 
 PAPER = RandomTransformersConfig(executor="process")
-# Measured on a shared 2-core CPU (random mode, one seed, lr 3e-3, the settings below unless
-# said): parentheses (30 pairs) d=128 0.912 after 1,200 steps, d=16 0.661 (majority 0.519);
-# modular addition p = 31 d=128 0.667 after 3,000 steps, d=16 0.000; decimal (3 digits) d=128
-# 0.718 after 2,500 steps; needle (8 keys) d=128 0.386 after 1,500 steps and 0.369 after 3,000
-# (d=16 0.048). The steps are what a 15-minute budget allows, not what the targets need.
+# What mattered at tiny scale (random mode, width 128, lr 3e-3, CPU seconds at 1 thread; seeds are
+# the job seeds 0, 1, 2, which fix both the frozen random weights and the data order):
+# - modular addition (p = 31, 10% held out, batch 256): the model first fits the training pairs
+#   and only then generalizes (grokking-like), and weight decay is the lever. At 3,000 steps,
+#   seed 0: wd 1e-3 -> 0.56, 0.1 -> 0.71, 0.3 -> 0.875, 1.0 -> 0.865, 3.0 -> 0.04; lr 1e-2 -> 0.0,
+#   lr 1e-3 -> 0.51; a constant lr -> 0.28; batch 128 -> 0.0; one layer (6,000 steps) -> 0.0.
+#   With wd 1.0 and 5,000 steps: seed 0 0.948, seed 2 0.844 (still rising), about 16 CPU-s per
+#   1,000 steps. Seed 1 has not left the memorizing phase by 3,000 steps under any setting (train
+#   accuracy 0.34-0.87, held-out 0.0), so the median over three seeds is the second-best seed.
+#   Why decay helps: every frozen sublayer reads a LayerNorm of the stream, so shrinking the
+#   embeddings costs the frozen attention/MLP nothing and lets their (weakly nonlinear) outputs
+#   dominate the stream; at d = 128 with init std 0.02 the MLP pre-activations have std about
+#   0.02 * sqrt(128) = 0.23 (GELU nearly linear), against 0.64 at the paper's d = 1024.
+# - needle (8 keys, V = 64): a plateau at 0.37-0.39 from step 750 on, at batch 64 or 128 and for
+#   3,000 steps (d = 16: 0.05). Retrieval needs sharp attention; a frozen head's logit is bounded
+#   by sigma_max(W_q) sigma_max(W_k) d / sqrt(d_head), about 2.6 at d = 128 (32-dim heads)
+#   against about 59 at d = 1024, so the query cannot single out its key. Not reachable here.
+# - decimal (3 digits): 0.685 at batch 64 and 0.748 at batch 128 (2,500 steps), both flat from
+#   step 1,500; the position-to-digit attention meets the same bound. Batch 64 kept (half cost).
+# - parentheses (30 pairs): d=128 0.912 after 1,200 steps, d=16 0.661 (majority 0.519).
 TINY = RandomTransformersConfig(
     executor="process", seeds=3, baseline_seeds=1, widths=(16, 128), ablation_modes=(),
     lstm=False, warmup_steps=100, lr=3e-3, stop_at=0.99, eval_every=250,
-    p=31, modadd_test_fraction=0.1, modadd_batch=256, modadd_steps=4000,
+    p=31, modadd_test_fraction=0.1, modadd_batch=256, modadd_steps=6000, modadd_weight_decay=1.0,
     stream_batch=64, n_test=1000,
-    needle_keys=8, needle_vocab=64, needle_steps=2500,
+    needle_keys=8, needle_vocab=64, needle_steps=1500,
     decimal_digits=3, decimal_steps=2500,
     parens_pairs=30, parens_steps=1200,
     mem_n=64, mem_labels=64, mem_width=16, mem_batch=4096, mem_steps=1000, mem_lr=1e-2,
@@ -159,11 +175,13 @@ def grid_jobs(c: RandomTransformersConfig) -> list[Any]:
                 for s in range(c.seeds if m == "random" else base)]
         runs += [(m, wide, s) for m in c.ablation_modes for s in range(base)]
         runs += [("lstm", wide, s) for s in range(base)] if c.lstm else []
+        wd = c.modadd_weight_decay if task == "modadd" and c.modadd_weight_decay is not None \
+            else c.weight_decay
         for mode, width, seed in runs:
             jobs.append(Job(task, mode, width, c.seed * 1000 + seed, _task_kw(c, task),
                             steps=_steps(c, task), lr=c.lstm_lr if mode == "lstm" else c.lr,
                             analyze=mode == "random" and width == wide and seed == 0,
-                            **early, **common))
+                            **early, **{**common, "weight_decay": wd}))
     if c.memorize:
         for mode, s in itertools.product(("random", "full"), range(c.mem_seeds)):
             jobs.append(Job("memorize", mode, c.mem_width, c.seed * 1000 + s,
