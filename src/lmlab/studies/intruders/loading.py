@@ -68,7 +68,7 @@ def _read_safetensors(path: Path, only: KeyFilter = None) -> dict[str, Tensor]:
 
 def _read_torch(path: Path, only: KeyFilter = None) -> dict[str, Tensor]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a pickle with code in it, or not a torch file at all
         raise LmlabError(f"{path}: not a loadable state dict ({type(e).__name__}: "
                          f"{' '.join(str(e).split())[:200]})") from None
