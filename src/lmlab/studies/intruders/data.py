@@ -188,13 +188,19 @@ def make_task(lang: Language, task: str, n: int, text_len: int, seed: int) -> Ta
 
 
 @torch.no_grad()
-def task_accuracy(model: torch.nn.Module, data: TaskData, batch_size: int = 512) -> float:
-    """Greedy accuracy on the label token (argmax over the whole vocabulary)."""
+def task_accuracy(model: torch.nn.Module, data: TaskData, batch_size: int = 512,
+                  labels_only: bool = False) -> float:
+    """Greedy accuracy on the label token: argmax over the whole vocabulary, or with
+    `labels_only` over the task's own label tokens (a per-task head, as in continual learning)."""
     right = 0
+    ids = torch.tensor(data.label_ids)
     for i in range(0, len(data), batch_size):
         x = data.input_ids[i:i + batch_size]
         logits = model(x)[0][:, -1, :]  # (B, V)
-        right += int((logits.argmax(-1) == data.targets[i:i + batch_size, -1]).sum())
+        if labels_only:
+            right += int((logits[:, ids].argmax(-1) == data.labels[i:i + batch_size]).sum())
+        else:
+            right += int((logits.argmax(-1) == data.targets[i:i + batch_size, -1]).sum())
     return right / max(len(data), 1)
 
 

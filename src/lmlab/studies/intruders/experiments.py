@@ -295,6 +295,7 @@ def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskD
     ratios = [m.dw_over_sigma_k for m in rep.matrices]
     return {
         "accs": {t: task_accuracy(model, d) for t, d in tests.items()},
+        "label_accs": {t: task_accuracy(model, d, labels_only=True) for t, d in tests.items()},
         "heldout_loss": (loss := lm_loss(model, held)),
         "forgetting": loss - base_loss,
         "intruders": rep.total,

@@ -87,12 +87,13 @@ def continual_curves(results: list[dict[str, Any]]) -> Figure:
     for name, rs in sorted(by_method.items()):
         tasks = rs[0]["tasks"]
         xs = list(range(1, len(tasks) + 1))
-        acc = [sum(r["stages"][i]["accs"][tasks[0]] for r in rs) / len(rs) for i in range(len(xs))]
+        acc = [sum(r["stages"][i].get("label_accs", r["stages"][i]["accs"])[tasks[0]]
+                   for r in rs) / len(rs) for i in range(len(xs))]
         intr = [sum(r["stages"][i]["intruders"] for r in rs) / len(rs) for i in range(len(xs))]
         a1.plot(xs, acc, marker="o", label=name)
         a2.plot(xs, intr, marker="o", label=name)
     a1.set_xlabel("tasks learnt")
-    a1.set_ylabel("accuracy on the first task")
+    a1.set_ylabel("first-task accuracy (among its labels)")
     a2.set_xlabel("tasks learnt")
     a2.set_ylabel("cumulative intruder dimensions")
     a1.legend(fontsize=7)

@@ -165,7 +165,7 @@ def _finetune(model: nn.Module, method: Method, lr: float, c: IntruderConfig,
 def run_smol(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Fine-tune SmolLM2 with each method from the same base; measure, summarize, plot."""
     from lmlab.models import load_model
-    from lmlab.studies.intruders.detect import analyze
+    from lmlab.studies.intruders.detect import BaseCache, analyze
     from lmlab.studies.intruders.figures import cosine_matrices
     from lmlab.studies.intruders.summary import single_metrics
 
@@ -181,6 +181,7 @@ def run_smol(c: IntruderConfig, run: Any) -> dict[str, Any]:
     samples = generic_text(model, tok, c.smol_prompts, c.smol_gen_tokens)
     base_loss, base_acc = text_loss(model, samples), _accuracy(model, test, test_y, pad)
     results, reports = [], {}
+    cache = BaseCache()  # the base's decompositions, computed once for every method
     for spec in c.smol_methods:
         m = parse_method(spec, c.fixed_alpha, c.rslora_alpha)
         lr = c.smol_full_lr if m.kind == "full" else lora_lr(c.smol_lora_lr, c.lr_rule, m.rank,
@@ -189,7 +190,7 @@ def run_smol(c: IntruderConfig, run: Any) -> dict[str, Any]:
         model.load_state_dict(base_sd)
         tuned, steps = _finetune(model, m, lr, c, train, train_y, pad, c.seed)
         rep = analyze(base_w, {n: p.detach() for n, p in tuned.named_parameters() if n in base_w},
-                      k=c.k, eps=c.eps, names=names, device=c.device)
+                      k=c.k, eps=c.eps, names=names, device=c.device, cache=cache)
         ratios = [x.dw_over_sigma_k for x in rep.matrices]
         stage = {"task": "topic_first", "steps": steps,
                  "acc": _accuracy(tuned, test, test_y, pad),

@@ -86,8 +86,14 @@ def mitigation_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
     return m
 
 
+def _label_acc(stage: dict[str, Any], task: str) -> float:
+    """Accuracy on `task` among its own label tokens (over the whole vocabulary if not measured)."""
+    return float(stage.get("label_accs", stage["accs"])[task])
+
+
 def continual_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per method: after each task, cumulative intruders, forgetting, accuracy on earlier tasks."""
+    """Per method: after each task, cumulative intruders, forgetting, accuracy on earlier tasks
+    (`first_task_final_acc` among the first task's labels; `_vocab`: over the whole vocabulary)."""
     m: dict[str, Any] = {}
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
@@ -100,11 +106,14 @@ def continual_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
             m[f"{p}.intruders"] = _mean([float(s["intruders"]) for s in st])
             m[f"{p}.forgetting"] = _mean([float(s["forgetting"]) for s in st])
             m[f"{p}.acc"] = _mean([float(s["acc"]) for s in st])
-            if i:
+            if i:  # earlier tasks scored among their own labels (a head per task)
                 m[f"{p}.earlier_acc"] = _mean([
-                    _mean([s["accs"][t] for t in tasks[:i]]) for s in st])
+                    _mean([_label_acc(s, t) for t in tasks[:i]]) for s in st])
         last = [r["stages"][-1] for r in rs]
-        m[f"continual.{name}.first_task_final_acc"] = _mean([s["accs"][tasks[0]] for s in last])
+        m[f"continual.{name}.first_task_final_acc"] = _mean([_label_acc(s, tasks[0])
+                                                             for s in last])
+        m[f"continual.{name}.first_task_final_acc_vocab"] = _mean([s["accs"][tasks[0]]
+                                                                   for s in last])
     return m
 
 

@@ -17,7 +17,7 @@ from lmlab.studies.intruders.experiments import (
 )
 from lmlab.studies.intruders.study import IntruderConfig
 
-__all__ = ["finetune_jobs", "run_tiny", "setup_of"]
+__all__ = ["finetune_jobs", "run_cached", "run_tiny", "setup_of"]
 
 
 def setup_of(c: IntruderConfig) -> Setup:
@@ -78,6 +78,24 @@ def finetune_jobs(c: IntruderConfig, base_paths: dict[int, str], run_dir: str
     return jobs
 
 
+def run_cached(item: tuple[FinetuneJob, str]) -> dict[str, Any]:
+    """`run_finetune`, its result kept as JSON at `path` so that a resumed run skips it."""
+    from pathlib import Path
+
+    from lmlab.runs import atomic_write_json, read_json
+
+    job, path = item
+    if Path(path).is_file():
+        return read_json(path)
+    result = run_finetune(job)
+    atomic_write_json(path, result)
+    return read_json(path)  # the same JSON values whether computed now or read back
+
+
+def _result_path(run: Any, job: FinetuneJob) -> str:
+    return str(run.checkpoint_dir / f"result-{job.kind}-{job.method.name}-seed{job.seed}.json")
+
+
 def _cost(job: FinetuneJob) -> float:
     return len(job.tasks) * (1 + job.method.rank / 64) + 0.5 * len(job.lambdas)
 
@@ -101,7 +119,7 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     for p in pre:
         run.log(job="pretrain", **p)
     jobs = sorted(finetune_jobs(c, paths, str(run.path)), key=_cost, reverse=True)
-    results = ex.map(run_finetune, jobs)
+    results = ex.map(run_cached, [(j, _result_path(run, j)) for j in jobs])
     for r in results:
         run.log(job="finetune", **{k: v for k, v in r.items() if k not in ("stages", "mitigation")},
                 stages=[{k: v for k, v in st.items() if k != "per_matrix"} for st in r["stages"]],
