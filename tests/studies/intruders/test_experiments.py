@@ -21,6 +21,7 @@ from lmlab.studies.intruders.data import (
     heldout_batch,
     make_task,
     pretrain_batch,
+    task_accuracy,
 )
 from lmlab.studies.intruders.detect import analyze
 from lmlab.studies.intruders.experiments import (
@@ -104,6 +105,23 @@ def test_task_examples_golden_and_labels() -> None:
     assert set(TASK_LABELS) == set(TASKS)
     with pytest.raises(LmlabError, match="unknown task"):
         make_task(LANG, "sentiment", 4, 12, 0)
+
+
+def test_accuracy_over_the_vocabulary_and_among_the_task_labels() -> None:
+    """A model that prefers a non-label token, then class 1's label: 0 over the vocabulary, the
+    share of class 1 among the task's labels (a per-task head)."""
+    d = make_task(LANG, "topic_first", 200, 12, seed=0)
+
+    class Stub(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+            logits = torch.zeros(*x.shape, LANG.vocab_size)
+            logits[..., LANG.id["."]] = 2.0
+            logits[..., d.label_ids[1]] = 1.0
+            return logits, None
+
+    assert task_accuracy(Stub(), d) == 0.0
+    assert task_accuracy(Stub(), d, labels_only=True) == pytest.approx(
+        float((d.labels == 1).float().mean()))
 
 
 # -- LoRA schemes ---------------------------------------------------------------------------------
@@ -216,5 +234,7 @@ def test_continual_job_measures_every_task_so_far(pretrained: str) -> None:
     res = run_finetune(job)
     assert [s["task"] for s in res["stages"]] == ["topic_first", "negation"]
     assert set(res["stages"][1]["accs"]) == {"topic_first", "negation"}
+    assert set(res["stages"][1]["label_accs"]) == {"topic_first", "negation"}
+    assert all(0.0 <= a <= 1.0 for a in res["stages"][1]["label_accs"].values())
     assert res["stages"][1]["steps"] == 3 and res["cpu_s"] > 0
     assert res["stages"][1]["forgetting"] != 0.0  # full FT moved the weights
