@@ -55,6 +55,7 @@ def test_reduced_reproduction(tmp_path) -> None:
     assert m["none.seed0.acc_beyond_T"] <= 0.3
     assert m["none.seed0.cutoff_state"] <= 5
     assert m["none.seed0.label"] in ("AA", "PAA", "mixed", "none")
+    assert 0 < m["none.seed0.train_cpu_s"] and m["train_cpu_s_max"] == m["none.seed0.train_cpu_s"]
     assert {c["id"] for c in result["claims"]} >= {"near-perfect-within-T", "aa-or-paa"}
     assert (out / "figures" / "heatmaps_none_seed0.png").exists()
     assert (out / "figures" / "accuracy_by_position.png").exists()
