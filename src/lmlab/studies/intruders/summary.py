@@ -16,6 +16,9 @@ from lmlab.study import Claim
 __all__ = ["claims", "continual_metrics", "single_metrics"]
 
 PAPER = "Shuttleworth et al. 2024"
+# A first-task accuracy gap smaller than this is within the test sets' noise (512 examples: one
+# standard error is about 0.02), so it does not count as "forgets more".
+CONTINUAL_MARGIN = 0.02
 STAGE_KEYS = ("acc", "intruders", "forgetting", "dw_over_sigma_k_max", "dw_over_sigma_k_mean",
               "eff_rank_delta", "steps")
 
@@ -218,7 +221,8 @@ def claims(m: dict[str, Any], low_rank_max: int = 8, mitigation_max_drop: float 
 
 def _continual_claim(m: dict[str, Any]) -> list[Claim]:
     statement = ("In continual learning low-rank LoRA forgets earlier tasks more than full "
-                 "fine-tuning, and its intruder dimensions accumulate")
+                 f"fine-tuning (by > {CONTINUAL_MARGIN:g} accuracy), and its intruder dimensions "
+                 "accumulate")
     lora = sorted(k.split(".")[1:-1] for k in m
                   if k.startswith("continual.lora.") and k.endswith(".first_task_final_acc"))
     full_acc = _get(m, "continual.full.first_task_final_acc")
@@ -237,4 +241,4 @@ def _continual_claim(m: dict[str, Any]) -> list[Claim]:
         "continual", statement, PAPER,
         f"first-task accuracy after {stages[-1]} tasks: {name} {acc:.3f}, full FT "
         f"{full_acc:.3f}; {name} intruders {first:.2f} -> {last:.2f}",
-        acc < full_acc and last > first)]
+        acc < full_acc - CONTINUAL_MARGIN and last > first)]
