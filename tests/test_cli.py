@@ -104,6 +104,18 @@ def test_failing_study_leaves_no_result(cli, toy_plugins, tmp_path):
     assert not (out / "result.json").exists()
 
 
+def test_unfinished_run_resumes_with_tuple_fields(cli, toy_plugins, tmp_path):
+    # config.json stores tuples as lists; the resume check must still see the same configuration
+    out = tmp_path / "run"
+    assert cli("run", "toy-mean", "--set", "sizes=[3,4]", "--out", out).code == 0
+    (out / "result.json").unlink()
+    r = cli("run", "toy-mean", "--set", "sizes=[3,4]", "--out", out, "--resume")
+    assert r.code == 0, r.err
+    assert json.loads((out / "result.json").read_text())["config"]["sizes"] == [3, 4]
+    r = cli("run", "toy-mean", "--set", "sizes=[3,5]", "--out", out, "--resume")
+    assert r.code == 2 and "differs in sizes" in r.err
+
+
 def test_unknown_option_is_a_usage_error(cli):
     assert cli("run", "--bogus").code == 2
 

@@ -8,6 +8,7 @@ at the very end, so a run that dies leaves no result, only metrics and checkpoin
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from lmlab.errors import LmlabError
-from lmlab.runs import CONFIG, METRICS, RESULT, Run, atomic_write_json, environment, read_json
+from lmlab.runs import (
+    CONFIG,
+    METRICS,
+    RESULT,
+    Run,
+    atomic_write_json,
+    environment,
+    jsonable,
+    read_json,
+)
 from lmlab.seeding import seed_everything
 from lmlab.study import Claim, StudyConfig, apply_overrides, config_to_dict, get_study
 
@@ -54,7 +64,9 @@ def _clear_run(out: Path) -> None:
 
 
 def _config_record(study_id: str, preset: str, config: StudyConfig) -> dict[str, Any]:
-    return {"study": study_id, "preset": preset, "seed": config.seed, "config": config_to_dict(config)}
+    record = {"study": study_id, "preset": preset, "seed": config.seed, "config": config_to_dict(config)}
+    # as it reads back from config.json (tuples become lists), so a resume compares like with like
+    return json.loads(json.dumps(jsonable(record)))
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -85,9 +97,7 @@ def execute(
     _check_out(out)
     record = _config_record(study_id, preset, config)
 
-    if (out / RESULT).is_file() and not force:
-        if resume:
-            return read_json(out / RESULT)
+    if (out / RESULT).is_file() and not force and not resume:
         raise LmlabError(f"{out} already holds a finished run; pass --force to run it again")
     if (out / CONFIG).is_file() and not force:
         if not resume:
@@ -101,6 +111,8 @@ def execute(
             raise LmlabError(
                 f"cannot resume {out}: its configuration differs in {', '.join(changed)}"
             )
+        if (out / RESULT).is_file():
+            return read_json(out / RESULT)
     elif resume and not (out / CONFIG).is_file():
         raise LmlabError(f"nothing to resume in {out}: no {CONFIG}")
     if force:

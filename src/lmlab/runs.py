@@ -54,16 +54,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """Convert numpy/torch scalars, paths and non-finite floats into plain JSON values."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, torch.Tensor):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
-        return _jsonable(x.item())
+        return jsonable(x.item())
     if isinstance(x, float) and not math.isfinite(x):
         return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
     if isinstance(x, Path):
@@ -73,7 +73,7 @@ def _jsonable(x: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically."""
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -92,7 +92,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], stat
     from safetensors.torch import save
 
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = {"lmlab_state": json.dumps(_jsonable(state))} if state is not None else None
+    meta = {"lmlab_state": json.dumps(jsonable(state))} if state is not None else None
     atomic_write_bytes(path, save(flat, metadata=meta))
 
 
@@ -211,7 +211,7 @@ class Run:
         """Append one record to metrics.jsonl and flush it, so a crash loses nothing logged."""
         rec = {"step": step, **metrics} if step is not None else dict(metrics)
         with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable(rec)) + "\n")
+            f.write(json.dumps(jsonable(rec)) + "\n")
             f.flush()
 
     def read_metrics(self) -> list[dict[str, Any]]:

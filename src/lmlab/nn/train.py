@@ -151,7 +151,7 @@ def _default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 def _float(x: Any) -> float:
-    """Undo runs._jsonable for a float: None was NaN, "inf"/"-inf" were infinities."""
+    """Undo runs.jsonable for a float: None was NaN, "inf"/"-inf" were infinities."""
     return float("nan") if x is None else float(x)
 
 
