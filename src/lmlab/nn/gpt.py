@@ -7,6 +7,13 @@ TransformerLens (`blocks.0.attn.hook_pattern`, `blocks.1.hook_resid_post`, ...),
 layer is a plain `nn.Linear` with a conventional name (`q_proj`, ..., `down_proj`) so PEFT's
 `LoraConfig(target_modules=["q_proj", "v_proj"])` applies to it as to a Hugging Face model.
 
+Optional coordinate embeddings (`GPTConfig.coord_sizes`, default none): one extra learned table
+per coordinate, indexed by per-token integer coordinates that the caller passes to `forward`
+(`coords`, (B, T, n)) and added to the token embedding through `hook_coord_embed`. A flattened
+2-D grid, for example, can give every token its (row, column), so that "the cell at the same
+place in another grid" is an equal-coordinates lookup at any grid size instead of an offset in
+1-D positions that changes with the grid's width. Without them the model is exactly as before.
+
 Shapes: B batch, T time, d d_model, nh n_head, hs head size (d // nh), V vocab.
 """
 
@@ -41,9 +48,9 @@ FREEZE_MODES: dict[str, str] = {
 # Parameter-name prefixes trained by each mode (None: all of them).
 _TRAINED: dict[str, tuple[str, ...] | None] = {
     "full": None,
-    "random": ("tok_emb.", "pos_emb.", "lm_head."),
+    "random": ("tok_emb.", "pos_emb.", "coord_emb.", "lm_head."),
     "unembed": ("lm_head.",),
-    "embed": ("tok_emb.", "pos_emb."),
+    "embed": ("tok_emb.", "pos_emb.", "coord_emb."),
     "tok_unembed": ("tok_emb.", "lm_head."),
 }
 
@@ -70,8 +77,16 @@ class GPTConfig:
     tie_embeddings: bool = True  # lm_head shares tok_emb's weight
     init_std: float = 0.02
     rope_base: float = 10000.0
+    # One embedding table per extra per-token coordinate (e.g. (rows, columns)); () for none.
+    coord_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        self.coord_sizes = tuple(self.coord_sizes)
+        for n in self.coord_sizes:
+            if not isinstance(n, int) or n < 1:
+                raise GPTConfigError(
+                    f"GPTConfig.coord_sizes must hold positive ints, got {self.coord_sizes!r}"
+                )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -308,6 +323,16 @@ class GPT(HookedMixin, nn.Module):
             # One matrix maps tokens to vectors and back (Press & Wolf 2017): fewer parameters,
             # and rare tokens' output rows learn from their input occurrences too.
             self.lm_head.weight = self.tok_emb.weight
+        if cfg.coord_sizes:
+            # Built and initialized after everything else, so that the other weights are exactly
+            # those of the same model without coordinates.
+            self.coord_emb = nn.ModuleList(
+                nn.Embedding(n, cfg.d_model, _weight=torch.empty(n, cfg.d_model))
+                for n in cfg.coord_sizes
+            )
+            for emb in self.coord_emb:
+                nn.init.normal_(emb.weight, 0.0, cfg.init_std)
+            self.hook_coord_embed = HookPoint()  # (B, T, d), the sum over the coordinates
 
     def _init_weights(self, m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
@@ -320,12 +345,17 @@ class GPT(HookedMixin, nn.Module):
     # ---------------------------------------------------------------- forward
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, loss_mask: Tensor | None = None
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        loss_mask: Tensor | None = None,
+        coords: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, T, V) for token ids idx (B, T); with targets, also the mean cross-entropy.
 
         targets (B, T) may hold -100 at positions to ignore. loss_mask (B, T), bool or float,
-        selects (or weights) the positions the loss averages over.
+        selects (or weights) the positions the loss averages over. coords (B, T, n) integer, one
+        column per entry of `config.coord_sizes`, is required exactly when that is non-empty.
         """
         cfg = self.config
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
@@ -336,7 +366,7 @@ class GPT(HookedMixin, nn.Module):
         if T > cfg.block_size:
             raise GPTConfigError(f"sequence length {T} exceeds block_size {cfg.block_size}")
 
-        x = self.hook_embed(self.tok_emb(idx))  # (B, T, d)
+        x = self.embed(idx, coords)  # (B, T, d)
         rope = None
         if cfg.pos == "learned":
             x = x + self.hook_pos_embed(self.pos_emb.weight[:T].expand(B, T, -1))
@@ -354,6 +384,26 @@ class GPT(HookedMixin, nn.Module):
         if targets is None:
             return logits, None
         return logits, self.loss(logits, targets, loss_mask)
+
+    def embed(self, idx: Tensor, coords: Tensor | None = None) -> Tensor:
+        """Token embeddings of idx (B, T), plus the coordinate embeddings: (B, T, d).
+
+        Positional embeddings are not included (they depend on where the tokens start).
+        """
+        x = self.hook_embed(self.tok_emb(idx))  # (B, T, d)
+        sizes = self.config.coord_sizes
+        if not sizes:
+            if coords is not None:
+                raise GPTConfigError("coords given, but the model has no coord_sizes")
+            return x
+        if coords is None or coords.shape != (*idx.shape, len(sizes)):
+            got = None if coords is None else tuple(coords.shape)
+            raise GPTConfigError(
+                f"coords must have shape {(*idx.shape, len(sizes))} for coord_sizes={sizes}, "
+                f"got {got}"
+            )
+        c = sum(emb(coords[..., i]) for i, emb in enumerate(self.coord_emb))
+        return x + self.hook_coord_embed(c)
 
     @staticmethod
     def loss(logits: Tensor, targets: Tensor, loss_mask: Tensor | None = None) -> Tensor:
@@ -388,8 +438,8 @@ class GPT(HookedMixin, nn.Module):
     # ---------------------------------------------------------------- utilities
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Number of parameters (shared ones once); non_embedding drops tok_emb and pos_emb."""
-        skip = ("tok_emb.", "pos_emb.") if non_embedding else ()
+        """Number of parameters (shared ones once); non_embedding drops the embedding tables."""
+        skip = ("tok_emb.", "pos_emb.", "coord_emb.") if non_embedding else ()
         return sum(p.numel() for n, p in self.named_parameters() if not n.startswith(skip))
 
     @torch.no_grad()

@@ -151,3 +151,36 @@ def test_malformed_tokens_decode_to_none():
         [1] * 31 + [R],  # 31 columns
     ]:
         assert tok.decode_output(ids) is None, ids
+
+
+def test_grid_coordinates_follow_the_cells() -> None:
+    tok = GridTokenizer()
+    demo = Example(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[7, 8, 9], [1, 2, 3]]))
+    ids, _ = tok.encode_task([demo], np.array([[1, 1], [2, 2]]), np.array([[5, 5], [6, 6]]))
+    c = tok.coords(ids).tolist()
+    names = [tok.names[i] for i in ids]
+    assert list(zip(names[:20], map(tuple, c[:20]), strict=True)) == [
+        ("BOS", (0, 0, 0)), ("IN", (0, 0, 1)),
+        ("1", (1, 1, 1)), ("2", (1, 2, 1)), ("3", (1, 3, 1)), ("ROW", (1, 4, 1)),
+        ("4", (2, 1, 1)), ("5", (2, 2, 1)), ("6", (2, 3, 1)), ("ROW", (2, 4, 1)),
+        # an output token is labelled with the next cell: the input cell it should copy
+        ("OUT", (1, 1, 2)), ("7", (1, 2, 2)), ("8", (1, 3, 2)), ("9", (1, 4, 2)),
+        ("ROW", (2, 1, 2)), ("1", (2, 2, 2)), ("2", (2, 3, 2)), ("3", (2, 4, 2)),
+        ("ROW", (3, 1, 2)), ("END", (0, 0, 0)),
+    ]
+    assert tuple(c[-1]) == (0, 0, 0)  # EOS
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(examples(), min_size=1, max_size=3), examples(), st.integers(1, 60))
+def test_grid_coordinates_are_causal_and_batched(demos, query, cut) -> None:
+    tok = GridTokenizer()
+    ids, _ = tok.encode_task(demos, query.input, query.output)
+    full = tok.coords(ids)
+    assert full.shape == (len(ids), 3) and int(full.min()) >= 0
+    assert int(full[:, 0].max()) < 32 and int(full[:, 1].max()) < 32
+    k = min(cut, len(ids))
+    assert tok.coords(ids[:k]).tolist() == full[:k].tolist()  # a prefix's own coordinates
+    batch = tok.coords(np.stack([ids, ids[::-1]]))
+    assert batch[0].tolist() == full.tolist()
+    assert batch[1].tolist() == tok.coords(ids[::-1]).tolist()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.decode import uncached_greedy_decode
 from lmlab.studies.ttt_arc.backends import TinyBackend, save_tiny
 from lmlab.studies.ttt_arc.experiments import (
     DIHEDRAL_TTT,
@@ -15,7 +16,7 @@ from lmlab.studies.ttt_arc.experiments import (
     run_task_job,
 )
 from lmlab.studies.ttt_arc.generator import heldout_tasks
-from lmlab.studies.ttt_arc.model import ModelSpec, build_model, greedy_decode
+from lmlab.studies.ttt_arc.model import ModelSpec, build_model
 from lmlab.studies.ttt_arc.pretrain import collate
 from lmlab.studies.ttt_arc.serialize import GridTokenizer
 from lmlab.studies.ttt_arc.ttt import AdapterHost, LoraSettings
@@ -23,10 +24,12 @@ from lmlab.studies.ttt_arc.ttt import AdapterHost, LoraSettings
 SPEC = ModelSpec(n_layer=1, n_head=2, d_model=32, block_size=512)
 
 
-def _model(seed: int = 0, std: float = 0.02, pos: str = "learned") -> GPT:
+def _model(seed: int = 0, std: float = 0.02, pos: str = "learned", coords: bool = False) -> GPT:
+    from lmlab.studies.ttt_arc.serialize import COORD_SIZES
+
     torch.manual_seed(seed)
     return GPT(GPTConfig(vocab_size=17, block_size=512, n_layer=2, n_head=2, d_model=32,
-                         init_std=std, pos=pos))
+                         init_std=std, pos=pos, coord_sizes=COORD_SIZES if coords else ()))
 
 
 def _seqs(task, backend: TinyBackend, n: int = 6) -> list[tuple[list[int], list[int]]]:
@@ -82,28 +85,32 @@ def test_adapter_reset_and_task_order_independence() -> None:
 
 
 @pytest.mark.parametrize("pos", ["learned", "rope"])
-def test_cached_greedy_decoding_matches_full_recomputation(pos: str) -> None:
-    model = _model(seed=1, std=0.3, pos=pos)  # a large init: the argmax changes along the way
+def test_backend_decoding_with_grid_coordinates(pos: str) -> None:
+    """The backend decodes a coordinate model (the cache and the coordinates of generated tokens
+    as in a full recomputation), also through the TTT adapter, and TTT trains with coords."""
+    model = _model(seed=1, std=0.3, pos=pos, coords=True)
+    backend = TinyBackend(model, max_new=12, max_tokens=513)
+    assert backend.coords_fn is not None
     tok = GridTokenizer()
     t = heldout_tasks(3, seed=0)
     prompts = [tok.encode_task(t[i].to_arc().train, t[i].test[0])[0].tolist() for i in range(3)]
-    prompts.append(prompts[0][:-5])  # a different length: decoded in its own batch
-    cached = greedy_decode(model, prompts, 12, stop_id=99)
-    full = [model.generate(torch.tensor([p]), 12)[0, len(p):].tolist() for p in prompts]
-    assert cached == full
-    assert len({tuple(c) for c in cached}) > 1
-    # decoding stops at (and keeps) the first stop id of a set
-    first = cached[0][0]
-    assert greedy_decode(model, prompts[:1], 12, stop_id=(98, first)) == [[first]]
-    # through a PEFT wrapper with a non-zero adapter, too
-    host = AdapterHost(model, LoraSettings(r=4), pad_id=16)
+    stops = (tok.EOS, tok.END)
+    full = uncached_greedy_decode(model, prompts, 12, stops, coords_fn=tok.coords)
+    assert backend.generate(model, prompts) == full
+    assert len({tuple(c) for c in full}) > 1
+    host = AdapterHost(model, LoraSettings(r=4, lr=1e-2, epochs=1, batch_size=2), pad_id=16,
+                       coords_fn=tok.coords)
+    fit = host.train(_seqs(t[0].to_arc(), backend, n=4), seed=0)
+    assert fit["steps"] == 2 and fit["train_loss"] is not None
+    assert host.digest() != fit["initial_digest"]
     with torch.no_grad():
         for n, p in host.model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.3)
-    cached = greedy_decode(host.model, prompts[:2], 8, stop_id=99)
-    full = [host.model(torch.tensor([p]))[0] for p in prompts[:2]]
-    assert [c[0] for c in cached] == [int(f[0, -1].argmax()) for f in full]
+    tuned = backend.generate(host.model, prompts)
+    assert tuned == uncached_greedy_decode(host.model, prompts, 12, stops, coords_fn=tok.coords)
+    with host.model.disable_adapter():
+        assert backend.generate(host.model, prompts) == full
 
 
 def test_collate_shifts_targets_and_mask() -> None:

@@ -31,6 +31,8 @@ class TinyBackend:
         self.max_new = max_new
         self.max_tokens = max_tokens  # longest training sequence (block_size + 1)
         self.pad_id = self.tok.PAD
+        # Grid coordinates for a GPT built with coord_sizes (ModelSpec.coords), else None.
+        self.coords_fn = self.tok.coords if model.config.coord_sizes else None
 
     @classmethod
     def load(cls, ref: Any) -> TinyBackend:
@@ -60,10 +62,11 @@ class TinyBackend:
         return self.tok.count(list(demos), qin, qout)
 
     def generate(self, model: Any, prompts: list[list[int]]) -> list[list[int]]:
-        from lmlab.studies.ttt_arc.model import greedy_decode
+        from lmlab.nn.decode import greedy_decode
 
         # The answer ends with EOS; an END (a demo's end) also closes the grid for decode_output.
-        return greedy_decode(model, prompts, self.max_new, (self.tok.EOS, self.tok.END))
+        return greedy_decode(model, prompts, self.max_new, (self.tok.EOS, self.tok.END),
+                             coords_fn=self.coords_fn)
 
     def decode(self, ids: Sequence[int]) -> Grid | None:
         return self.tok.decode_output(ids) if len(ids) else None
@@ -87,6 +90,7 @@ class HFBackend:
         self.max_tokens = max_tokens
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
             tokenizer.eos_token_id)
+        self.coords_fn = None
 
     @classmethod
     def load(cls, ref: Any) -> HFBackend:

@@ -128,7 +128,7 @@ def _host(ref: ModelRef, lora: LoraSettings) -> tuple[Any, AdapterHost]:
             from lmlab.studies.ttt_arc.backends import HFBackend
 
             backend = HFBackend.load(ref)
-        host = AdapterHost(backend.model, lora, backend.pad_id)
+        host = AdapterHost(backend.model, lora, backend.pad_id, backend.coords_fn)
         _CACHE[key] = (backend, host)
     return _CACHE[key]
 

@@ -159,7 +159,9 @@ def _palette(rng: np.random.Generator, params: Sequence[Params]) -> list[int]:
 def _input(first: str, rng: np.random.Generator, params: Sequence[Params], max_side: int
            ) -> np.ndarray:
     """A random input suited to the first step: sparse cells, or one object for crop."""
-    h, w = (int(x) for x in rng.integers(MIN_SIDE, max_side + 1, size=2))
+    # Inputs of a growing rule (tile, scale) may be 2 cells per side when max_side < 6.
+    lo = min(MIN_SIDE, max_side)
+    h, w = (int(x) for x in rng.integers(lo, max_side + 1, size=2))
     pal = _palette(rng, params)
     if first == "crop":  # one solid-ish object on a larger background
         h, w = max(h, 4), max(w, 4)
@@ -223,15 +225,17 @@ def _apply(steps: Sequence[str], params: Sequence[Params], g: np.ndarray) -> np.
     return g
 
 
-def _max_input_side(steps: Sequence[str], params: Sequence[Params]) -> int:
-    side = MAX_SIDE
+def _max_input_side(steps: Sequence[str], params: Sequence[Params], max_side: int = MAX_SIDE
+                    ) -> int:
+    side = max_side
     for fam, p in zip(steps, params, strict=True):
         if fam in _GROWS:
-            side = min(side, MAX_SIDE // max(_GROWS[fam](p)))
-    return max(side, MIN_SIDE)
+            side = min(side, max_side // max(_GROWS[fam](p)))
+    return max(side, 2)
 
 
-def _valid_pair(steps: Sequence[str], params: Sequence[Params], x: np.ndarray) -> np.ndarray | None:
+def _valid_pair(steps: Sequence[str], params: Sequence[Params], x: np.ndarray,
+                max_side: int = MAX_SIDE) -> np.ndarray | None:
     """The output for input x if every step changes the grid and it fits; else None."""
     g = x
     for fam, p in zip(steps, params, strict=True):
@@ -239,14 +243,18 @@ def _valid_pair(steps: Sequence[str], params: Sequence[Params], x: np.ndarray) -
         if out.shape == g.shape and np.array_equal(out, g):
             return None  # a step that does nothing would make the task a different rule
         g = out
-    if max(g.shape) > MAX_SIDE or (not (g != 0).any() and "fill" not in steps):
+    if max(g.shape) > max_side or (not (g != 0).any() and "fill" not in steps):
         return None
     return g
 
 
 def generate_task(family: str, rng: np.random.Generator, *, split: str = "train",
-                  n_demos: int | None = None, uid: str = "") -> GenTask:
-    """Sample one task of `family` (a single family or "a+b"), 3-4 demos and one test pair."""
+                  n_demos: int | None = None, uid: str = "", max_side: int = MAX_SIDE) -> GenTask:
+    """Sample one task of `family` (a single family or "a+b"), 3-4 demos and one test pair.
+
+    Every grid is at most `max_side` per side (3..6)."""
+    if not MIN_SIDE <= max_side <= MAX_SIDE:
+        raise ValueError(f"max_side must be in {MIN_SIDE}..{MAX_SIDE}, got {max_side}")
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     steps = family.split("+")
@@ -256,7 +264,7 @@ def generate_task(family: str, rng: np.random.Generator, *, split: str = "train"
     n = n_demos if n_demos is not None else int(rng.integers(3, 5))
     for _ in range(200):  # parameters: retry when no input works with them
         params = tuple(_sample_params(s, rng, split) for s in steps)
-        side = _max_input_side(steps, params)
+        side = _max_input_side(steps, params, max_side)
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
         seen: set[bytes] = set()
         for _ in range(30 * (n + 1)):
@@ -264,7 +272,7 @@ def generate_task(family: str, rng: np.random.Generator, *, split: str = "train"
             key = x.tobytes() + bytes(x.shape)
             if key in seen:
                 continue
-            y = _valid_pair(steps, params, x)
+            y = _valid_pair(steps, params, x, max_side)
             if y is not None:
                 seen.add(key)
                 pairs.append((x, y))
@@ -274,10 +282,12 @@ def generate_task(family: str, rng: np.random.Generator, *, split: str = "train"
 
 
 def generate_tasks(families: Sequence[str], n: int, seed: int, *, split: str,
-                   prefix: str = "t") -> list[GenTask]:
+                   prefix: str = "t", n_demos: int | None = None,
+                   max_side: int = MAX_SIDE) -> list[GenTask]:
     """`n` tasks cycling through `families`, deterministic in `seed`."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7 if split == "train" else 11]))
-    return [generate_task(families[i % len(families)], rng, split=split,
+    return [generate_task(families[i % len(families)], rng, split=split, n_demos=n_demos,
+                          max_side=max_side,
                           uid=f"{prefix}{seed}-{i:05d}-{families[i % len(families)]}")
             for i in range(n)]
 
@@ -289,7 +299,8 @@ def train_tasks(n: int, seed: int, compositions: Sequence[str] = TRAIN_COMPOSITI
     return generate_tasks(fams, n, seed, split="train", prefix="train")
 
 
-def heldout_tasks(n: int, seed: int, compositions: Sequence[str] = HELDOUT_COMPOSITIONS
-                  ) -> list[GenTask]:
+def heldout_tasks(n: int, seed: int, compositions: Sequence[str] = HELDOUT_COMPOSITIONS, *,
+                  n_demos: int | None = None, max_side: int = MAX_SIDE) -> list[GenTask]:
     """Evaluation tasks: held-out compositions with held-out colour parameters."""
-    return generate_tasks(list(compositions), n, seed, split="heldout", prefix="heldout")
+    return generate_tasks(list(compositions), n, seed, split="heldout", prefix="heldout",
+                          n_demos=n_demos, max_side=max_side)

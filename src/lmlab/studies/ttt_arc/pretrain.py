@@ -9,7 +9,7 @@ seeded by (seed, step), so pre-training is deterministic and never repeats a tas
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ class PretrainConfig:
     weight_decay: float = 0.01
     compositions: tuple[str, ...] = TRAIN_COMPOSITIONS
     single_weight: int = 1  # how many times each single family appears in the family cycle
+    max_side: int = 6  # largest grid side of the generated tasks (3..6)
+    n_demos: int | None = None  # demonstrations per task (None: 3 or 4 at random)
 
 
 def encode_gen_task(tokenizer: Any, task: GenTask) -> tuple[list[int], list[int]]:
@@ -46,8 +48,11 @@ def encode_gen_task(tokenizer: Any, task: GenTask) -> tuple[list[int], list[int]
     return list(ids), [int(m) for m in mask]
 
 
-def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded next-token batch: input_ids, targets (-100 on padding) and loss_mask."""
+def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int,
+            coords_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+            ) -> dict[str, torch.Tensor]:
+    """Right-padded next-token batch: input_ids, targets (-100 on padding) and loss_mask, and
+    with `coords_fn` the inputs' coordinates (`coords`, (B, T, n))."""
     T = max(len(ids) for ids, _ in seqs) - 1
     inp = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     tgt = torch.full((len(seqs), T), -100, dtype=torch.long)
@@ -57,7 +62,10 @@ def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[st
         inp[b, :n] = torch.tensor(ids[:-1])
         tgt[b, :n] = torch.tensor(ids[1:])
         msk[b, :n] = torch.tensor(mask[1:], dtype=torch.float32)
-    return {"input_ids": inp, "targets": tgt, "loss_mask": msk}
+    out = {"input_ids": inp, "targets": tgt, "loss_mask": msk}
+    if coords_fn is not None:
+        out["coords"] = coords_fn(inp)
+    return out
 
 
 def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainConfig, seed: int,
@@ -66,16 +74,19 @@ def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainConfig, seed: int,
     fams = list(FAMILIES) * cfg.single_weight + list(cfg.compositions)
     model = build_model(spec, tokenizer.vocab_size, seed)
     pad = int(tokenizer.PAD)
+    coords_fn = tokenizer.coords if spec.coords else None
 
     def batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
         seqs = []
         while len(seqs) < cfg.batch_size:
             fam = fams[int(rng.integers(len(fams)))]
-            ids, mask = encode_gen_task(tokenizer, generate_task(fam, rng, split="train"))
+            ids, mask = encode_gen_task(tokenizer, generate_task(fam, rng, split="train",
+                                                                n_demos=cfg.n_demos,
+                                                                max_side=cfg.max_side))
             if len(ids) <= spec.block_size + 1:
                 seqs.append((ids, mask))
-        return collate(seqs, pad)
+        return collate(seqs, pad, coords_fn)
 
     tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                      weight_decay=cfg.weight_decay, schedule="cosine", min_lr_ratio=0.1,

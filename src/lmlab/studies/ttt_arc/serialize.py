@@ -13,6 +13,16 @@ then `ROW` (end of a row), `IN`, `OUT` (grid markers), `END` (end of a demonstra
 
 where a grid is its rows, each followed by `ROW`. `encode_task` also returns the loss mask.
 
+`GridTokenizer.coords(ids)` gives every token three integer coordinates computed from the ids
+alone (for the GPT's `coord_sizes`, `COORD_SIZES`): (row, column, kind). Kind is 1 in an input
+grid (from `IN`), 2 in an output grid (from `OUT`), 0 elsewhere (`BOS`, `END`, `EOS`, `PAD`,
+where row = column = 0). An input token holds its own cell, (r + 1, c + 1) for cell (r, c) (a
+row's `ROW` is column w; `IN` itself is (0, 0)); an output token is labelled with the cell that
+comes *next*, the one the model is about to predict there: (r + 1, c + 2) for cell (r, c),
+(r + 2, 1) for the `ROW` ending row r, (1, 1) for `OUT`. So writing output cell (i, j) of a
+same-shape rule is attending to the input token with equal (row, column), at any grid size.
+Values are clipped to 0..31. A position's coordinates depend only on the tokens up to it.
+
 Both decoders return None for text or tokens that are not a well-formed grid (the official code
 drops such predictions before voting); they never raise on model output.
 """
@@ -24,10 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from lmlab.studies.ttt_arc.arc import MAX_SIDE, Example, Grid, as_grid
 
 __all__ = [
+    "COORD_SIZES",
     "SYSTEM_PROMPT",
     "FormattedTask",
     "GridTokenizer",
@@ -42,6 +54,7 @@ SYSTEM_PROMPT = (
     "format.\nThe input-output grids are provided as python arrays:\n"
 )
 IO_SEP = " -> "
+COORD_SIZES = (32, 32, 3)  # (row, column, kind) table sizes for `GridTokenizer.coords`
 OUTPUT_END = "#"
 
 
@@ -178,6 +191,36 @@ class GridTokenizer:
         if query_output is not None:
             add(np.concatenate([self.grid_ids(query_output), [self.EOS]]), True)
         return np.concatenate(pieces).astype(np.int64), np.concatenate(masks)
+
+    def coords(self, ids: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """(row, column, kind) of every token of ids (..., T): (..., T, 3) int64 (module doc)."""
+        t = ids if isinstance(ids, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(ids))
+        t = t.long()
+        shape = t.shape
+        t = t.reshape(-1, shape[-1])  # (B, T)
+        B, T = t.shape
+        pos = torch.arange(T, device=t.device).expand(B, T)
+        is_row = t == self.ROW
+        is_reset = t > self.ROW  # IN, OUT, END, BOS, EOS, PAD start (or end) a grid
+        minus = torch.full_like(pos, -1)
+        last_reset = torch.where(is_reset, pos, minus).cummax(dim=1).values  # (B, T)
+        last_break = torch.where(is_reset | is_row, pos, minus).cummax(dim=1).values
+        prev_break = torch.cat((minus[:, :1], last_break[:, :-1]), dim=1)  # strictly before
+        n_rows = is_row.long().cumsum(dim=1)
+        rows_at_reset = n_rows.gather(1, last_reset.clamp_min(0)) * (last_reset >= 0)
+        rows = n_rows - rows_at_reset  # ROW tokens in (last reset, t]
+        marker = t.gather(1, last_reset.clamp_min(0))
+        marker = torch.where(last_reset >= 0, marker, torch.full_like(marker, self.BOS))
+        kind = (marker == self.IN).long() + 2 * (marker == self.OUT).long()
+        # input: own cell (r + 1, c + 1); output: next cell, (rows through t + 1, t - break + 1)
+        row = torch.where(kind == 1, rows - is_row.long() + 1, rows + 1)
+        col = torch.where(kind == 1, pos - prev_break, pos - last_break + 1)
+        row = torch.where(t == self.IN, 0, row)
+        col = torch.where(t == self.IN, 0, col)
+        row, col = row * (kind > 0), col * (kind > 0)
+        out = torch.stack((row.clamp(0, COORD_SIZES[0] - 1), col.clamp(0, COORD_SIZES[1] - 1),
+                           kind), dim=-1)
+        return out.reshape(*shape, 3)
 
     def decode_output(self, ids: Sequence[int] | np.ndarray) -> Grid | None:
         """The grid in generated tokens, or None when they do not form one.

@@ -50,6 +50,9 @@ class TTTArcConfig(StudyConfig):
     d_model: int = 128
     block_size: int = 512
     pos: str = "rope"  # relative positions: copying a grid is attending a fixed offset back
+    coords: bool = True  # 2-D grid coordinates (GridTokenizer.coords) added to the embeddings
+    max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
+    n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
     pre_steps: int = 700
     pre_batch: int = 16
     pre_lr: float = 3e-3
@@ -167,7 +170,7 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
     from lmlab.studies.ttt_arc.serialize import GridTokenizer
 
     spec = ModelSpec(n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
-                     block_size=c.block_size, pos=c.pos)
+                     block_size=c.block_size, pos=c.pos, coords=c.coords)
     path = Path(c.pretrained or run.checkpoint_path("pretrained"))
     pre: dict[str, Any] = {}
     if c.pretrained and not path.is_file():
@@ -181,16 +184,18 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
     else:
         model, out = pretrain(GridTokenizer(), spec, PretrainConfig(
             steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr,
-            single_weight=c.pre_single_weight), c.seed, run=run)
+            single_weight=c.pre_single_weight, max_side=c.max_side,
+            n_demos=c.n_demos or None), c.seed, run=run)
         pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
                "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
                "n_params": count_params(model)}
         save_tiny(model, path, pre)
-    max_new = c.max_new or 6 * 7 + 1  # a 6x6 grid: 6 rows of 6 colours and ROW, then EOS
+    max_new = c.max_new or c.max_side * (c.max_side + 1) + 1  # rows of colours and ROW, EOS
     ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=c.block_size + 1)
     comps = c.heldout or HELDOUT_COMPOSITIONS
     tasks = [(s, t.family, t.to_arc()) for s in range(c.seeds)
-             for t in heldout_tasks(c.n_eval, c.seed * 1000 + s, comps)]
+             for t in heldout_tasks(c.n_eval, c.seed * 1000 + s, comps,
+                                    n_demos=c.n_demos or None, max_side=c.max_side)]
     return ref, tasks, pre
 
 

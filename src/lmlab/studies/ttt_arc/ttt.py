@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,7 +67,10 @@ class LoraSettings:
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Masked next-token loss for lmlab's GPT (tuple output) and HF models (`.logits`) alike."""
-    out = model(batch["input_ids"])
+    if "coords" in batch:
+        out = model(batch["input_ids"], coords=batch["coords"])
+    else:
+        out = model(batch["input_ids"])
     logits = out[0] if isinstance(out, tuple) else out.logits
     return GPT.loss(logits.float(), batch["targets"], batch["loss_mask"])
 
@@ -75,11 +78,13 @@ def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 class AdapterHost:
     """A base model with one LoRA adapter that every task's training starts from afresh."""
 
-    def __init__(self, model: nn.Module, settings: LoraSettings, pad_id: int):
+    def __init__(self, model: nn.Module, settings: LoraSettings, pad_id: int,
+                 coords_fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
         import peft
 
         self.settings = settings
         self.pad_id = pad_id
+        self.coords_fn = coords_fn  # per-token coordinates for a GPT with coord_sizes
         for p in model.parameters():
             p.requires_grad_(False)
         cfg = peft.LoraConfig(r=settings.r, lora_alpha=settings.alpha,
@@ -137,7 +142,7 @@ class AdapterHost:
             epoch, pos = divmod(step - 1, per_epoch)
             order = numpy_rng(seed, epoch).permutation(len(data))
             pick = order[pos * s.batch_size:(pos + 1) * s.batch_size]
-            return collate([data[i] for i in pick], self.pad_id)
+            return collate([data[i] for i in pick], self.pad_id, self.coords_fn)
 
         device = next(self.model.parameters()).device
         tc = TrainConfig(steps=steps, lr=s.lr, weight_decay=s.weight_decay,
