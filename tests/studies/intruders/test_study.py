@@ -19,7 +19,7 @@ def test_presets_overrides_and_tools() -> None:
     tiny = study.preset("tiny")
     assert isinstance(tiny, IntruderConfig) and tiny.experiment == "tiny"
     assert tiny.ranks == (1, 2, 4, 8, 16, 64) and tiny.seeds == 3
-    assert tiny.schemes == ("alpha2r", "fixed", "rslora") and len(tiny.continual_tasks) >= 3
+    assert tiny.schemes == ("alpha2r", "rslora") and len(tiny.continual_tasks) >= 3
     assert tiny.lambdas == (1.0, 0.75, 0.5, 0.25, 0.0)
     paper = study.preset("paper")
     # the official settings (research note, paper 1)
@@ -114,6 +114,9 @@ def test_tiny_pipeline_end_to_end_through_the_command(cli, tmp_path) -> None:
     assert m["runs"] == 2 * (1 + 2 * 3) + 2  # seeds x methods, plus the continual runs
     assert m["lora.alpha2r.r8.lr"] == pytest.approx(1e-3 / 8 ** 0.5)  # the normalized rule
     assert m["timing.cpu_s"] > 0
+    # the eps sweep: the detector's eps reproduces the count, and a count only grows with eps
+    sweep = [m[f"lora.alpha2r.r1.intruders_eps{e}"] for e in ("0.3", "0.4", "0.5", "0.6", "0.7")]
+    assert sweep[2] == m["lora.alpha2r.r1.intruders"] and sweep == sorted(sweep)
     ids = {c["id"] for c in result["claims"]}
     assert set(TESTED) <= ids
     figs = {p.name for p in (out / "figures").iterdir()}

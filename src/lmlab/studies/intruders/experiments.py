@@ -44,6 +44,7 @@ from lmlab.studies.intruders.data import (
 )
 
 __all__ = [
+    "EPS_SWEEP",
     "SCHEMES",
     "TARGET_MODULES",
     "FinetuneJob",
@@ -61,6 +62,7 @@ __all__ = [
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 SCHEMES = ("alpha2r", "fixed", "rslora")
+EPS_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)  # thresholds reported besides the detector's eps
 
 
 # -- LoRA alpha schemes -------------------------------------------------------------------------
@@ -304,6 +306,8 @@ def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskD
         "dw_over_sigma_k_max": max(ratios),
         "eff_rank_delta": sum(m.effective_rank_delta for m in rep.matrices) / len(rep.matrices),
         "per_matrix": {m.name: m.count for m in rep.matrices},
+        # the count at other thresholds (same decompositions): how far below eps the max |cos| are
+        "sweep": {f"{e:g}": n for e, n in rep.sweep(EPS_SWEEP).items()},
     }
 
 

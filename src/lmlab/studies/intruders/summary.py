@@ -1,6 +1,7 @@
 """From fine-tuning results to flat metrics, figures and the paper's claims, computed.
 
-Metric names: `{method}.{acc,intruders,forgetting,...}` (means over seeds; methods `full`,
+Metric names: `{method}.{acc,intruders,forgetting,...}` and `{method}.intruders_eps{e}` (the
+count at other thresholds e) (means over seeds; methods `full`,
 `lora.alpha2r.r1`, ...), `corr.*` (intruders against forgetting across runs), `trend.{scheme}.*`
 (intruders against rank), `mitigation.lam{lam}.*`, `continual.{method}.*`.
 """
@@ -48,6 +49,9 @@ def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: f
         stages = [r["stages"][0] for r in rs]
         for key in STAGE_KEYS:
             m[f"{name}.{key}"] = _mean([float(s[key]) for s in stages])
+        sweeps = [s["sweep"] for s in stages if "sweep" in s]
+        for e in sweeps[0] if len(sweeps) == len(stages) else ():
+            m[f"{name}.intruders_eps{e}"] = _mean([float(sw[e]) for sw in sweeps])
         m[f"{name}.lr"] = rs[0]["lr"]
         m[f"{name}.seeds"] = len(rs)
         if rs[0]["type"] == "lora":
