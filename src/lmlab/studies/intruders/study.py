@@ -120,6 +120,12 @@ PRESETS: dict[str, IntruderConfig] = {
     #   but needs ~2.5x the steps.
     # - Cost: the 3-scheme run took 582 CPU s; "fixed" (no claim uses it) is dropped, leaving
     #   full + 2 schemes x 6 ranks per seed. A fine-tune to 0.95 takes 100-200 steps, 3-10 CPU s.
+    #   The real run (3 seeds, 43 + 4 jobs, 2 workers, loaded machine): 437 CPU s, 8:53 wall; its
+    #   jobs reproduce the 3-scheme run's numbers exactly (same seeds).
+    # - Its eps sweep (intruders per model at eps 0.3 / 0.4 / 0.5 / 0.6): full FT 0 / 0 / 1.33 /
+    #   5.0; alpha=2r r=1 0.33 / 2.0 / 3.67 / 12.3; r=8 1.0 / 2.0 / 6.33 / 17.3; r=64 0.67 / 1.0 /
+    #   5.33 / 11.3; rsLoRA r=64 0.33 / 1.0 / 5.0 / 12.3: only LoRA has vectors far from every
+    #   base vector (max |cos| < 0.4); full FT's all sit in 0.4-0.5.
     "tiny": IntruderConfig(),
     "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
     "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
