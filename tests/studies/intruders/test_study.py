@@ -19,7 +19,7 @@ def test_presets_overrides_and_tools() -> None:
     tiny = study.preset("tiny")
     assert isinstance(tiny, IntruderConfig) and tiny.experiment == "tiny"
     assert tiny.ranks == (1, 2, 4, 8, 16, 64) and tiny.seeds == 3
-    assert tiny.schemes == ("alpha2r", "rslora") and len(tiny.continual_tasks) >= 3
+    assert tiny.schemes == ("alpha2r", "fixed", "rslora") and len(tiny.continual_tasks) >= 3
     assert tiny.lambdas == (1.0, 0.75, 0.5, 0.25, 0.0)
     paper = study.preset("paper")
     # the official settings (research note, paper 1)

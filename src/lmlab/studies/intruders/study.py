@@ -45,7 +45,7 @@ class IntruderConfig(StudyConfig):
     # fine-tuning
     task: str = "topic_first"
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
-    schemes: tuple[str, ...] = ("alpha2r", "rslora")  # "fixed" (alpha = fixed_alpha) is no claim's
+    schemes: tuple[str, ...] = ("alpha2r", "fixed", "rslora")  # fixed: alpha = fixed_alpha
     fixed_alpha: float = 8.0
     rslora_alpha: float = 8.0
     full_lr: float = 5e-5
@@ -118,10 +118,10 @@ PRESETS: dict[str, IntruderConfig] = {
     #   per-step update size and its r=1 -> r=8 lr ratio (2.8) is nearer the paper's (3e-4 ->
     #   1.5e-4: 2) than `constant`'s (1). LoRA r=1 at 3e-4 forgets far less (0.10-0.21 vs 1.0)
     #   but needs ~2.5x the steps.
-    # - Cost: the 3-scheme run took 582 CPU s; "fixed" (no claim uses it) is dropped, leaving
-    #   full + 2 schemes x 6 ranks per seed. A fine-tune to 0.95 takes 100-200 steps, 3-10 CPU s.
-    #   The real run (3 seeds, 43 + 4 jobs, 2 workers, loaded machine): 437 CPU s, 8:53 wall; its
-    #   jobs reproduce the 3-scheme run's numbers exactly (same seeds).
+    # - Cost: full + 3 schemes x 6 ranks per seed, 3 seeds: 582 CPU s on 2 workers (~5 min wall
+    #   on a quiet 2-core machine). A fine-tune to 0.95 takes 100-200 steps, 3-10 CPU s. Without
+    #   the fixed-alpha scheme (which no claim uses, but the paper compares): 437 CPU s; the
+    #   shared jobs give identical numbers (same seeds).
     # - Its eps sweep (intruders per model at eps 0.3 / 0.4 / 0.5 / 0.6): full FT 0 / 0 / 1.33 /
     #   5.0; alpha=2r r=1 0.33 / 2.0 / 3.67 / 12.3; r=8 1.0 / 2.0 / 6.33 / 17.3; r=64 0.67 / 1.0 /
     #   5.33 / 11.3; rsLoRA r=64 0.33 / 1.0 / 5.0 / 12.3: only LoRA has vectors far from every
