@@ -46,7 +46,9 @@ CPU s a task): (a) 0.000, (b) 0.000, (c) 0.125 [0.042, 0.229], (d) 0.229 [0.125,
 no-transform TTT + voting 0.042, shared adapter + voting 0.229, oracle 0.354. So TTT and its
 transforms help where in-context inference does nothing (fill+scale and colormap+tile reach
 0.56 with (d); dihedral+fill and gravity+colormap stay at 0), but the base model has no
-headroom to show for (b) or `icl-headroom`.
+headroom to show for (b) or `icl-headroom`. With `pre_steps=1800` (12.5 CPU minutes, loss
+0.56; singles 0.28, held-out still 0/60 in context): (a) 0, (c) 0.208 [0.104, 0.333], (d) 0.250
+[0.125, 0.375], no-transform + voting 0.062, shared + voting 0.333: the same picture.
 
 2-D coordinates (`GridTokenizer.coords` into the GPT's `coord_sizes`: an output position is
 labelled with the cell it is about to write, an input token with its own cell, so a same-shape
