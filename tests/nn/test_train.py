@@ -17,7 +17,7 @@ from torch import nn
 from lmlab.errors import LmlabError
 from lmlab.nn.gpt import GPT, GPTConfig
 from lmlab.nn.tasks import copy_task, reverse_task
-from lmlab.nn.train import TrainConfig, Trainer, accuracy, lr_at
+from lmlab.nn.train import TrainConfig, Trainer, accuracy, bucketed_loss, lr_at
 from lmlab.runs import Run
 from lmlab.seeding import generator
 
@@ -317,3 +317,58 @@ def test_zero_steps_evaluates_and_stop_metric_must_exist():
         Trainer(model, cfg, task, evaluate=task.evaluate).fit()
     with pytest.raises(LmlabError, match="must return a dict with 'input_ids'"):
         Trainer(model, TrainConfig(steps=2), lambda step, gen: {"x": 1}).fit()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), buckets=st.integers(1, 9), batch=st.integers(1, 12),
+       mask=st.booleans())
+def test_bucketed_loss_equals_the_padded_loss_and_its_gradients(seed, buckets, batch, mask):
+    g = torch.Generator().manual_seed(seed)
+    T, V = 10, 13
+    x = torch.randint(1, V, (batch, T), generator=g)
+    y = torch.randint(0, V, (batch, T), generator=g)
+    lengths = torch.randint(0, T + 1, (batch,), generator=g)  # 0: nothing scored in that row
+    scored = torch.arange(T)[None, :] < lengths[:, None]
+    scored &= torch.rand(batch, T, generator=g) < 0.7  # gaps inside a row too
+    b = {"input_ids": x}
+    if mask:
+        b |= {"targets": y, "loss_mask": scored}
+    else:
+        b |= {"targets": y.masked_fill(~scored, -100)}
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=2, n_head=2, d_model=16))
+    grads = []
+    for fn in (lambda m, bb: m(bb["input_ids"], **{k: v for k, v in bb.items()
+                                                   if k != "input_ids"})[1],
+               bucketed_loss(buckets)):
+        model.zero_grad()
+        loss = fn(model, b)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (l0, g0), (l1, g1) = grads
+    assert torch.allclose(l0, l1, atol=1e-6)
+    assert all(torch.allclose(a, c, atol=1e-6) for a, c in zip(g0, g1, strict=True))
+
+
+def test_bucketed_loss_runs_less_than_the_padded_batch():
+    calls = []
+
+    class Spy(GPT):
+        def forward(self, idx, *a, **k):
+            calls.append(tuple(idx.shape))
+            return super().forward(idx, *a, **k)
+
+    model = Spy(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, d_model=8))
+    x = torch.ones(4, 8, dtype=torch.long)
+    m = torch.zeros(4, 8, dtype=torch.bool)
+    for row, last in enumerate((1, 7, 3, 5)):
+        m[row, last] = True
+    bucketed_loss(2)(model, {"input_ids": x, "targets": x, "loss_mask": m})
+    assert calls == [(2, 4), (2, 8)]  # sorted by length, each group trimmed to its longest
+    calls.clear()
+    bucketed_loss(3)(model, {"input_ids": x[:2], "targets": x[:2], "loss_mask": m[[0, 0]]})
+    assert calls == [(2, 2)]  # equal lengths: one pass
+    with pytest.raises(LmlabError, match="buckets must be >= 1"):
+        bucketed_loss(0)
+    with pytest.raises(LmlabError, match=r"cannot trim the batch's \['coords'\]"):
+        bucketed_loss()(model, {"input_ids": x, "targets": x, "coords": x})

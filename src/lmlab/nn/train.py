@@ -33,7 +33,7 @@ from lmlab.errors import LmlabError
 from lmlab.runs import Run
 from lmlab.seeding import generator, seed_everything
 
-__all__ = ["TrainConfig", "Trainer", "accuracy", "lr_at"]
+__all__ = ["TrainConfig", "Trainer", "accuracy", "bucketed_loss", "lr_at"]
 
 Batch = dict[str, torch.Tensor]
 BatchFn = Callable[[int, torch.Generator], Batch]
@@ -148,6 +148,44 @@ def _default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """`model(input_ids, targets=..., loss_mask=...)[1]`: the GPT convention."""
     rest = {k: v for k, v in batch.items() if k != "input_ids"}
     return model(batch["input_ids"], **rest)[1]
+
+
+def bucketed_loss(buckets: int = 4) -> LossFn:
+    """The default loss, computed without the padding: a `loss_fn` for causal models on batches
+    of varied length.
+
+    Each sequence only matters up to its last scored position (its `loss_mask`, else targets
+    other than -100), and in a causal model nothing after that changes it. So the batch is sorted
+    by that length, cut into `buckets` groups, and each group runs trimmed to its own longest
+    member; the result is the same masked mean as the padded batch (to float rounding), for less
+    compute when lengths vary (about a third less for uniformly spread lengths and 4 buckets).
+    """
+    if buckets < 1:
+        raise LmlabError(f"bucketed_loss: buckets must be >= 1, got {buckets}")
+
+    def loss_fn(model: nn.Module, batch: Batch) -> torch.Tensor:
+        extra = set(batch) - {"input_ids", "targets", "loss_mask"}
+        if extra:
+            raise LmlabError(f"bucketed_loss: cannot trim the batch's {sorted(extra)}")
+        x, y = batch["input_ids"], batch["targets"]
+        m = batch.get("loss_mask")
+        weight = (y != -100) if m is None else (y != -100) & m.bool()  # (B, T)
+        last = torch.arange(1, x.shape[1] + 1, device=x.device) * weight  # (B, T)
+        length = last.amax(dim=1)  # (B,): last scored position + 1; 0 when nothing is scored
+        if int(length.max()) == 0:  # nothing scored: the padded loss (0, with a graph)
+            return _default_loss(model, batch)
+        total = weight.sum()
+        loss = x.new_zeros((), dtype=torch.float32)
+        groups = 1 if int(length.min()) == int(length.max()) else buckets
+        for idx in torch.argsort(length).tensor_split(groups):
+            n = int(length[idx].max()) if len(idx) else 0
+            if n == 0:
+                continue
+            w = weight[idx, :n]
+            loss = loss + model(x[idx, :n], targets=y[idx, :n], loss_mask=w)[1] * w.sum()
+        return loss / total
+
+    return loss_fn
 
 
 def _float(x: Any) -> float:

@@ -9,6 +9,7 @@ import pytest
 from lmlab.errors import LmlabError
 from lmlab.runner import execute
 from lmlab.studies.random_transformers.study import (
+    ALGO_TASKS,
     RandomTransformersConfig,
     grid_jobs,
     imitation_jobs,
@@ -38,6 +39,10 @@ def test_paper_grid_covers_modes_widths_seeds_and_baselines() -> None:
     assert len(algo) == 4 * (2 * 2 + 3 + 1) * 10
     assert {j.mode for j in algo} == {"random", "full", "unembed", "embed", "tok_unembed", "lstm"}
     assert all(j.lr == 5e-3 for j in algo if j.mode == "lstm")
+    assert {j.lr for j in algo if j.mode != "lstm"} == {1e-3}  # the paper: one lr for all
+    split = [j for j in grid_jobs(apply_overrides(c, ["full_lr=3e-4"])) if j.task in ALGO_TASKS]
+    assert {j.lr for j in split if j.mode == "full"} == {3e-4}
+    assert {j.lr for j in split if j.mode in ("random", "embed")} == {1e-3}
     assert {j.steps for j in algo if j.task == "modadd"} == {50_000}
     assert len(imitation_jobs(c)) == 2 * 5
 
@@ -71,6 +76,10 @@ def test_claims_are_computed_from_the_metrics() -> None:
     assert flipped["parens-width"].holds is False and flipped["modadd-width"].holds is False
     assert flipped["memorization"].holds is False and flipped["freeze"].holds is False
     assert flipped["imitation-kl"].holds is False
+    with_full = {cl.id: cl for cl in claims(c, _metrics(**{
+        "needle.random.d128.acc": 0.39, "needle.full.d128.acc": 0.998}))}
+    assert with_full["needle-random"].holds is False
+    assert with_full["needle-random"].measured == "0.390 (fully trained: 0.998)"
     saturated = {cl.id: cl for cl in claims(c, _metrics(**{"memorize.full.acc": 0.95}))}
     assert saturated["memorization"].holds is None
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lmlab.nn import GPT, GPTConfig
-from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
 from lmlab.studies.random_transformers.analysis import needle_head_scores, subspace_concentration
 from lmlab.studies.random_transformers.lstm import LSTMLM
 from lmlab.studies.random_transformers.tasks import Task, majority_accuracy, make_task
@@ -135,7 +135,8 @@ def run_job(job: Job) -> dict[str, Any]:
         stop_metric="test_acc" if job.stop_at else None, stop_at=job.stop_at,
         device=job.device, seed=job.seed,
     )
-    metrics = Trainer(model, cfg, task, evaluate=task.evaluate).fit()
+    # Sequences of varied length (needle, parentheses) train without their padding.
+    metrics = Trainer(model, cfg, task, evaluate=task.evaluate, loss_fn=bucketed_loss()).fit()
     model.cpu()
     final = task.evaluate(model)
     acc = float(final["test_acc"])
