@@ -52,10 +52,30 @@ def test_ray_matches_serial(serial_results, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     # Ray workers import this test module by name: put the repository root on their path.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    assert get_executor("ray").map(seeded_job, SEEDS) == serial_results
+    seen: list[int] = []
+    out = get_executor("ray").map(seeded_job, SEEDS, on_result=lambda i, r: seen.append(i))
+    assert out == serial_results and sorted(seen) == list(range(len(SEEDS)))
 
 
 def test_empty_map_and_unknown_backend():
     assert get_executor("process").map(seeded_job, []) == []
     with pytest.raises(LmlabError, match="unknown executor 'dask'"):
         get_executor("dask")
+
+
+def failing_job(x: int) -> int:
+    if x == 1:
+        raise ValueError("job 1 failed")
+    return x
+
+
+@pytest.mark.parametrize("backend", ["serial", "process"])
+def test_on_result_streams_every_result_and_order_is_kept(backend, serial_results):
+    seen: dict[int, tuple] = {}
+    out = get_executor(backend, max_workers=2).map(seeded_job, SEEDS,
+                                                  on_result=lambda i, r: seen.update({i: r}))
+    assert out == serial_results
+    assert seen == dict(enumerate(serial_results))
+    with pytest.raises(ValueError, match="job 1 failed"):
+        get_executor(backend, max_workers=2).map(failing_job, [0, 1, 2])
+

@@ -2,10 +2,12 @@
 
 One interface, `Executor.map(fn, items)`, returning results in the order of `items`. `fn` must be
 a module-level function (it is pickled for the process pool and for Ray). Jobs carry their own
-seeds, so a seeded job gives identical results on every backend.
+seeds, so a seeded job gives identical results on every backend. `on_result(index, result)`, if
+given, is called in this process as each job finishes (in order of completion), for progress and
+for streaming results to disk while the rest still run.
 
     ex = get_executor("process", max_workers=2)
-    results = ex.map(train_one, configs)
+    results = ex.map(train_one, configs, on_result=lambda i, r: print(i, r))
 
 Ray is an optional extra (`pip install 'lmlab[ray]'`); `RAY_ADDRESS` selects an existing cluster,
 otherwise a local Ray runtime is started for the duration of the map.
@@ -16,13 +18,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol, TypeVar
 
 from lmlab.errors import LmlabError, require
 
 T = TypeVar("T")
 R = TypeVar("R")
+OnResult = Callable[[int, Any], None]
 
 BACKENDS = ("serial", "process", "ray")
 
@@ -32,7 +35,8 @@ class Executor(Protocol):
 
     name: str
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            on_result: OnResult | None = None) -> list[R]: ...
 
 
 class SerialExecutor:
@@ -40,8 +44,14 @@ class SerialExecutor:
 
     name = "serial"
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            on_result: OnResult | None = None) -> list[R]:
+        out = []
+        for i, item in enumerate(items):
+            out.append(fn(item))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
 
 
 def _init_worker(threads: int) -> None:
@@ -60,7 +70,8 @@ class ProcessExecutor:
     def __init__(self, max_workers: int | None = None):
         self.max_workers = max_workers or max(1, min(os.cpu_count() or 1, 8))
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            on_result: OnResult | None = None) -> list[R]:
         items = list(items)
         if not items:
             return []
@@ -72,7 +83,18 @@ class ProcessExecutor:
             initializer=_init_worker,
             initargs=(threads,),
         ) as pool:
-            return list(pool.map(fn, items))
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            out: dict[int, R] = {}
+            try:
+                for done in as_completed(futures):
+                    i = futures[done]
+                    out[i] = done.result()  # a job's exception surfaces here
+                    if on_result is not None:
+                        on_result(i, out[i])
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # jobs not yet started never run
+                raise
+            return [out[i] for i in range(len(items))]
 
 
 class RayExecutor:
@@ -86,7 +108,8 @@ class RayExecutor:
         self.num_cpus_per_job = num_cpus_per_job
         self.num_gpus_per_job = num_gpus_per_job
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            on_result: OnResult | None = None) -> list[R]:
         ray = require("ray", extra="ray")
         items = list(items)
         if not items:
@@ -101,7 +124,18 @@ class RayExecutor:
             ray.init(log_to_driver=False, configure_logging=False, **kwargs)
         try:
             remote = ray.remote(num_cpus=self.num_cpus_per_job, num_gpus=self.num_gpus_per_job)(fn)
-            return ray.get([remote.remote(item) for item in items])
+            refs = [remote.remote(item) for item in items]
+            if on_result is None:
+                return ray.get(refs)
+            index = {ref: i for i, ref in enumerate(refs)}
+            out: dict[int, R] = {}
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                i = index[done[0]]
+                out[i] = ray.get(done[0])
+                on_result(i, out[i])
+            return [out[i] for i in range(len(items))]
         finally:
             if started_here:
                 ray.shutdown()
@@ -125,7 +159,8 @@ def get_executor(name: str = "serial", max_workers: int | None = None) -> Execut
     raise LmlabError(f"unknown executor {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor = "serial") -> list[R]:
-    """Shorthand for get_executor(executor).map(fn, items)."""
+def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor = "serial",
+             on_result: OnResult | None = None) -> list[R]:
+    """Shorthand for get_executor(executor).map(fn, items, on_result)."""
     ex = get_executor(executor) if isinstance(executor, str) else executor
-    return ex.map(fn, items)
+    return ex.map(fn, items, on_result)

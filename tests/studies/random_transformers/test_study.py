@@ -129,6 +129,9 @@ def test_every_part_runs_end_to_end_at_toy_size(tmp_path) -> None:
     assert {"parens-width", "modadd-width", "memorization", "imitation-kl", "ablations"} <= ids
     figs = {p.name for p in (tmp_path / "rt" / "figures").iterdir()}
     assert {"accuracy.png", "needle_attention.png", "imitation_kl.png"} <= figs
+    # every job's numbers were streamed to metrics.jsonl as it finished
+    lines = (tmp_path / "rt" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == m["jobs"] and all('"job"' in line for line in lines)
 
 
 def test_paper_preset_says_in_one_line_when_tinystories_is_unreachable(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -259,10 +260,7 @@ class RandomTransformersStudy(Study):
         jobs = grid_jobs(c) + imitation_jobs(c)
         # Longest first, so that a pool's workers finish together.
         jobs.sort(key=_cost, reverse=True)
-        results = get_executor(c.executor).map(_run_any, jobs)
-        for job, res in zip(jobs, results, strict=True):
-            run.log(**{k: v for k, v in res.items() if isinstance(v, int | float | str)},
-                    job=type(job).__name__)
+        results = get_executor(c.executor).map(_run_any, jobs, on_result=_job_log(run, jobs))
         return summarize(c, results, run)
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
@@ -270,6 +268,27 @@ class RandomTransformersStudy(Study):
 
         assert isinstance(config, RandomTransformersConfig)
         return claims(config, metrics)
+
+
+def _job_log(run: Any, jobs: list[Any]) -> Callable[[int, dict[str, Any]], None]:
+    """Log each job's numbers to the run as it finishes, with a progress line on stderr."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    done = 0
+
+    def on_result(i: int, res: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        run.log(**{k: v for k, v in res.items() if isinstance(v, int | float | str)},
+                job=type(jobs[i]).__name__)
+        name = res.get("key") or f"imitation/{res.get('mode')}/t{res.get('teacher_width')}"
+        score = (f"acc {res['test_acc']:.3f}" if "test_acc" in res
+                 else f"kl {res.get('test_kl', float('nan')):.4f}")
+        console.print(f"random-transformers [{done}/{len(jobs)}] {name}: {score}, "
+                      f"{res.get('wall_s', 0.0):.0f} s")
+
+    return on_result
 
 
 def _cost(job: Any) -> float:
