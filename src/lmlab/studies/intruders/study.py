@@ -76,7 +76,10 @@ class IntruderConfig(StudyConfig):
     smol_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
     smol_full_lr: float = 1e-5
     smol_lora_lr: float = 3e-4
-    smol_steps: int = 40
+    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
+    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
+    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
+    smol_steps: int = 240
     smol_batch: int = 8
     smol_n_train: int = 320
     smol_n_test: int = 128
