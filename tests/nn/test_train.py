@@ -321,7 +321,7 @@ def test_zero_steps_evaluates_and_stop_metric_must_exist():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), buckets=st.integers(1, 9), batch=st.integers(1, 12),
-       mask=st.booleans())
+       mask=st.sampled_from(["none", "bool", "float"]))
 def test_bucketed_loss_equals_the_padded_loss_and_its_gradients(seed, buckets, batch, mask):
     g = torch.Generator().manual_seed(seed)
     T, V = 10, 13
@@ -331,8 +331,10 @@ def test_bucketed_loss_equals_the_padded_loss_and_its_gradients(seed, buckets, b
     scored = torch.arange(T)[None, :] < lengths[:, None]
     scored &= torch.rand(batch, T, generator=g) < 0.7  # gaps inside a row too
     b = {"input_ids": x}
-    if mask:
+    if mask == "bool":
         b |= {"targets": y, "loss_mask": scored}
+    elif mask == "float":  # weighted positions
+        b |= {"targets": y, "loss_mask": scored * torch.rand(batch, T, generator=g)}
     else:
         b |= {"targets": y.masked_fill(~scored, -100)}
     torch.manual_seed(seed)

@@ -169,8 +169,10 @@ def bucketed_loss(buckets: int = 4) -> LossFn:
             raise LmlabError(f"bucketed_loss: cannot trim the batch's {sorted(extra)}")
         x, y = batch["input_ids"], batch["targets"]
         m = batch.get("loss_mask")
-        weight = (y != -100) if m is None else (y != -100) & m.bool()  # (B, T)
-        last = torch.arange(1, x.shape[1] + 1, device=x.device) * weight  # (B, T)
+        weight = (y != -100).float()  # (B, T); a float loss_mask weights positions
+        if m is not None:
+            weight = weight * m.float()
+        last = torch.arange(1, x.shape[1] + 1, device=x.device) * (weight != 0)  # (B, T)
         length = last.amax(dim=1)  # (B,): last scored position + 1; 0 when nothing is scored
         if int(length.max()) == 0:  # nothing scored: the padded loss (0, with a graph)
             return _default_loss(model, batch)
