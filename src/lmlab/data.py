@@ -420,13 +420,14 @@ def resolve(name: str, path: str | os.PathLike | None = None) -> DataSource:
 def _given(ds: Dataset, p: Path, source: Source, what: str) -> DataSource:
     """A user's folder (or file), checked for the files a study needs, its manifest computed."""
     hint = f"expected a folder holding {', '.join(ds.required)}"
+    hint += " (or one such file)" if ds.accepts_file else ""
     if p.is_file():
         if not ds.accepts_file:
             raise LmlabError(f"{ds.name}: {p} ({what}) is a file; {hint}")
         return DataSource(ds.name, p, source, manifest_sha256([(p.name, sha256_file(p))]),
                           (p.name,))
     if not p.is_dir():
-        raise LmlabError(f"{ds.name}: {p} ({what}) does not exist; {hint}")
+        raise LmlabError(f"{ds.name}: {p} ({what}) not found; {hint}")
     absent = [r for r in ds.required if not (p / r).exists()]
     if absent:
         raise LmlabError(f"{ds.name}: {p} ({what}) has no {absent[0]}; {hint}")

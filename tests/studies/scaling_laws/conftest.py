@@ -1,25 +1,41 @@
-"""Shared set-up of the scaling-laws tests: the shared ColPret table and small synthetic tables."""
+"""Set-up of the scaling-laws tests: the ColPret table packaged with lmlab, small synthetic tables."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-# The shared data lives next to the checkout, never inside it (see DESIGN.md, "Data at hand").
-COLPRET_DIR = REPO.parent / "shared" / "data" / "colpret"
-
 # Hoffmann et al.'s fitted Chinchilla law, the usual ground truth for fitter tests.
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scratch_cache(tmp_path_factory) -> Path:
+    """A fresh lmlab cache for these tests (the packaged table is unpacked there), and no
+    $LMLAB_DATA_COLPRET from the caller's shell."""
+    saved = {k: os.environ.get(k) for k in ("LMLAB_CACHE", "LMLAB_DATA_COLPRET")}
+    cache = tmp_path_factory.mktemp("lmlab-cache")
+    os.environ["LMLAB_CACHE"] = str(cache)
+    os.environ.pop("LMLAB_DATA_COLPRET", None)
+    yield cache
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
-def colpret_csv() -> Path:
-    path = COLPRET_DIR / "compact.csv"
-    assert path.is_file(), f"the shared ColPret table is missing: expected {path}"
-    return path
+def colpret_csv(scratch_cache) -> Path:
+    """The ColPret table packaged with lmlab, as `lmlab.data` unpacks it."""
+    from lmlab.data import resolve
+
+    source = resolve("colpret")
+    assert source.source == "package", source
+    return source.path / "compact.csv"
 
 
 @pytest.fixture(scope="session")
