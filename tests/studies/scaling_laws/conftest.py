@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +11,21 @@ import pytest
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def scratch_cache(tmp_path_factory) -> Path:
-    """A fresh lmlab cache for these tests (the packaged table is unpacked there), and no
-    $LMLAB_DATA_COLPRET from the caller's shell."""
-    saved = {k: os.environ.get(k) for k in ("LMLAB_CACHE", "LMLAB_DATA_COLPRET")}
-    cache = tmp_path_factory.mktemp("lmlab-cache")
-    os.environ["LMLAB_CACHE"] = str(cache)
-    os.environ.pop("LMLAB_DATA_COLPRET", None)
-    yield cache
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    """A fresh lmlab cache for these tests: the packaged table is unpacked there."""
+    return tmp_path_factory.mktemp("lmlab-cache")
+
+
+def _isolate(mp: pytest.MonkeyPatch, cache: Path) -> None:
+    mp.setenv("LMLAB_CACHE", str(cache))
+    mp.delenv("LMLAB_DATA_COLPRET", raising=False)  # none from the caller's shell
+
+
+@pytest.fixture(autouse=True)
+def _scratch_cache(monkeypatch, scratch_cache) -> None:
+    """Each test here sees the scratch cache (restored afterwards: other tests keep theirs)."""
+    _isolate(monkeypatch, scratch_cache)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,9 @@ def colpret_csv(scratch_cache) -> Path:
     """The ColPret table packaged with lmlab, as `lmlab.data` unpacks it."""
     from lmlab.data import resolve
 
-    source = resolve("colpret")
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, scratch_cache)
+        source = resolve("colpret")
     assert source.source == "package", source
     return source.path / "compact.csv"
 
