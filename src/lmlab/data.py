@@ -498,7 +498,8 @@ def _write_checked(ds: Dataset, f: DataFile, stream: IO[bytes], tmp: Path, where
             if progress is not None:
                 progress(len(block))
     if size != f.size or h.hexdigest() != f.sha256:
-        got = f"{size} bytes" if size != f.size else f"SHA-256 {h.hexdigest()[:12]}..."
+        got = (f"more than {f.size} bytes" if size > f.size else f"{size} bytes"
+               if size < f.size else f"SHA-256 {h.hexdigest()[:12]}...")
         raise LmlabError(
             f"{ds.name}: {f.name} from {where} does not match the pinned file ({got}, expected "
             f"{f.size} bytes with SHA-256 {f.sha256[:12]}...); refused, nothing was kept")
