@@ -55,9 +55,12 @@ __all__ = [
     "DataFile",
     "DataSource",
     "Dataset",
+    "cache_dir",
     "cache_root",
+    "dataset",
     "env_var",
     "manifest_sha256",
+    "packaged_dir",
     "resolve",
     "sha256_file",
 ]
@@ -396,10 +399,10 @@ def resolve(name: str, path: str | os.PathLike | None = None) -> DataSource:
     cache, else a download from the pinned commit (see the module's docstring)."""
     ds = dataset(name)
     if path is not None and str(path) not in ("", "auto"):
-        return _given(ds, Path(path).expanduser(), "explicit", "the given path")
+        return _given(ds, Path(path).expanduser().absolute(), "explicit", "the given path")
     var = env_var(name)
     if os.environ.get(var):
-        return _given(ds, Path(os.environ[var]).expanduser(), "env", f"${var}")
+        return _given(ds, Path(os.environ[var]).expanduser().absolute(), "env", f"${var}")
     target = cache_dir(ds)
     packaged = packaged_dir(ds)
     if packaged is not None:
