@@ -8,7 +8,8 @@ import pytest
 
 import lmlab
 
-SCHEMA = {"study", "preset", "seed", "config", "metrics", "claims", "timing", "environment"}
+SCHEMA = {"study", "preset", "seed", "config", "metrics", "claims", "checks", "timing",
+          "environment"}
 
 
 def test_version(cli):

@@ -27,7 +27,7 @@ from lmlab.runs import (
     read_json,
 )
 from lmlab.seeding import seed_everything
-from lmlab.study import Claim, StudyConfig, apply_overrides, config_to_dict, get_study
+from lmlab.study import Check, Claim, StudyConfig, apply_overrides, config_to_dict, get_study
 
 # Files and folders a run owns; --force removes exactly these and nothing else.
 RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures")
@@ -129,7 +129,7 @@ def execute(
     wall = time.perf_counter() - t0
     claims = study.claims(config, metrics)
     checks = study.checks(config, metrics)
-    _validate(study_id, metrics, claims)
+    _validate(study_id, metrics, claims, checks)
     result = {
         **record,
         "metrics": metrics,
@@ -148,16 +148,20 @@ def _device_name(device: str) -> str:
     return str(resolve_device(device))
 
 
-def _validate(study_id: str, metrics: Any, claims: Any) -> None:
-    """A study must return plain metrics and Claim objects; anything else is a bug in the study."""
+def _validate(study_id: str, metrics: Any, claims: Any, checks: Any = ()) -> None:
+    """A study must return plain metrics, Claim and Check objects; anything else is a bug in
+    the study. A Check returned among the claims would inflate "N of M claims hold": refused."""
     if not isinstance(metrics, dict):
         raise TypeError(f"study {study_id!r}: run() must return a dict of metrics")
     for k, v in metrics.items():
         if not isinstance(v, int | float | str | None) and not hasattr(v, "item"):
             raise TypeError(f"study {study_id!r}: metric {k!r} is {type(v).__name__}, not a number or string")
     for c in claims:
-        if not isinstance(c, Claim):
-            raise TypeError(f"study {study_id!r}: claims() must return Claim objects")
+        if not isinstance(c, Claim) or isinstance(c, Check):
+            raise TypeError(f"study {study_id!r}: claims() must return Claim objects (not Checks)")
+    for c in checks:
+        if not isinstance(c, Check):
+            raise TypeError(f"study {study_id!r}: checks() must return Check objects")
 
 
 def _reproduce_one(job: tuple[str, str, bool]) -> tuple[str, dict[str, Any] | None, str | None]:

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError, require
+from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import Method, parse_method
-from lmlab.studies.intruders.study import IntruderConfig
 
 __all__ = ["GLUE", "PAPER_TARGETS", "parse_run", "run_paper"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import (
     FinetuneJob,
     Method,
@@ -15,7 +16,6 @@ from lmlab.studies.intruders.experiments import (
     run_finetune,
     run_pretrain,
 )
-from lmlab.studies.intruders.study import IntruderConfig
 
 __all__ = ["finetune_jobs", "run_cached", "run_tiny", "setup_of"]
 

@@ -9,8 +9,9 @@ and compare them with fully trained ones on the paper's tasks::
 
 Modules: `tasks` (the algorithmic generators), `language` (grammar corpus, TinyStories),
 `lstm` (the LSTM baseline), `experiments` (one training job), `imitation` (circuit imitation),
-`analysis` (subspace concentration, attention heads, capacity), `study` (config, presets),
-`summary` (metrics, figures, claims).
+`analysis` (subspace concentration, attention heads, capacity), `config` (config, presets),
+`study` (the jobs and their orchestration), `summary` (metrics, figures), `claims` (claims and
+checks).
 """
 
 from lmlab.studies.random_transformers.experiments import Job, build_model, run_job

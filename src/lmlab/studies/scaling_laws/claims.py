@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from lmlab.study import Claim
+from lmlab.study import Check, Claim
 
-__all__ = ["claims"]
+__all__ = ["checks", "claims"]
 
 
 def _num(metrics: dict[str, Any], key: str) -> float | None:
@@ -162,3 +162,9 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
             out.append(Claim.untestable(f"grown.{cid}", "lmlab GPT family claims", "-",
                                         "grow=false in this run"))
     return out
+
+
+def checks(config: Any, metrics: dict[str, Any]) -> list[Check]:
+    """Invariants of this implementation measured by a run (none yet: every verdict above is a
+    finding of the paper, tested on the shared table or on the grown family)."""
+    return []

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lmlab.errors import LmlabError
-from lmlab.study import Claim, Study, StudyConfig
+from lmlab.studies.scaling_laws.claims import checks, claims
+from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["Config", "ScalingLawsStudy"]
 
@@ -258,9 +259,10 @@ class ScalingLawsStudy(Study):
 
     # -- claims -------------------------------------------------------------------------------
     def claims(self, config: Config, metrics: dict[str, Any]) -> list[Claim]:
-        from lmlab.studies.scaling_laws.claims import claims
-
         return claims(config, metrics)
+
+    def checks(self, config: Config, metrics: dict[str, Any]) -> list[Check]:
+        return checks(config, metrics)
 
 
 def _shared_table(data: str) -> Any:
