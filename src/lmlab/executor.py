@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from lmlab.errors import LmlabError, require
 
@@ -27,7 +27,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 OnResult = Callable[[int, Any], None]
 
-BACKENDS = ("serial", "process", "ray")
+# The type of every study config's `executor` field: `--set executor=...` is checked against it.
+ExecutorName = Literal["serial", "process", "ray"]
+BACKENDS: tuple[str, ...] = get_args(ExecutorName)
 
 
 class Executor(Protocol):

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["PRESETS", "IntruderConfig"]
+__all__ = ["PRESETS", "IntruderConfig", "Task"]
+
+# the downstream tasks of the synthetic language (data.TASK_LABELS)
+Task = Literal["topic_first", "topic_last", "negation", "majority"]
 
 
 @dataclass
@@ -16,7 +20,7 @@ class IntruderConfig(StudyConfig):
     """Every knob of the three experiments (fields prefixed `smol_` / `paper_` are theirs)."""
 
     experiment: Literal["tiny", "smol", "paper"] = "tiny"
-    executor: str = "process"  # serial | process | ray
+    executor: ExecutorName = "process"
     workers: int = 2  # process-pool size
     seeds: int = 3
     # the tiny GPT and its pre-training
@@ -29,9 +33,9 @@ class IntruderConfig(StudyConfig):
     pretrain_lr: float = 3e-3
     heldout: int = 256
     # fine-tuning
-    task: str = "topic_first"
+    task: Task = "topic_first"
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
-    schemes: tuple[str, ...] = ("alpha2r", "fixed", "rslora")  # fixed: alpha = fixed_alpha
+    schemes: tuple[Literal["alpha2r", "fixed", "rslora"], ...] = ("alpha2r", "fixed", "rslora")  # fixed: alpha = fixed_alpha
     fixed_alpha: float = 8.0
     rslora_alpha: float = 8.0
     full_lr: float = 5e-5
@@ -48,7 +52,7 @@ class IntruderConfig(StudyConfig):
     k: int = 10
     eps: float = 0.5
     # continual learning and mitigation
-    continual_tasks: tuple[str, ...] = ("topic_first", "negation", "topic_last")
+    continual_tasks: tuple[Task, ...] = ("topic_first", "negation", "topic_last")
     continual_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
     continual_seeds: int = 1
     lambdas: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)

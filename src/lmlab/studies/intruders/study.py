@@ -36,6 +36,40 @@ class IntruderStudy(Study):
     Config = IntruderConfig
     presets = PRESETS
 
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then every method spec and the paper's runs (before any work)."""
+        from lmlab.errors import LmlabError
+        from lmlab.studies.intruders.experiments import parse_method
+        from lmlab.studies.intruders.paper import GLUE, parse_run
+
+        super().validate(config)
+        assert isinstance(config, IntruderConfig)
+        c = config
+        for field in ("continual_methods", "smol_methods"):
+            for spec in getattr(c, field):
+                try:
+                    parse_method(spec)
+                except LmlabError as e:
+                    raise LmlabError(f"intruders: {field}: {e}") from None
+        try:
+            parse_method(c.mitigate_method)
+        except LmlabError as e:
+            raise LmlabError(f"intruders: mitigate_method: {e}") from None
+        if c.experiment == "paper":
+            bad = [t for t in c.paper_tasks if t not in GLUE]
+            if bad:
+                raise LmlabError(f"intruders: paper_tasks: {', '.join(bad)} not wired; "
+                                 f"expected items from {', '.join(GLUE)}")
+            for spec in c.paper_runs:
+                parse_run(spec)
+        for name in ("seeds", "workers", "ranks"):
+            value = getattr(c, name)
+            if (min(value) if isinstance(value, tuple) and value else value) < 1:
+                raise LmlabError(f"intruders: {name} must be >= 1, got {value!r}")
+        if c.d_model % c.n_head:
+            raise LmlabError(f"intruders: d_model must be divisible by n_head = {c.n_head}, "
+                             f"got {c.d_model}")
+
     def __init__(self) -> None:
         # The tooling: `lmlab intruders BASE TUNED ...` and `lmlab bench intruders`.
         from lmlab.studies.intruders.bench import bench_intruders

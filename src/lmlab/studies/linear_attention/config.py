@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = ["PAPER", "PRESETS", "TINY", "LinearAttentionConfig"]
@@ -18,7 +19,7 @@ __all__ = ["PAPER", "PRESETS", "TINY", "LinearAttentionConfig"]
 class LinearAttentionConfig(StudyConfig):
     """Every knob of the three experiments; `tiny` and `paper` presets below."""
 
-    executor: str = "serial"  # serial | process | ray: where the jobs of each sweep run
+    executor: ExecutorName = "serial"  # where the jobs of each sweep run
     threads: int = 1  # torch threads per job (tiny models run fastest on one; 0: leave as is)
     seeds: int = 3
     # (a) random teacher, Sec. 4.1 (tokens N(0, I/T), teacher entries N(0, 1/d))

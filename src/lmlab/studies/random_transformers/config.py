@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = ["ALGO_TASKS", "PAPER", "PRESETS", "TINY", "RandomTransformersConfig"]
+
+# what a model trains: random = embeddings only; ablations freeze more (experiments.MODES)
+Mode = Literal["random", "full", "unembed", "embed", "tok_unembed"]
 
 ALGO_TASKS = ("modadd", "needle", "decimal", "parens")
 
@@ -20,15 +24,15 @@ ALGO_TASKS = ("modadd", "needle", "decimal", "parens")
 class RandomTransformersConfig(StudyConfig):
     """Every knob; the defaults are the paper's settings (see `paper` and `tiny` presets)."""
 
-    executor: str = "serial"  # serial | process | ray: where the jobs run
+    executor: ExecutorName = "serial"  # where the jobs run
     threads: int = 0  # torch threads per job (0: leave as is)
     seeds: int = 10
     baseline_seeds: int = 0  # seeds for the modes other than random, and the LSTM (0: seeds)
     widths: tuple[int, ...] = (16, 1024)
-    modes: tuple[str, ...] = ("random", "full")
-    ablation_modes: tuple[str, ...] = ("unembed", "embed", "tok_unembed")  # at the widest width
+    modes: tuple[Mode, ...] = ("random", "full")
+    ablation_modes: tuple[Mode, ...] = ("unembed", "embed", "tok_unembed")  # at the widest width
     lstm: bool = True  # the LSTM baseline at the widest width
-    tasks: tuple[str, ...] = ALGO_TASKS
+    tasks: tuple[Literal["modadd", "needle", "decimal", "parens"], ...] = ALGO_TASKS
     n_layer: int = 2
     n_head: int = 4
     lr: float = 1e-3
@@ -68,7 +72,7 @@ class RandomTransformersConfig(StudyConfig):
     imitation: bool = True
     teacher_widths: tuple[int, ...] = (4, 16, 64, 256, 1024)
     student_width: int = 256
-    imit_modes: tuple[str, ...] = ("random", "full")
+    imit_modes: tuple[Literal["random", "full"], ...] = ("random", "full")
     imit_vocab: int = 512
     imit_len: int = 40
     imit_steps: int = 10_000
@@ -78,7 +82,7 @@ class RandomTransformersConfig(StudyConfig):
     lm: bool = True
     lm_corpus: Literal["grammar", "tinystories"] = "tinystories"
     lm_widths: tuple[int, ...] = (32, 128, 512)
-    lm_modes: tuple[str, ...] = ("random", "full")
+    lm_modes: tuple[Literal["random", "full"], ...] = ("random", "full")
     lm_seq_len: int = 128
     lm_batch: int = 64
     lm_steps: int = 10_000

@@ -130,6 +130,24 @@ class RandomTransformersStudy(Study):
     Config = RandomTransformersConfig
     presets = PRESETS
 
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields (tasks, modes), then sizes no job can use."""
+        from lmlab.errors import LmlabError
+
+        super().validate(config)
+        assert isinstance(config, RandomTransformersConfig)
+        c = config
+        for name in ("seeds", "n_layer", "n_head", "p", "n_test", "mem_seeds", "imit_seeds",
+                     "lm_seeds"):
+            if getattr(c, name) < 1:
+                raise LmlabError(f"random-transformers: {name} must be >= 1, "
+                                 f"got {getattr(c, name)!r}")
+        for name in ("widths", "teacher_widths", "lm_widths"):
+            value = getattr(c, name)
+            if (not value and name == "widths") or (value and min(value) < 1):
+                raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
+                                 f"got {value!r}")
+
     def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
         from lmlab.executor import get_executor
 

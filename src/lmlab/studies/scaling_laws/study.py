@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lmlab.errors import LmlabError
+from lmlab.executor import ExecutorName
 from lmlab.studies.scaling_laws.claims import checks, claims
 from lmlab.study import Check, Claim, Study, StudyConfig
 
@@ -59,7 +60,7 @@ class Config(StudyConfig):
     # The early-token cut of the grown family, as a fraction of its longest run: the analogue
     # of 1e10 tokens (the end of warmup and of the fast initial drop of the loss).
     grow_min_tokens: float = 0.2
-    executor: str = "serial"
+    executor: ExecutorName = "serial"
 
     def __post_init__(self) -> None:
         # Checked here, so a bad override fails before a run touches the disk.

@@ -7,7 +7,9 @@ longer CPU runs; `paper` / `paper-s3` fine-tune Pythia-160M on T = 100 stories (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = ["PRESETS", "StateTrackingConfig"]
@@ -17,8 +19,8 @@ __all__ = ["PRESETS", "StateTrackingConfig"]
 class StateTrackingConfig(StudyConfig):
     """Every knob of the study; the presets below set them."""
 
-    group: str = "S3"  # S3 | S5 | A4 | A5
-    convention: str = "gather"  # gather (official code) | scatter (paper's Figure 1)
+    group: Literal["S3", "S5", "A4", "A5"] = "S3"
+    convention: Literal["gather", "scatter"] = "gather"  # gather: official code; scatter: Fig. 1
     T: int = 16  # training length
     eval_len: int = 0  # evaluate out to this length; 0 means 2T
     n_stories: int = 100_000  # unique stories, split by story into train and analysis
@@ -33,7 +35,7 @@ class StateTrackingConfig(StudyConfig):
     n_layer: int = 4
     d_model: int = 128
     n_head: int = 4
-    pos: str = "rope"
+    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"
     rope_base: float = 10000.0
     tie_embeddings: bool = False
     steps: int = 6000  # state-task steps (upper bound; early stop at stop_at)
@@ -47,14 +49,14 @@ class StateTrackingConfig(StudyConfig):
     eval_every: int = 250
     stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
     n_seeds: int = 3  # models per condition: seeds seed, seed+1, ...
-    conditions: tuple[str, ...] = ("none",)  # intermediate tasks: none | parity | ntp
+    conditions: tuple[Literal["none", "parity", "ntp"], ...] = ("none",)  # intermediate tasks
     intermediate_steps: int = 1000
-    executor: str = "serial"  # serial | process | ray: where the per-seed jobs run
+    executor: ExecutorName = "serial"  # where the per-seed jobs run
     probe_stories: int = 1000  # analysis stories for probes (half train, half test)
     patch_pairs: int = 200
     probe_threshold: float = 0.9
     patch_gap_threshold: float = 0.2
-    mechanism_rule: str = "both"  # probe | patch | either | both (see mechanism.classify)
+    mechanism_rule: Literal["probe", "patch", "either", "both"] = "both"  # see mechanism.classify
     accuracy_target: float = 0.99
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lmlab.device import resolve_device
+from lmlab.errors import LmlabError
 from lmlab.executor import get_executor
 from lmlab.runs import atomic_write_json
 from lmlab.studies.state_tracking.claims import checks, claims
@@ -29,7 +30,7 @@ from lmlab.studies.state_tracking.training import (
     position_accuracy,
     train_state_model,
 )
-from lmlab.study import Check, Claim, Study
+from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["StateTrackingConfig", "StateTrackingStudy", "train_and_analyze"]
 
@@ -181,10 +182,32 @@ class StateTrackingStudy(Study):
     Config = StateTrackingConfig
     presets = PRESETS
 
-    def run(self, config: StateTrackingConfig, run: Any) -> dict[str, Any]:  # type: ignore[override]
-        for cond in config.conditions:
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then combinations no run can use (one line naming the field)."""
+        super().validate(config)
+        assert isinstance(config, StateTrackingConfig)
+        c = config
+
+        def bad(field: str, why: str) -> LmlabError:
+            return LmlabError(f"state-tracking: {field} {why}, got {getattr(c, field)!r}")
+
+        for cond in c.conditions:
             if cond not in INTERMEDIATE_TASKS:
-                raise ValueError(f"unknown condition {cond!r}; choose from {INTERMEDIATE_TASKS}")
+                raise bad("conditions", f"must hold items from {', '.join(INTERMEDIATE_TASKS)}")
+        if not c.conditions:
+            raise bad("conditions", "needs at least one condition")
+        for name in ("T", "n_stories", "steps", "batch_size", "n_seeds", "n_layer", "n_head",
+                     "eval_every", "probe_stories", "patch_pairs"):
+            if getattr(c, name) < 1:
+                raise bad(name, "must be >= 1")
+        if c.eval_len and c.eval_len < c.T:
+            raise bad("eval_len", f"must be 0 (2T) or >= T = {c.T}")
+        if not 0 < c.analysis_frac < 1:
+            raise bad("analysis_frac", "must lie in (0, 1)")
+        if c.model == "gpt" and c.d_model % c.n_head:
+            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+
+    def run(self, config: StateTrackingConfig, run: Any) -> dict[str, Any]:  # type: ignore[override]
         cfg = dataclasses.asdict(config)
         jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
                 for cond in config.conditions for i in range(config.n_seeds)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = ["PAPER", "PRESETS", "SMOL", "TINY", "TTTArcConfig"]
@@ -21,7 +22,7 @@ class TTTArcConfig(StudyConfig):
     """Every knob of the study; see the presets for the three scales."""
 
     backend: Literal["tiny", "hf"] = "tiny"
-    executor: str = "process"  # serial | process | ray: where the per-task jobs run
+    executor: ExecutorName = "process"  # where the per-task jobs run
     workers: int = 2  # process pool size
     seeds: int = 3  # replicate draws of held-out tasks and TTT randomness
     # tiny: data and model
@@ -31,7 +32,7 @@ class TTTArcConfig(StudyConfig):
     n_head: int = 4
     d_model: int = 128
     block_size: int = 512
-    pos: str = "rope"  # relative positions: copying a grid is attending a fixed offset back
+    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"  # relative positions: copying a grid is attending a fixed offset back
     coords: bool = True  # 2-D grid coordinates (GridTokenizer.coords) added to the embeddings
     max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
     n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
@@ -46,9 +47,9 @@ class TTTArcConfig(StudyConfig):
     pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
     # hf: model and data
     hf_model: str = "smollm2-135m-instruct"
-    dtype: str = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     arc_version: str = "kaggle2024"
-    arc_split: str = "evaluation"
+    arc_split: Literal["training", "evaluation"] = "evaluation"
     arc_ids: tuple[str, ...] = ()  # only these task ids (empty: every task)
     arc_tasks: int = 0  # how many (0: all that pass the size filter)
     arc_max_side: int = 30  # keep tasks whose every known grid is at most this per side

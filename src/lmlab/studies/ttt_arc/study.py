@@ -98,6 +98,33 @@ class TTTArcStudy(Study):
     Config = TTTArcConfig
     presets = PRESETS
 
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then transform names and model shapes (before any pre-training)."""
+        from lmlab.errors import LmlabError
+        from lmlab.studies.ttt_arc.transforms import TRANSFORMS_BY_NAME
+
+        super().validate(config)
+        assert isinstance(config, TTTArcConfig)
+        c = config
+
+        def bad(field: str, why: str) -> LmlabError:
+            return LmlabError(f"ttt-arc: {field} {why}, got {getattr(c, field)!r}")
+
+        known = ", ".join(sorted(TRANSFORMS_BY_NAME))
+        if c.ttt_transforms not in (("all",), ("none",), ()) and any(
+                t not in TRANSFORMS_BY_NAME for t in c.ttt_transforms):
+            raise bad("ttt_transforms", f"must be all, none, or names from {known}")
+        if any(t not in TRANSFORMS_BY_NAME for t in c.inference_transforms):
+            raise bad("inference_transforms", f"must hold names from {known}")
+        for name in ("seeds", "workers", "n_eval", "n_layer", "n_head", "pre_steps", "pre_batch",
+                     "lora_r", "lora_batch", "n_boot"):
+            if getattr(c, name) < 1:
+                raise bad(name, "must be >= 1")
+        if c.backend == "tiny" and c.d_model % c.n_head:
+            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+        if c.backend == "tiny" and not 3 <= c.max_side <= 6:
+            raise bad("max_side", "must lie in 3..6 (the generator's grids)")
+
     def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
         assert isinstance(config, TTTArcConfig)
         c = config
