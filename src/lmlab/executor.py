@@ -15,9 +15,10 @@ otherwise a local Ray runtime is started for the duration of the map.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Literal, Protocol, TypeVar, get_args
 
@@ -41,6 +42,31 @@ class Executor(Protocol):
             on_result: OnResult | None = None) -> list[R]: ...
 
 
+def job_threads(n: int) -> None:
+    """Give the current job `n` torch threads (0: leave as is).
+
+    Thread control lives here, with the executors that decide how many jobs share the cores:
+    a job calls this first thing (a pool worker keeps the setting for its next job).
+    """
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads (0: leave as is), then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    job_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class SerialExecutor:
     """Runs the jobs one after another in this process (the default: simplest to debug)."""
 
@@ -59,9 +85,7 @@ class SerialExecutor:
 def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores; torch otherwise starts one thread per core in
     # every process and the pool runs slower than serial.
-    import torch
-
-    torch.set_num_threads(threads)
+    job_threads(threads)
 
 
 class ProcessExecutor:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmlab.device import device_name
 from lmlab.errors import LmlabError
 from lmlab.runs import (
     CONFIG,
@@ -120,7 +121,7 @@ def execute(
         _clear_run(out)
 
     run = Run(out, resume=resume)
-    env = environment(seed=config.seed, device=_device_name(config.device))
+    env = environment(seed=config.seed, device=device_name(config.device))
     atomic_write_json(run.config_path, {**record, "environment": env})
 
     seed_everything(config.seed)
@@ -140,12 +141,6 @@ def execute(
     }
     atomic_write_json(run.result_path, result)
     return read_json(run.result_path)
-
-
-def _device_name(device: str) -> str:
-    from lmlab.device import resolve_device
-
-    return str(resolve_device(device))
 
 
 def _validate(study_id: str, metrics: Any, claims: Any, checks: Any = ()) -> None:

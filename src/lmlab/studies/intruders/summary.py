@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from lmlab.stats import spearman
+
 __all__ = ["continual_metrics", "single_metrics"]
 
 PAPER = "Shuttleworth et al. 2024"
@@ -24,16 +26,6 @@ STAGE_KEYS = ("acc", "intruders", "forgetting", "dw_over_sigma_k_max", "dw_over_
 
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Spearman's rho and its two-sided p-value (nan when undefined)."""
-    from scipy.stats import spearmanr
-
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return float("nan"), float("nan")
-    res = spearmanr(x, y)
-    return float(res.statistic), float(res.pvalue)
 
 
 def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmlab.device import device_name
 from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import (
     FinetuneJob,
@@ -28,13 +29,7 @@ def setup_of(c: IntruderConfig) -> Setup:
                  n_train=c.n_train, n_val=c.n_val, n_test=c.n_test, batch=c.batch,
                  max_steps=c.max_steps, eval_every=c.eval_every, target_acc=c.target_acc,
                  k=c.k, eps=c.eps, threads=1 if c.executor != "serial" else 0,
-                 device=_device(c.device))
-
-
-def _device(device: str) -> str:
-    from lmlab.device import resolve_device
-
-    return str(resolve_device(device))
+                 device=device_name(c.device))
 
 
 def _seed(c: IntruderConfig, s: int) -> int:

@@ -17,30 +17,18 @@ Three experiments, each a list of independent jobs run through the configured ex
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from typing import Any
 
+from lmlab.stats import median, spearman
 from lmlab.studies.linear_attention.config import PRESETS, LinearAttentionConfig
 from lmlab.study import Check, Claim, Study
 
 __all__ = ["LinearAttentionConfig", "LinearAttentionStudy"]
 
 
-def _median(xs: list[float]) -> float:
-    return float(statistics.median(xs))
-
-
 def _label(kind: str, size: int) -> str:
     return f"mhla_{size}h" if kind == "mhla" else f"{kind}_{size}L"
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    import scipy.stats
-
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return float("nan")
-    return float(scipy.stats.spearmanr(x, y).statistic)
 
 
 def _bench(**kwargs: Any) -> dict:
@@ -65,10 +53,10 @@ class LinearAttentionStudy(Study):
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, config: LinearAttentionConfig, run: Any) -> dict[str, Any]:
-        from lmlab.device import resolve_device
+        from lmlab.device import device_name
         from lmlab.executor import get_executor
 
-        device = str(resolve_device(config.device))
+        device = device_name(config.device)
         ex = get_executor(config.executor)
         metrics: dict[str, Any] = {}
         metrics.update(self._teacher(config, run, ex, device))
@@ -98,7 +86,7 @@ class LinearAttentionStudy(Study):
         for key in ("val_nmse", "pdist_rel", "heads_gap_rel"):
             m[f"alg1_paper_size_{key}"] = max(r[key] for r in big_res)
         m["alg1_paper_size_n_heads"] = max(r["n_heads"] for r in big_res)
-        m["alg1_paper_size_wall_s"] = _median([r["wall_s"] for r in big_res])
+        m["alg1_paper_size_wall_s"] = median([r["wall_s"] for r in big_res])
         run.log(step=0, experiment="alg1_paper_size", **{k: v for k, v in m.items()})
 
         # Algorithm 1 and the gradient-trained models on the sweep's data.
@@ -128,7 +116,7 @@ class LinearAttentionStudy(Study):
             table[r["d"]][_label(r["kind"], r["size"])].append(r["val_nmse"])
         for d, rows in table.items():
             for label, vals in rows.items():
-                m[f"d{d}_{label}_val_nmse"] = _median(vals)
+                m[f"d{d}_{label}_val_nmse"] = median(vals)
         for r in sgd_res:
             if r["kind"] == "mhla" and r["size"] == r["d"] ** 2:
                 key = f"d{r['d']}_mhla_d2h_pdist_rel"
@@ -153,13 +141,13 @@ class LinearAttentionStudy(Study):
             by_frac[r["frac"]].append(r)
         for f, rs in sorted(by_frac.items()):
             tag = f"mem_f{f:g}"
-            m[f"{tag}_lambda_min"] = _median([r["lambda_min"] for r in rs])
+            m[f"{tag}_lambda_min"] = median([r["lambda_min"] for r in rs])
             for k in ("pdist_exact", "pdist_gd", "pdist_erm_random_start", "pdist_sgd"):
-                m[f"{tag}_{k}"] = _median([r[k] for r in rs])
+                m[f"{tag}_{k}"] = median([r[k] for r in rs])
         lam = [r["lambda_min"] for r in res]
-        m["mem_spearman_exact"] = _spearman(lam, [r["pdist_exact"] for r in res])
-        m["mem_spearman_gd"] = _spearman(lam, [r["pdist_gd"] for r in res])
-        m["mem_spearman_sgd"] = _spearman(lam, [r["pdist_sgd"] for r in res])
+        m["mem_spearman_exact"] = spearman(lam, [r["pdist_exact"] for r in res])[0]
+        m["mem_spearman_gd"] = spearman(lam, [r["pdist_gd"] for r in res])[0]
+        m["mem_spearman_sgd"] = spearman(lam, [r["pdist_sgd"] for r in res])[0]
         ident = [r for r in res if r["identifiable"]]
         nonid = [r for r in res if not r["identifiable"]]
         m["mem_n_identifiable"] = len(ident)
@@ -235,10 +223,9 @@ class LinearAttentionStudy(Study):
     # -- figures ------------------------------------------------------------------------------
     @staticmethod
     def _figure_teacher(run: Any, table: dict[int, dict[str, list[float]]]) -> None:
-        import matplotlib
+        from lmlab.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         dims = sorted(table)
         fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4), squeeze=False)
@@ -248,7 +235,7 @@ class LinearAttentionStudy(Study):
                 vals = [max(v, 1e-32) for v in table[d][label]]
                 color = "tab:red" if label == "alg1" else ("tab:blue" if label.startswith("mhla") else "tab:gray")
                 ax.scatter([i] * len(vals), vals, color=color, alpha=0.6, s=18)
-                ax.plot([i - 0.3, i + 0.3], [statistics.median(vals)] * 2, color=color)
+                ax.plot([i - 0.3, i + 0.3], [median(vals)] * 2, color=color)
             ax.set_xticks(range(len(labels)), [lb.replace("_", " ") for lb in labels], rotation=45,
                           ha="right")
             ax.set_yscale("log")
@@ -259,10 +246,9 @@ class LinearAttentionStudy(Study):
 
     @staticmethod
     def _figure_memory(run: Any, res: list[dict[str, Any]]) -> None:
-        import matplotlib
+        from lmlab.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(6, 4))
         floor = 1e-9
@@ -282,10 +268,9 @@ class LinearAttentionStudy(Study):
 
     @staticmethod
     def _figure_dfa(run: Any, cfg: LinearAttentionConfig, res: list[dict[str, Any]]) -> None:
-        import matplotlib
+        from lmlab.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(6, 4))
         key = {"states": "n_states", "symbols": "n_symbols", "word_len": "word_len"}[cfg.dfa_vary]

@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from lmlab.device import device_name
 from lmlab.studies.random_transformers.claims import checks, claims
 from lmlab.studies.random_transformers.config import (
     ALGO_TASKS,
@@ -153,7 +154,7 @@ class RandomTransformersStudy(Study):
 
         assert isinstance(config, RandomTransformersConfig)
         c = dataclasses.replace(config, device=config.device if config.device != "auto"
-                                else _auto_device())
+                                else device_name("auto"))
         if c.lm and c.lm_corpus == "tinystories":
             from lmlab.studies.random_transformers.language import TinyStories
 
@@ -205,9 +206,3 @@ def _cost(job: Any) -> float:
         job.task, 2 * kw.get("n_keys", 0) + 3 * kw.get("n_digits", 0) + 2 * kw.get("n_pairs", 0)
         + kw.get("seq_len", 0) + 3)
     return job.steps * tokens * job.width**2 * (1.5 if job.mode == "full" else 1.0)
-
-
-def _auto_device() -> str:
-    from lmlab.device import resolve_device
-
-    return str(resolve_device("auto"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from lmlab.studies.random_transformers.analysis import bits_per_parameter, median
+from lmlab.stats import median
+from lmlab.studies.random_transformers.analysis import bits_per_parameter
 from lmlab.studies.random_transformers.config import RandomTransformersConfig
 
 __all__ = ["SATURATED", "group_results", "summarize"]
@@ -79,10 +80,9 @@ def summarize(c: RandomTransformersConfig, results: list[dict[str, Any]], run: A
 
 def _figures(c: RandomTransformersConfig, results: list[dict[str, Any]], m: dict[str, Any],
              run: Any) -> None:
-    import matplotlib
+    from lmlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = [t for t in c.tasks if any(k.startswith(f"{t}.") for k in m)]
     if tasks:

@@ -123,13 +123,11 @@ class _Batches:
 
 def train_member(spec: MemberSpec) -> list[dict[str, Any]]:
     """Train one member and return its checkpoints as schema rows (module level, for executors)."""
-    threads = torch.get_num_threads()
-    if spec.device == "cpu":
-        torch.set_num_threads(1)  # tiny matrices: one thread per run, runs side by side instead
-    try:
+    from lmlab.executor import torch_threads
+
+    # tiny matrices: one thread per run on a CPU, runs side by side instead
+    with torch_threads(1 if spec.device == "cpu" else 0):
         return _train(spec)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(spec: MemberSpec) -> list[dict[str, Any]]:

@@ -195,7 +195,7 @@ class ScalingLawsStudy(Study):
         return m
 
     def _grown(self, config: Config, settings: Any, run: Any) -> dict[str, Any]:
-        from lmlab.device import resolve_device
+        from lmlab.device import device_name
         from lmlab.studies.scaling_laws import figures
         from lmlab.studies.scaling_laws.data import read_table, write_table
         from lmlab.studies.scaling_laws.fit import fit
@@ -209,7 +209,7 @@ class ScalingLawsStudy(Study):
             config.grow_widths, [config.seed * 1000 + s for s in config.grow_seeds],
             n_layer=config.grow_layers, steps=config.grow_steps, batch_size=config.grow_batch,
             seq_len=config.grow_seq_len, lr=config.grow_lr, eval_every=config.grow_eval_every,
-            corpus=corpus, device=str(resolve_device(config.device)),
+            corpus=corpus, device=device_name(config.device),
         )
         path = run.path / "grown.csv"
         t0 = time.perf_counter()

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmlab.device import resolve_device
+from lmlab.device import device_name
 from lmlab.errors import LmlabError
-from lmlab.executor import get_executor
+from lmlab.executor import get_executor, job_threads
 from lmlab.runs import atomic_write_json
 from lmlab.studies.state_tracking.claims import checks, claims
 from lmlab.studies.state_tracking.config import PRESETS, StateTrackingConfig
@@ -38,7 +38,7 @@ __all__ = ["StateTrackingConfig", "StateTrackingStudy", "train_and_analyze"]
 def _recipe(c: StateTrackingConfig, seed: int) -> Recipe:
     fields = {f.name for f in dataclasses.fields(Recipe)}
     kw = {k: v for k, v in dataclasses.asdict(c).items() if k in fields and k not in ("seed", "device")}
-    return Recipe(**kw, seed=seed, device=str(resolve_device(c.device)))
+    return Recipe(**kw, seed=seed, device=device_name(c.device))
 
 
 def _steps_to_converge(trace: list[tuple[int, float]], target: float) -> int | None:
@@ -54,7 +54,7 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
     Module-level so that a process pool or Ray can run it; `job` = {"config", "seed", "condition"}.
     Returns scalars and the arrays the figures need (as lists).
     """
-    torch.set_num_threads(1)
+    job_threads(1)
     c = StateTrackingConfig(**{**job["config"], "conditions": tuple(job["config"]["conditions"])})
     seed, condition = job["seed"], job["condition"]
     group = make_group(c.group, c.convention)
@@ -141,10 +141,9 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> None:
-    import matplotlib
+    from lmlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in results:

@@ -174,14 +174,10 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
         pre = dict(state or {})
         pre["pretrained_reused"] = 1
     else:
-        import torch
+        from lmlab.executor import torch_threads
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, c.pre_threads))
-        try:
+        with torch_threads(max(1, c.pre_threads)):
             model, out = _pretrain(c, spec, run)
-        finally:
-            torch.set_num_threads(threads)
         pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
                "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
                "n_params": count_params(model)}
@@ -228,10 +224,10 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
     side = max((max(np.shape(g)) for t in small for e in t.train for g in (e.input, e.output)),
                default=1)
     max_new = c.max_new or 2 * side * side + 4 * side + 8  # digits, spaces, brackets, "#", eos
-    from lmlab.device import resolve_device
+    from lmlab.device import device_name
 
     ref = ModelRef("hf", c.hf_model, None, max_new=max_new, max_tokens=c.max_tokens,
-                   dtype=c.dtype, device=str(resolve_device(c.device)))
+                   dtype=c.dtype, device=device_name(c.device))
     split = [(s, "arc", t) for s in range(c.seeds) for task in small for t in split_tests(task)]
     return ref, split, {"arc_tasks": len(small)}
 
