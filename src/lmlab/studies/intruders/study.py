@@ -100,3 +100,5 @@ class IntruderStudy(Study):
         assert isinstance(config, IntruderConfig)
         return checks(config, metrics)
 
+
+STUDY = IntruderStudy()

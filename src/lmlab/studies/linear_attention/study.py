@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 from lmlab.stats import median, spearman
+from lmlab.studies.linear_attention.claims import checks, claims
 from lmlab.studies.linear_attention.config import PRESETS, LinearAttentionConfig
 from lmlab.study import Check, Claim, Study
 
@@ -289,11 +290,10 @@ class LinearAttentionStudy(Study):
 
     # -- claims and checks -----------------------------------------------------------------------
     def claims(self, config: LinearAttentionConfig, metrics: dict[str, Any]) -> list[Claim]:
-        from lmlab.studies.linear_attention.claims import claims
-
         return claims(config, metrics)
 
     def checks(self, config: LinearAttentionConfig, metrics: dict[str, Any]) -> list[Check]:
-        from lmlab.studies.linear_attention.claims import checks
-
         return checks(config, metrics)
+
+
+STUDY = LinearAttentionStudy()

@@ -17,11 +17,10 @@ checks).
 from lmlab.studies.random_transformers.experiments import Job, build_model, run_job
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.study import (
+    STUDY,
     RandomTransformersConfig,
     RandomTransformersStudy,
 )
-
-STUDY = RandomTransformersStudy()
 
 __all__ = [
     "STUDY",

@@ -206,3 +206,6 @@ def _cost(job: Any) -> float:
         job.task, 2 * kw.get("n_keys", 0) + 3 * kw.get("n_digits", 0) + 2 * kw.get("n_pairs", 0)
         + kw.get("seq_len", 0) + 3)
     return job.steps * tokens * job.width**2 * (1.5 if job.mode == "full" else 1.0)
+
+
+STUDY = RandomTransformersStudy()

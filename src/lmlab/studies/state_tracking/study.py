@@ -257,3 +257,6 @@ class StateTrackingStudy(Study):
 
     def checks(self, config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:  # type: ignore[override]
         return checks(config, metrics)
+
+
+STUDY = StateTrackingStudy()

@@ -235,3 +235,6 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
 def replace_config(c: TTTArcConfig, **changes: Any) -> TTTArcConfig:
     """A copy of `c` with fields changed (for tests and sweeps)."""
     return dataclasses.replace(c, **changes)
+
+
+STUDY = TTTArcStudy()
