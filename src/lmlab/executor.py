@@ -186,7 +186,15 @@ def get_executor(name: str = "serial", max_workers: int | None = None) -> Execut
 
 
 def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor = "serial",
-             on_result: OnResult | None = None) -> list[R]:
-    """Shorthand for get_executor(executor).map(fn, items, on_result)."""
+             on_result: OnResult | None = None, *, progress: str | None = None,
+             describe: Callable[[int, Any], str] | None = None) -> list[R]:
+    """get_executor(executor).map(fn, items, on_result), showing progress when `progress` (a
+    label) is given: a bar with ETA on a terminal, one line per finished job when piped
+    (`lmlab.progress.job_progress`; `describe(i, result)` names a finished job)."""
     ex = get_executor(executor) if isinstance(executor, str) else executor
-    return ex.map(fn, items, on_result)
+    if progress is None:
+        return ex.map(fn, items, on_result)
+    from lmlab.progress import job_progress
+
+    with job_progress(progress, len(items), then=on_result, describe=describe) as tracked:
+        return ex.map(fn, items, tracked)

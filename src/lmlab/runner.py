@@ -11,7 +11,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,20 +170,35 @@ def _reproduce_one(job: tuple[str, str, bool]) -> tuple[str, dict[str, Any] | No
         return study_id, None, f"{type(e).__name__}: {e}"
 
 
+Outcome = tuple[str, dict[str, Any] | None, str | None]  # (study, result or None, error or None)
+
+
 def reproduce(
-    study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False
+    study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False,
+    on_start: Callable[[int, str], None] | None = None,
+    on_result: Callable[[int, Outcome], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run each study's `tiny` preset into `out/<study>` through an executor.
 
     Finished results already in `out` are reused unless `force`. Returns the results and the
-    failures (study -> error line).
+    failures (study -> error line). `on_start(i, study)` is called as a study starts (serial
+    executor only: elsewhere studies start together) and `on_result(i, outcome)` as it ends.
     """
     from lmlab.executor import get_executor
 
     out = Path(out)
     _check_out(out)
     jobs = [(sid, str(out / sid), force) for sid in study_ids]
-    outcomes = get_executor(executor).map(_reproduce_one, jobs)
+    if executor == "serial":
+        outcomes = []
+        for i, job in enumerate(jobs):
+            if on_start is not None:
+                on_start(i, job[0])
+            outcomes.append(_reproduce_one(job))
+            if on_result is not None:
+                on_result(i, outcomes[-1])
+    else:
+        outcomes = get_executor(executor).map(_reproduce_one, jobs, on_result=on_result)
     results = [r for _, r, _ in outcomes if r is not None]
     failures = {sid: err for sid, _, err in outcomes if err is not None}
     return results, failures

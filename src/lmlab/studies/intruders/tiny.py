@@ -97,7 +97,7 @@ def _cost(job: FinetuneJob) -> float:
 
 def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
-    from lmlab.executor import get_executor
+    from lmlab.executor import get_executor, map_jobs
     from lmlab.studies.intruders.summary import (
         continual_metrics,
         mitigation_metrics,
@@ -110,11 +110,13 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     seeds = [_seed(c, s) for s in range(c.seeds)]
     paths = {s: str(run.checkpoint_path(f"pretrained-seed{s}")) for s in seeds}
-    pre = ex.map(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds])
+    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex,
+                   progress="intruders: pre-training", describe=lambda i, r: f"seed {seeds[i]}")
     for p in pre:
         run.log(job="pretrain", **p)
     jobs = sorted(finetune_jobs(c, paths, str(run.path)), key=_cost, reverse=True)
-    results = ex.map(run_cached, [(j, _result_path(run, j)) for j in jobs])
+    results = map_jobs(run_cached, [(j, _result_path(run, j)) for j in jobs], ex,
+                       progress="intruders: fine-tuning", describe=lambda i, r: str(r.get("method", "")))
     for r in results:
         run.log(job="finetune", **{k: v for k, v in r.items() if k not in ("stages", "mitigation")},
                 stages=[{k: v for k, v in st.items() if k != "per_matrix"} for st in r["stages"]],

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lmlab.device import device_name
+from lmlab.executor import map_jobs
 from lmlab.studies.random_transformers.claims import checks, claims
 from lmlab.studies.random_transformers.config import (
     ALGO_TASKS,
@@ -150,8 +151,6 @@ class RandomTransformersStudy(Study):
                                  f"got {value!r}")
 
     def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
-        from lmlab.executor import get_executor
-
         assert isinstance(config, RandomTransformersConfig)
         c = dataclasses.replace(config, device=config.device if config.device != "auto"
                                 else device_name("auto"))
@@ -162,7 +161,8 @@ class RandomTransformersStudy(Study):
         jobs = grid_jobs(c) + imitation_jobs(c)
         # Longest first, so that a pool's workers finish together.
         jobs.sort(key=_cost, reverse=True)
-        results = get_executor(c.executor).map(_run_any, jobs, on_result=_job_log(run, jobs))
+        results = map_jobs(_run_any, jobs, c.executor, _job_log(run, jobs),
+                           progress="random-transformers: jobs", describe=_job_name)
         return summarize(c, results, run)
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
@@ -175,24 +175,21 @@ class RandomTransformersStudy(Study):
 
 
 def _job_log(run: Any, jobs: list[Any]) -> Callable[[int, dict[str, Any]], None]:
-    """Log each job's numbers to the run as it finishes, with a progress line on stderr."""
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-    done = 0
+    """Log each job's numbers to the run as it finishes (progress is shown by lmlab.progress)."""
 
     def on_result(i: int, res: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
         run.log(**{k: v for k, v in res.items() if isinstance(v, int | float | str)},
                 job=type(jobs[i]).__name__)
-        name = res.get("key") or f"imitation/{res.get('mode')}/t{res.get('teacher_width')}"
-        score = (f"acc {res['test_acc']:.3f}" if "test_acc" in res
-                 else f"kl {res.get('test_kl', float('nan')):.4f}")
-        console.print(f"random-transformers [{done}/{len(jobs)}] {name}: {score}, "
-                      f"{res.get('wall_s', 0.0):.0f} s")
 
     return on_result
+
+
+def _job_name(i: int, res: dict[str, Any]) -> str:
+    """A finished job in the progress display: its key and score."""
+    name = res.get("key") or f"imitation/{res.get('mode')}/t{res.get('teacher_width')}"
+    score = (f"acc {res['test_acc']:.3f}" if "test_acc" in res
+             else f"kl {res.get('test_kl', float('nan')):.4f}")
+    return f"{name}: {score}"
 
 
 def _cost(job: Any) -> float:

@@ -179,7 +179,8 @@ def member_specs(widths: Sequence[int], seeds: Sequence[int], *, n_layer: int = 
 
 def grow_family(specs: Sequence[MemberSpec], executor: str = "serial") -> CheckpointTable:
     """Train every member through the executor; the checkpoints as one validated table."""
-    from lmlab.executor import get_executor
+    from lmlab.executor import map_jobs
 
-    per_run = get_executor(executor).map(train_member, list(specs))
+    per_run = map_jobs(train_member, list(specs), executor, progress="scaling-laws: grown family",
+                       describe=lambda i, r: f"width {specs[i].d_model} seed {specs[i].seed}")
     return CheckpointTable.from_records([r for rows in per_run for r in rows], name=FAMILY)

@@ -12,7 +12,7 @@ import torch
 
 from lmlab.device import device_name
 from lmlab.errors import LmlabError
-from lmlab.executor import get_executor, job_threads
+from lmlab.executor import job_threads, map_jobs
 from lmlab.runs import atomic_write_json
 from lmlab.studies.state_tracking.claims import checks, claims
 from lmlab.studies.state_tracking.config import PRESETS, StateTrackingConfig
@@ -210,7 +210,9 @@ class StateTrackingStudy(Study):
         cfg = dataclasses.asdict(config)
         jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
                 for cond in config.conditions for i in range(config.n_seeds)]
-        results = get_executor(config.executor).map(train_and_analyze, jobs)
+        results = map_jobs(train_and_analyze, jobs, config.executor,
+                           progress="state-tracking: models",
+                           describe=lambda i, r: f"{r['condition']} seed {r['seed']}: {r['label']}")
         metrics: dict[str, Any] = {}
         for r in results:
             tag = f"{r['condition']}.seed{r['seed']}"

@@ -175,9 +175,11 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
         pre["pretrained_reused"] = 1
     else:
         from lmlab.executor import torch_threads
+        from lmlab.progress import step_progress
 
-        with torch_threads(max(1, c.pre_threads)):
-            model, out = _pretrain(c, spec, run)
+        with torch_threads(max(1, c.pre_threads)), \
+                step_progress(run, "ttt-arc: pre-training", c.pre_steps) as watched:
+            model, out = _pretrain(c, spec, watched)
         pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
                "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
                "n_params": count_params(model)}
