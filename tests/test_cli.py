@@ -9,6 +9,7 @@ import pytest
 import lmlab
 
 SCHEMA = {"study", "preset", "seed", "config", "metrics", "claims", "checks", "timing",
+          "lmlab_version", "config_hash", "created",
           "environment"}
 
 

@@ -94,8 +94,14 @@ def reproduce(
     out: Annotated[Path, typer.Option(help="Folder for the runs, summary and report.")] = Path("runs/reproduce"),
     executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
     force: Annotated[bool, typer.Option(help="Re-run studies that already have a result.")] = False,
+    reuse: Annotated[bool, typer.Option(
+        help="Keep a finished result even if its configuration or lmlab version differs.")] = False,
 ) -> None:
-    """Run every implemented study's tiny preset; write summary.json and report.html."""
+    """Run every implemented study's tiny preset; write summary.json and report.html.
+
+    A finished result in OUT is reused (and said so: "reused from DATE") when it was made with
+    the same configuration and lmlab version; otherwise the study runs again, unless --reuse.
+    """
     from lmlab.executor import BACKENDS
     from lmlab.report import print_claims, write_report, write_summary
     from lmlab.runner import reproduce as reproduce_studies
@@ -117,7 +123,7 @@ def reproduce(
         )
         return
     console.print(f"reproducing {len(ids)} studies with the {executor} executor: {', '.join(ids)}")
-    results, failures = reproduce_studies(ids, out, executor, force=force,
+    results, failures = reproduce_studies(ids, out, executor, force=force, reuse=reuse,
                                           **_reproduce_progress(ids))
     write_summary(out, results, failures)
     report = write_report(out, results, failures)
