@@ -34,7 +34,7 @@ from lmlab.seeding import seed_everything
 from lmlab.study import Check, Claim, StudyConfig, apply_overrides, config_to_dict, get_study
 
 # Files and folders a run owns; --force removes exactly these and nothing else.
-RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures")
+RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures", "jobs")  # jobs: map_jobs' cache
 
 
 def default_out(study_id: str, preset: str, seed: int) -> Path:

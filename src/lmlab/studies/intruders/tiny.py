@@ -110,7 +110,7 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     seeds = [_seed(c, s) for s in range(c.seeds)]
     paths = {s: str(run.checkpoint_path(f"pretrained-seed{s}")) for s in seeds}
-    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex,
+    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex, run=run,
                    progress="intruders: pre-training", describe=lambda i, r: f"seed {seeds[i]}")
     for p in pre:
         run.log(job="pretrain", **p)

@@ -84,7 +84,7 @@ class LinearAttentionStudy(Study):
         big = [ExactJob(cfg.seed + s, cfg.exact_d, cfg.exact_seq_len, cfg.exact_n_train,
                         teacher_heads=cfg.teacher_heads, threads=cfg.threads, device=device)
                for s in range(cfg.seeds)]
-        big_res = map_jobs(exact_job, big, ex, progress="linear-attention: Algorithm 1, paper size")
+        big_res = map_jobs(exact_job, big, ex, run=run, progress="linear-attention: Algorithm 1, paper size")
         for key in ("val_nmse", "pdist_rel", "heads_gap_rel"):
             m[f"alg1_paper_size_{key}"] = max(r[key] for r in big_res)
         m["alg1_paper_size_n_heads"] = max(r["n_heads"] for r in big_res)
@@ -106,8 +106,8 @@ class LinearAttentionStudy(Study):
                                       cfg.steps, cfg.batch_size, cfg.lr, cfg.n_val,
                                       cfg.teacher_heads, cfg.d_out, cfg.softmax_width,
                                       threads=cfg.threads, device=device))
-        exact_res = map_jobs(exact_job, exact, ex, progress="linear-attention: Algorithm 1")
-        sgd_res = map_jobs(sgd_job, sgd, ex, progress="linear-attention: gradient-trained",
+        exact_res = map_jobs(exact_job, exact, ex, run=run, progress="linear-attention: Algorithm 1")
+        sgd_res = map_jobs(sgd_job, sgd, ex, run=run, progress="linear-attention: gradient-trained",
                            describe=lambda i, r: f"d={r['d']} {_label(r['kind'], r['size'])}")
         for r in exact_res + sgd_res:
             run.log(step=None, experiment="teacher", **{k: v for k, v in r.items() if k != "curve"})
@@ -135,7 +135,7 @@ class LinearAttentionStudy(Study):
                           cfg.memory_steps, cfg.memory_batch_size, cfg.memory_lr,
                           cfg.memory_gd_steps, threads=cfg.threads, device=device)
                 for s in range(cfg.memory_seeds) for f in cfg.memory_fractions]
-        res = map_jobs(memory_job, jobs, ex, progress="linear-attention: associative memory",
+        res = map_jobs(memory_job, jobs, ex, run=run, progress="linear-attention: associative memory",
                        describe=lambda i, r: f"fraction {r['frac']:g}")
         for r in res:
             run.log(step=None, experiment="memory", **r)
@@ -200,7 +200,7 @@ class LinearAttentionStudy(Study):
                     jobs.append(DfaJob(cfg.seed + s, q, a, L, n, cfg.dfa_epochs, cfg.dfa_batch_size,
                                        cfg.dfa_lr, cfg.dfa_layers, cfg.dfa_heads, cfg.dfa_width,
                                        threads=cfg.threads, device=device))
-        res = map_jobs(dfa_job, jobs, ex, progress="linear-attention: DFA execution")
+        res = map_jobs(dfa_job, jobs, ex, run=run, progress="linear-attention: DFA execution")
         for r in res:
             run.log(step=None, experiment="dfa", **r)
         m["dfa_best_history_acc"] = max(r["history_acc"] for r in res)

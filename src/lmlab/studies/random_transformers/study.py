@@ -161,7 +161,7 @@ class RandomTransformersStudy(Study):
         jobs = grid_jobs(c) + imitation_jobs(c)
         # Longest first, so that a pool's workers finish together.
         jobs.sort(key=_cost, reverse=True)
-        results = map_jobs(_run_any, jobs, c.executor, _job_log(run, jobs),
+        results = map_jobs(_run_any, jobs, c.executor, _job_log(run, jobs), run=run,
                            progress="random-transformers: jobs", describe=_job_name)
         return summarize(c, results, run)
 

@@ -210,7 +210,7 @@ class StateTrackingStudy(Study):
         cfg = dataclasses.asdict(config)
         jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
                 for cond in config.conditions for i in range(config.n_seeds)]
-        results = map_jobs(train_and_analyze, jobs, config.executor,
+        results = map_jobs(train_and_analyze, jobs, config.executor, run=run,
                            progress="state-tracking: models",
                            describe=lambda i, r: f"{r['condition']} seed {r['seed']}: {r['label']}")
         metrics: dict[str, Any] = {}

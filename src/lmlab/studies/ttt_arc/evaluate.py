@@ -58,7 +58,7 @@ def evaluate(c: Any, ref: ModelRef, tasks: Sequence[tuple[int, str, ArcTask]],
             shared.append(SharedJob(mine, s, ref, settings, steps=per_task * len(mine)))
     # The shared-adapter jobs are the longest: start them first so the pool finishes together.
     todo = [*shared, *jobs]
-    results = map_jobs(run_any, todo, get_executor(c.executor, c.workers),
+    results = map_jobs(run_any, todo, get_executor(c.executor, c.workers), run=run,
                        progress="ttt-arc: tasks", describe=lambda i, r: _job_name(todo[i]))
     shared_res, task_res = results[:len(shared)], results[len(shared):]
     by_key: dict[tuple[int, str], dict[str, Any]] = {}
