@@ -21,9 +21,12 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lmlab.errors import LmlabError
+
+if TYPE_CHECKING:
+    from lmlab.runs import Run
 
 
 @dataclass
@@ -86,8 +89,10 @@ class Study:
     # Optional: speed benchmarks `lmlab bench NAME` runs, name -> function returning a dict.
     benchmarks: ClassVar[dict[str, Callable[..., dict[str, Any]]]] = {}
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
-        """Do the work in the run folder `run` (a `lmlab.runs.Run`); return the metrics."""
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
+        """Do the work in the run folder `run` (a `lmlab.runs.Run`: the one interface a study
+        receives; a job that needs a scratch folder makes a real `Run` there); return the
+        metrics."""
         raise NotImplementedError
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:

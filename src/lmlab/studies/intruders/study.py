@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lmlab.runs import Run
 from lmlab.studies.intruders.claims import checks, claims
 from lmlab.studies.intruders.config import PRESETS, IntruderConfig
 from lmlab.studies.intruders.paper import run_paper
@@ -78,7 +79,7 @@ class IntruderStudy(Study):
         self.cli = intruders
         self.benchmarks = {"intruders": bench_intruders}
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, IntruderConfig)
         t0, c0 = time.perf_counter(), time.process_time()
         if config.experiment == "paper":

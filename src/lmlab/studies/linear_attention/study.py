@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 from lmlab.executor import map_jobs
+from lmlab.runs import Run
 from lmlab.stats import median, spearman
 from lmlab.studies.linear_attention.claims import checks, claims
 from lmlab.studies.linear_attention.config import PRESETS, LinearAttentionConfig
@@ -54,7 +55,7 @@ class LinearAttentionStudy(Study):
         self.benchmarks = {"linear-attention": _bench}
 
     # -- run ----------------------------------------------------------------------------------
-    def run(self, config: LinearAttentionConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: LinearAttentionConfig, run: Run) -> dict[str, Any]:
         from lmlab.device import device_name
         from lmlab.executor import get_executor
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from lmlab.device import device_name
 from lmlab.executor import map_jobs
+from lmlab.runs import Run
 from lmlab.studies.random_transformers.claims import checks, claims
 from lmlab.studies.random_transformers.config import (
     ALGO_TASKS,
@@ -150,7 +151,7 @@ class RandomTransformersStudy(Study):
                 raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
                                  f"got {value!r}")
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, RandomTransformersConfig)
         c = dataclasses.replace(config, device=config.device if config.device != "auto"
                                 else device_name("auto"))

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from lmlab.errors import LmlabError
+from lmlab.runs import Run
 from lmlab.studies.scaling_laws.claims import checks, claims
 from lmlab.studies.scaling_laws.config import PRESETS, Config, ScalingLawsConfig
 from lmlab.study import Check, Claim, Study
@@ -44,7 +45,7 @@ class ScalingLawsStudy(Study):
         self.benchmarks = {"scaling-laws": _bench}
 
     # -- run ------------------------------------------------------------------------------------
-    def run(self, config: ScalingLawsConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: ScalingLawsConfig, run: Run) -> dict[str, Any]:
         from lmlab.studies.scaling_laws.protocol import ProtocolSettings
 
         settings = ProtocolSettings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from lmlab.device import device_name
 from lmlab.errors import LmlabError
 from lmlab.executor import job_threads, map_jobs
-from lmlab.runs import atomic_write_json
+from lmlab.runs import Run, atomic_write_json
 from lmlab.studies.state_tracking.claims import checks, claims
 from lmlab.studies.state_tracking.config import PRESETS, StateTrackingConfig
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
@@ -63,27 +64,22 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
                            fresh=c.fresh_data)
     n_val = min(c.val_stories, len(data.analysis) // 4)
     val = data.analysis[:n_val]
-    trace: list[tuple[int, float]] = []
-
-    class _Trace:  # records validation accuracy per evaluation (steps to convergence)
-        resume = False
-
-        def log(self, step: int | None = None, **m: Any) -> None:
-            if "val_acc_min" in m and step is not None:
-                trace.append((step, float(m["val_acc_min"])))
-
-        def save_checkpoint(self, *a: Any, **k: Any) -> None:
-            pass
-
     topic = topic_word_matrix(group.order, seed=c.seed) if condition == "ntp" else None
     t0, c0 = time.perf_counter(), time.process_time()
     base = None
     if c.model != "gpt":
         torch.manual_seed(seed)
         base = load_pretrained(c.model, group.order + 3)
-    model, tm = train_state_model(data, _recipe(c, seed), run=_Trace(), val_stories=val,
-                                  intermediate=condition, intermediate_steps=c.intermediate_steps,
-                                  topic_word=topic, model=base)
+    # The trainer logs into a scratch run folder (a real Run, removed after the job); the
+    # validation accuracy per evaluation gives the steps to convergence.
+    with tempfile.TemporaryDirectory(prefix="lmlab-state-") as scratch:
+        trained = Run(scratch)
+        model, tm = train_state_model(data, _recipe(c, seed), run=trained, val_stories=val,
+                                      intermediate=condition,
+                                      intermediate_steps=c.intermediate_steps,
+                                      topic_word=topic, model=base)
+        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in trained.read_metrics()
+                 if "val_acc_min" in r and r.get("step") is not None]
     train_s = time.perf_counter() - t0
     train_cpu_s = time.process_time() - c0  # this process's CPU time (torch runs 1 thread)
     # held-out accuracy, per position, on analysis stories not used for validation
@@ -206,7 +202,7 @@ class StateTrackingStudy(Study):
         if c.model == "gpt" and c.d_model % c.n_head:
             raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
 
-    def run(self, config: StateTrackingConfig, run: Any) -> dict[str, Any]:  # type: ignore[override]
+    def run(self, config: StateTrackingConfig, run: Run) -> dict[str, Any]:  # type: ignore[override]
         cfg = dataclasses.asdict(config)
         jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
                 for cond in config.conditions for i in range(config.n_seeds)]

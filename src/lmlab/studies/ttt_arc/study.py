@@ -65,6 +65,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lmlab.runs import Run
 from lmlab.studies.ttt_arc.claims import checks, claims
 from lmlab.studies.ttt_arc.config import PRESETS, TTTArcConfig
 from lmlab.study import Check, Claim, Study, StudyConfig
@@ -125,7 +126,7 @@ class TTTArcStudy(Study):
         if c.backend == "tiny" and not 3 <= c.max_side <= 6:
             raise bad("max_side", "must lie in 3..6 (the generator's grids)")
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, TTTArcConfig)
         c = config
         if c.seeds < 1:
