@@ -380,3 +380,21 @@ def test_claims_table_renders(runs: Path) -> None:
     assert "group-closed" in out and "1 of 2 checks pass" in out
     claims_part = out[out.index("Claims"):]
     assert "group-closed" not in claims_part.split("claims hold")[0]
+
+
+def test_metrics_are_grouped_by_dotted_key_with_seeds_in_columns(tmp_path: Path) -> None:
+    from lmlab.report import metric_groups
+
+    metrics = {"none.seed0.acc": 0.9, "none.seed1.acc": 0.8, "none.n_AA": 1,
+               "modadd.random.d128.acc": 0.95, "wall_s": 3.0}
+    groups = metric_groups(metrics)
+    assert groups["none"] == {"acc": {"seed0": 0.9, "seed1": 0.8}, "n_AA": {"value": 1}}
+    assert groups["modadd"] == {"random.d128.acc": {"value": 0.95}}
+    assert groups[""] == {"wall_s": {"value": 3.0}}
+    run = tmp_path / "one"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps(_result("zz-custom", [], metrics, 1.0)))
+    text = write_report(run).read_text(encoding="utf-8")
+    assert text.count('<details class="metric-group">') == 3  # collapsed by default
+    assert "<th class=\"num\">seed0</th><th class=\"num\">seed1</th>" in text
+    assert text.index("<code>modadd</code>") < text.index("<code>other</code>")

@@ -578,7 +578,7 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
            "implementation; they are not the paper's claims and do not count toward them.</p>",
            _claims_html(res["checks"], "Check")] if res.get("checks") else []),
         "<h3>Metrics</h3>",
-        _kv_table(res.get("metrics", {}), "metrics"),
+        _metrics_html(res.get("metrics", {})),
         _figures_html(run_dir, res["study"]),
         _details("Environment", env),
         _details("Configuration", res.get("config") or {}),
@@ -603,6 +603,51 @@ def _claims_html(claims: Sequence[Mapping[str, Any]], head: str = "Claim") -> st
         + "\n".join(rows)
         + "\n</tbody>\n</table>"
     )
+
+
+_SEED = re.compile(r"seed\d+")
+
+
+def metric_groups(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Metrics grouped by the first part of their dotted key: group -> row -> column -> value.
+
+    A key part `seedN` becomes a column (per-seed values side by side); every other key has the
+    one column "value". A key without dots falls in the group "" (shown as "other").
+    """
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in metrics.items():
+        parts = str(key).split(".")
+        group = parts[0] if len(parts) > 1 else ""
+        seeds = [p for p in parts[1:] if _SEED.fullmatch(p)]
+        column = seeds[0] if seeds else "value"
+        rest = [p for p in parts[1 if group else 0:] if p != column]
+        row = ".".join(rest) or parts[0]
+        groups.setdefault(group, {}).setdefault(row, {})[column] = value
+    return groups
+
+
+def _metrics_html(metrics: Mapping[str, Any]) -> str:
+    """One small table per metric group (collapsed), per-seed values in columns."""
+    if not metrics:
+        return '<p class="empty">None recorded.</p>'
+    blocks = []
+    for group, rows in sorted(metric_groups(metrics).items(), key=lambda kv: (kv[0] == "", kv[0])):
+        columns = sorted({c for cols in rows.values() for c in cols},
+                         key=lambda c: (c != "value", len(c), c))
+        head = "".join(f'<th class="num">{_e(c)}</th>' for c in columns)
+        body = "\n".join(
+            f'<tr><th scope="row">{_e(row)}</th>'
+            + "".join(f'<td>{_e(_fmt(cols.get(c)))}</td>' for c in columns) + "</tr>"
+            for row, cols in rows.items()
+        )
+        n = sum(len(cols) for cols in rows.values())
+        blocks.append(
+            f'<details class="metric-group"><summary><code>{_e(group or "other")}</code> '
+            f'<span class="cite">{n} value{"s" if n != 1 else ""}</span></summary>\n'
+            f'<table class="kv metrics">\n<thead><tr><th>metric</th>{head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table>\n</details>"
+        )
+    return "\n".join(blocks)
 
 
 def _kv_table(values: Mapping[str, Any], css: str) -> str:
@@ -707,6 +752,7 @@ figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { margin-top: .4rem; font-size: .9rem; text-align: center; }
 figcaption .file { font-size: .8rem; margin-left: .3rem; }
 details { margin-top: 1rem; }
+details.metric-group { margin-top: .3rem; }
 summary { cursor: pointer; color: var(--muted); }
 .error { background: var(--bad-bg); color: var(--fg); border-radius: 8px; padding: .8rem 1rem; margin-top: .8rem; }
 .error pre { white-space: pre-wrap; margin: .4rem 0 0; }
@@ -721,6 +767,7 @@ __all__ = [
     "checks_table",
     "claims_table",
     "load_results",
+    "metric_groups",
     "print_claims",
     "render_html",
     "summarize",
