@@ -18,8 +18,9 @@ ALL_VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model",
 class ScalingLawsConfig(StudyConfig):
     """Every knob of a run; `--set key=value` overrides any of them."""
 
-    # The shared ColPret table: "auto" (LMLAB_COLPRET, else ../shared/data/colpret next to the
-    # checkout; skipped when absent), "none" (skip), or the path of a CSV/Parquet table.
+    # The ColPret table: "auto" ($LMLAB_DATA_COLPRET, else the copy packaged with lmlab; skipped
+    # when neither is there), "none" (skip), or a path: a CSV/Parquet table or a folder holding
+    # compact.csv (lmlab.data.resolve).
     data: str = "auto"
     families: tuple[str, ...] = ()  # empty: every family with >= 2 models
     variants: tuple[str, ...] = ALL_VARIANTS

@@ -2,9 +2,10 @@
 
 A run evaluates the paper's protocol on two sources of checkpoint losses:
 
-- `shared`: the ColPret compact table (the paper's public data; see `data.py` for where it is
-  found). Every family with at least 3 models gets the full grid of cells, OLMo (2 models) the
-  one-model fit. Skipped, with its claims marked untestable, when the table is not available.
+- `shared`: the ColPret compact table (the paper's public data, packaged with lmlab and found by
+  `lmlab.data.resolve`; the run records its source and checksum as `data.colpret.*`). Every
+  family with at least 3 models gets the full grid of cells, OLMo (2 models) the one-model fit.
+  Skipped, with its claims marked untestable, when the table is not available.
 - `grown`: a family of small lmlab GPTs trained here on a synthetic corpus (`grow.py`): every
   width x seed through the executor, checkpoint losses in the same schema (`grown.csv` in the
   run folder), then the same protocol, with the early-token cut scaled to the runs' length.
@@ -23,6 +24,7 @@ from lmlab.studies.scaling_laws.config import PRESETS, Config, ScalingLawsConfig
 from lmlab.study import Check, Claim, Study
 
 __all__ = ["Config", "ScalingLawsConfig", "ScalingLawsStudy"]
+
 
 def _bench(**kwargs: Any) -> dict:
     """The 1024-start Huber grid on one family: batched L-BFGS against a loop of scipy fits."""
@@ -56,10 +58,12 @@ class ScalingLawsStudy(Study):
             one_model_families=tuple(config.one_model_families) or None,
         )
         metrics: dict[str, Any] = {}
-        table = _shared_table(config.data)
-        if isinstance(table, str):
-            metrics["shared.status"] = table
+        found = _shared_table(config.data)
+        if isinstance(found, str):
+            metrics["shared.status"] = found
         else:
+            table, source = found
+            metrics.update(source.to_metrics())  # data.colpret.source, .sha256, .path, .files
             metrics.update(self._shared(config, settings, table, run))
         if config.grow:
             metrics.update(self._grown(config, settings, run))
@@ -179,18 +183,20 @@ class ScalingLawsStudy(Study):
 
 
 def _shared_table(data: str) -> Any:
-    """The shared table, or a one-line reason (str) why this run goes without it."""
-    from lmlab.studies.scaling_laws.data import colpret_path, read_table
+    """The shared table and its `DataSource`, or a one-line reason (str) why this run goes
+    without it."""
+    from lmlab.studies.scaling_laws.data import colpret_source, read_table, table_file
 
     if data == "none":
         return "skipped (data=none)"
     if data == "auto":
         try:
-            path = colpret_path(None)
+            source = colpret_source(None)
         except LmlabError as e:
             return f"not found: {e}"
-        return read_table(path)
-    return read_table(colpret_path(data))  # an explicit path must exist: a clear error if not
+    else:
+        source = colpret_source(data)  # an explicit path must exist: a clear error if not
+    return read_table(table_file(source)), source
 
 
 def _slug(name: str) -> str:
