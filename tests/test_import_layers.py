@@ -35,3 +35,16 @@ def test_import_contracts_hold() -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "4 kept, 0 broken" in out, out[-2000:]
+
+
+def test_every_foundation_module_is_under_the_contract() -> None:
+    """A new top-level module of lmlab must be listed among the foundations in pyproject.toml."""
+    import pkgutil
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    foundations = set(next(c for c in contracts if c["name"].startswith("Foundations"))
+                      ["source_modules"])
+    modules = {f"lmlab.{m.name}" for m in pkgutil.iter_modules(lmlab.__path__)} - {"lmlab.studies"}
+    assert modules <= foundations, f"add to the foundations contract: {sorted(modules - foundations)}"
