@@ -22,7 +22,6 @@ from typing import Any
 
 from lmlab.executor import map_jobs
 from lmlab.runs import Run
-from lmlab.seeding import derive
 from lmlab.stats import median, spearman
 from lmlab.studies.linear_attention.claims import checks, claims
 from lmlab.studies.linear_attention.config import PRESETS, LinearAttentionConfig
@@ -83,7 +82,7 @@ class LinearAttentionStudy(Study):
             X = full_features(gaussian_sequences(g, 4 * n_independent(d), 8, d))
             m[f"design_rank_d{d}"] = int(torch.linalg.matrix_rank(X))
         # Algorithm 1 at the paper's size, one per seed.
-        big = [ExactJob(derive(cfg.seed, "teacher", s), cfg.exact_d, cfg.exact_seq_len, cfg.exact_n_train,
+        big = [ExactJob(cfg.seed + s, cfg.exact_d, cfg.exact_seq_len, cfg.exact_n_train,
                         teacher_heads=cfg.teacher_heads, threads=cfg.threads, device=device)
                for s in range(cfg.seeds)]
         big_res = map_jobs(exact_job, big, ex, run=run, progress="linear-attention: Algorithm 1, paper size")
@@ -94,7 +93,7 @@ class LinearAttentionStudy(Study):
         run.log(step=0, experiment="alg1_paper_size", **{k: v for k, v in m.items()})
 
         # Algorithm 1 and the gradient-trained models on the sweep's data.
-        exact = [ExactJob(derive(cfg.seed, "teacher", s), d, cfg.seq_len, cfg.n_train, cfg.n_val, cfg.teacher_heads,
+        exact = [ExactJob(cfg.seed + s, d, cfg.seq_len, cfg.n_train, cfg.n_val, cfg.teacher_heads,
                           cfg.d_out, cfg.threads, device) for d in cfg.dims for s in range(cfg.seeds)]
         sgd = []
         for d in cfg.dims:
@@ -104,7 +103,7 @@ class LinearAttentionStudy(Study):
                 models.append(("softmax", cfg.softmax_layers))
             for kind, size in models:
                 for s in range(cfg.seeds):
-                    sgd.append(SgdJob(derive(cfg.seed, "teacher", s), d, cfg.seq_len, cfg.n_train, kind, size,
+                    sgd.append(SgdJob(cfg.seed + s, d, cfg.seq_len, cfg.n_train, kind, size,
                                       cfg.steps, cfg.batch_size, cfg.lr, cfg.n_val,
                                       cfg.teacher_heads, cfg.d_out, cfg.softmax_width,
                                       threads=cfg.threads, device=device))
@@ -133,7 +132,7 @@ class LinearAttentionStudy(Study):
     def _memory(self, cfg: LinearAttentionConfig, run: Any, ex: Any, device: str) -> dict[str, Any]:
         from lmlab.studies.linear_attention.experiments import MemoryJob, memory_job
 
-        jobs = [MemoryJob(derive(cfg.seed, "memory", s), cfg.memory_d, cfg.memory_n, f, cfg.memory_heads,
+        jobs = [MemoryJob(cfg.seed + s, cfg.memory_d, cfg.memory_n, f, cfg.memory_heads,
                           cfg.memory_steps, cfg.memory_batch_size, cfg.memory_lr,
                           cfg.memory_gd_steps, threads=cfg.threads, device=device)
                 for s in range(cfg.memory_seeds) for f in cfg.memory_fractions]
@@ -199,7 +198,7 @@ class LinearAttentionStudy(Study):
             q, a, L = self._dfa_shape(cfg, v)
             for n in cfg.dfa_n_train:
                 for s in range(cfg.dfa_seeds):
-                    jobs.append(DfaJob(derive(cfg.seed, "dfa", s), q, a, L, n, cfg.dfa_epochs, cfg.dfa_batch_size,
+                    jobs.append(DfaJob(cfg.seed + s, q, a, L, n, cfg.dfa_epochs, cfg.dfa_batch_size,
                                        cfg.dfa_lr, cfg.dfa_layers, cfg.dfa_heads, cfg.dfa_width,
                                        threads=cfg.threads, device=device))
         res = map_jobs(dfa_job, jobs, ex, run=run, progress="linear-attention: DFA execution")
