@@ -129,7 +129,7 @@ def test_bench_is_registered_and_measures_a_ratio():
         ("dims=0", "dims must hold values >= 1"),
         ("dims=[]", "dims needs at least one value"),
         ("memory_fractions=0.5,1.5", r"memory_fractions must hold fractions in \[0, 1\]"),
-        ("executor=gpu", "executor must be one of serial, process, ray"),
+        ("executor=gpu", "bad value 'gpu' for executor: expected one of serial, process, ray"),
         ("softmax_width=30", "softmax_width must be divisible"),
         ("lr=0", "lr must be > 0"),
         ("seeds=0", "seeds must be >= 1"),

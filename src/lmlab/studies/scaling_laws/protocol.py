@@ -316,5 +316,5 @@ def evaluate(table: CheckpointTable, settings: ProtocolSettings,
     from lmlab.executor import map_jobs
 
     jobs = plan(table, settings, families)
-    return map_jobs(run_cell, jobs, executor, progress=f"scaling-laws: fits of {table.name}",
+    return map_jobs(run_cell, jobs, executor, progress="scaling-laws: fits",
                     describe=lambda i, r: f"{jobs[i].family} {jobs[i].variant}")
