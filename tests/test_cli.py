@@ -8,7 +8,9 @@ import pytest
 
 import lmlab
 
-SCHEMA = {"study", "preset", "seed", "config", "metrics", "claims", "timing", "environment"}
+SCHEMA = {"study", "preset", "seed", "config", "metrics", "claims", "checks", "timing",
+          "lmlab_version", "config_hash", "created",
+          "environment"}
 
 
 def test_version(cli):

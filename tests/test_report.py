@@ -33,8 +33,10 @@ FAILURES = {"ttt-arc": "RuntimeError: out of memory <b>while</b> voting"}
 
 
 # -- fake runs -----------------------------------------------------------------------------------
-def _result(study: str, claims: list[dict[str, Any]], metrics: dict[str, Any], wall: float) -> dict:
+def _result(study: str, claims: list[dict[str, Any]], metrics: dict[str, Any], wall: float,
+            checks: list[dict[str, Any]] | None = None) -> dict:
     return {
+        "checks": checks or [],
         "study": study,
         "preset": "tiny",
         "seed": 7,
@@ -86,6 +88,9 @@ RUNS = {
         ],
         {"accuracy_s3": 0.97, "accuracy_s5": 0.42, "mechanism": "AA", "steps": 200},
         95.0,
+        checks=[_claim("group-closed", "the generated S3 table is closed under composition",
+                       "-", "closed", True),
+                _claim("format-ok", "every story has its BOS token", "-", "missing", False)],
     ),
     "c-plugin": _result("zz-custom", [], {"loss": 1.5}, 0.4),
 }
@@ -166,6 +171,11 @@ def test_summarize_counts(runs: Path) -> None:
         "claims_holding": 1,
         "claims_failing": 1,
         "claims_untestable": 0,
+        "checks_total": 2,
+        "checks_passing": 1,
+        "checks_failing": 1,
+        "checks_untestable": 0,
+        "reused_from": None,
     }
     assert studies["scaling-laws"]["claims_holding"] == 1
     assert studies["scaling-laws"]["claims_untestable"] == 1
@@ -178,6 +188,11 @@ def test_summarize_counts(runs: Path) -> None:
         "claims_holding": 0,
         "claims_failing": 0,
         "claims_untestable": 0,
+        "checks_total": 0,
+        "checks_passing": 0,
+        "checks_failing": 0,
+        "checks_untestable": 0,
+        "reused_from": None,
     }
     assert summary["totals"] == {
         "studies": 4,
@@ -187,6 +202,10 @@ def test_summarize_counts(runs: Path) -> None:
         "claims_holding": 2,
         "claims_failing": 1,
         "claims_untestable": 1,
+        "checks_total": 2,
+        "checks_passing": 1,
+        "checks_failing": 1,
+        "checks_untestable": 0,
         "wall_s": 107.9,
     }
     # The environment is what all runs share: the seed is, the per-run keys would not be.
@@ -326,6 +345,9 @@ def test_report_renders_in_chromium(runs: Path, tmp_path: Path) -> None:
     assert "✓ holds" in text and "✗ does not hold" in text and "— not testable" in text
     assert "Li, Guo, Andreas (2025)" in text
     assert "abc1234def5678+dirty" in text
+    # Checks are shown apart from the claims and never counted among them.
+    assert "<h3>Checks</h3>" in text and "group-closed" in text
+    assert "2 of 4 claims hold" in text and "checks: 1 of 2 pass" in text
 
 
 def test_report_of_failures_only(tmp_path: Path) -> None:
@@ -353,3 +375,26 @@ def test_claims_table_renders(runs: Path) -> None:
     assert "Use [bold]intermediate[/bold] checkpoints" in out  # brackets are text, not markup
     assert "2 of 4 claims hold, 1 do not, 1 not testable; 3 of 4 studies ran, 1 failed" in out
     assert claims_table(results).row_count == 5  # 2 + 2 claims and one "(no claims)" row
+    # the checks in their own table, before the claims, and not among the claims' rows
+    assert out.index("Checks (invariants") < out.index("Claims")
+    assert "group-closed" in out and "1 of 2 checks pass" in out
+    claims_part = out[out.index("Claims"):]
+    assert "group-closed" not in claims_part.split("claims hold")[0]
+
+
+def test_metrics_are_grouped_by_dotted_key_with_seeds_in_columns(tmp_path: Path) -> None:
+    from lmlab.report import metric_groups
+
+    metrics = {"none.seed0.acc": 0.9, "none.seed1.acc": 0.8, "none.n_AA": 1,
+               "modadd.random.d128.acc": 0.95, "wall_s": 3.0}
+    groups = metric_groups(metrics)
+    assert groups["none"] == {"acc": {"seed0": 0.9, "seed1": 0.8}, "n_AA": {"value": 1}}
+    assert groups["modadd"] == {"random.d128.acc": {"value": 0.95}}
+    assert groups[""] == {"wall_s": {"value": 3.0}}
+    run = tmp_path / "one"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps(_result("zz-custom", [], metrics, 1.0)))
+    text = write_report(run).read_text(encoding="utf-8")
+    assert text.count('<details class="metric-group">') == 3  # collapsed by default
+    assert "<th class=\"num\">seed0</th><th class=\"num\">seed1</th>" in text
+    assert text.index("<code>modadd</code>") < text.index("<code>other</code>")

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -96,8 +96,14 @@ def reproduce(
     out: Annotated[Path, typer.Option(help="Folder for the runs, summary and report.")] = Path("runs/reproduce"),
     executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
     force: Annotated[bool, typer.Option(help="Re-run studies that already have a result.")] = False,
+    reuse: Annotated[bool, typer.Option(
+        help="Keep a finished result even if its configuration or lmlab version differs.")] = False,
 ) -> None:
-    """Run every implemented study's tiny preset; write summary.json and report.html."""
+    """Run every implemented study's tiny preset; write summary.json and report.html.
+
+    A finished result in OUT is reused (and said so: "reused from DATE") when it was made with
+    the same configuration and lmlab version; otherwise the study runs again, unless --reuse.
+    """
     from lmlab.executor import BACKENDS
     from lmlab.report import print_claims, write_report, write_summary
     from lmlab.runner import reproduce as reproduce_studies
@@ -119,8 +125,8 @@ def reproduce(
         )
         return
     console.print(f"reproducing {len(ids)} studies with the {executor} executor: {', '.join(ids)}")
-    with console.status("running tiny presets..."):
-        results, failures = reproduce_studies(ids, out, executor, force=force)
+    results, failures = reproduce_studies(ids, out, executor, force=force, reuse=reuse,
+                                          **_reproduce_progress(ids))
     write_summary(out, results, failures)
     report = write_report(out, results, failures)
     print_claims(results, console, failures)
@@ -129,6 +135,42 @@ def reproduce(
     console.print(f"report: {report}")
     if failures:
         raise typer.Exit(1)
+
+
+def _reproduce_progress(ids: list[str]) -> dict[str, Any]:
+    """Callbacks that print which study of how many runs, and a running count of the claims."""
+    import time
+
+    t0, started = time.perf_counter(), {}
+    total = {"hold": 0, "claims": 0, "checks_ok": 0, "checks": 0, "done": 0}
+
+    def on_start(i: int, sid: str) -> None:
+        started[sid] = time.perf_counter()
+        err_console.print(f"[bold][{i + 1}/{len(ids)}][/] {sid}: running the tiny preset...",
+                          highlight=False)
+
+    def on_result(i: int, outcome: tuple[str, dict[str, Any] | None, str | None]) -> None:
+        sid, result, error = outcome
+        total["done"] += 1
+        took = time.perf_counter() - started.get(sid, t0)
+        if result is None:
+            line = f"[red]failed[/] ({error})"
+        else:
+            claims, checks = result.get("claims", []), result.get("checks", [])
+            hold = sum(c.get("holds") is True for c in claims)
+            total["hold"] += hold
+            total["claims"] += len(claims)
+            total["checks_ok"] += sum(c.get("holds") is True for c in checks)
+            total["checks"] += len(checks)
+            line = f"{hold} of {len(claims)} claims hold"
+            if result.get("reused_from"):
+                line += f" (reused from {result['reused_from']})"
+        err_console.print(
+            f"[bold][{total['done']}/{len(ids)}][/] {sid} done in {took:.0f} s: {line}; so far "
+            f"{total['hold']} of {total['claims']} claims hold, {total['checks_ok']} of "
+            f"{total['checks']} checks pass ({time.perf_counter() - t0:.0f} s)", highlight=False)
+
+    return {"on_start": on_start, "on_result": on_result}
 
 
 @app.command()

@@ -7,8 +7,14 @@ import torch
 from lmlab.errors import LmlabError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then CPU; an unavailable explicit device is an error."""
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then CPU; an unavailable explicit device is an error.
+
+    A `torch.device` passes through the same availability check. This is the one device resolver:
+    studies call it (or `device_name`) rather than wrapping it.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -22,6 +28,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LmlabError(f"device {name!r} requested but CUDA is not available")
     return dev
+
+
+def device_name(name: str | torch.device = "auto") -> str:
+    """`resolve_device(name)` as a string ("cpu", "cuda", ...), for job specs that are pickled."""
+    return str(resolve_device(name))
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

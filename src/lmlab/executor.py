@@ -15,11 +15,15 @@ otherwise a local Ray runtime is started for the duration of the map.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Sequence
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from lmlab.errors import LmlabError, require
 
@@ -27,7 +31,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 OnResult = Callable[[int, Any], None]
 
-BACKENDS = ("serial", "process", "ray")
+# The type of every study config's `executor` field: `--set executor=...` is checked against it.
+ExecutorName = Literal["serial", "process", "ray"]
+BACKENDS: tuple[str, ...] = get_args(ExecutorName)
+JOBS_DIR = "jobs"  # where map_jobs keeps finished jobs' results in a run folder
 
 
 class Executor(Protocol):
@@ -37,6 +44,31 @@ class Executor(Protocol):
 
     def map(self, fn: Callable[[T], R], items: Iterable[T],
             on_result: OnResult | None = None) -> list[R]: ...
+
+
+def job_threads(n: int) -> None:
+    """Give the current job `n` torch threads (0: leave as is).
+
+    Thread control lives here, with the executors that decide how many jobs share the cores:
+    a job calls this first thing (a pool worker keeps the setting for its next job).
+    """
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads (0: leave as is), then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    job_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class SerialExecutor:
@@ -57,9 +89,7 @@ class SerialExecutor:
 def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores; torch otherwise starts one thread per core in
     # every process and the pool runs slower than serial.
-    import torch
-
-    torch.set_num_threads(threads)
+    job_threads(threads)
 
 
 class ProcessExecutor:
@@ -160,7 +190,75 @@ def get_executor(name: str = "serial", max_workers: int | None = None) -> Execut
 
 
 def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor = "serial",
-             on_result: OnResult | None = None) -> list[R]:
-    """Shorthand for get_executor(executor).map(fn, items, on_result)."""
+             on_result: OnResult | None = None, *, progress: str | None = None,
+             describe: Callable[[int, Any], str] | None = None, run: Any = None) -> list[R]:
+    """get_executor(executor).map(fn, items, on_result), with two extras:
+
+    - `progress` (a label): a bar with ETA on a terminal, one line per finished job when piped
+      (`lmlab.progress.job_progress`; `describe(i, result)` names a finished job);
+    - `run` (a `lmlab.runs.Run`): each finished job's result is kept in the run folder
+      (`jobs/<fn>/<hash of the job spec>.pkl`), and a resumed run (`run.resume`) takes the kept
+      results instead of running those jobs again. Jobs carry their own seeds, so a resumed run
+      gives the results an uninterrupted one would.
+    """
     ex = get_executor(executor) if isinstance(executor, str) else executor
-    return ex.map(fn, items, on_result)
+    items = list(items)
+    cache = JobCache(run, fn) if run is not None else None
+    done: dict[int, R] = cache.load(items) if cache is not None else {}
+    todo = [i for i in range(len(items)) if i not in done]
+
+    def finished(k: int, result: R, then: OnResult | None) -> None:
+        i = todo[k]
+        done[i] = result
+        if cache is not None:
+            cache.save(items[i], result)
+        if then is not None:
+            then(i, result)
+
+    def run_all(then: OnResult | None) -> list[R]:
+        for i in sorted(done):  # kept results count as finished, in order, before the rest
+            if then is not None:
+                then(i, done[i])
+        ex.map(fn, [items[i] for i in todo], lambda k, r: finished(k, r, then))
+        return [done[i] for i in range(len(items))]
+
+    if progress is None:
+        return run_all(on_result)
+    from lmlab.progress import job_progress
+
+    with job_progress(progress, len(items), then=on_result, describe=describe) as tracked:
+        return run_all(tracked)
+
+
+class JobCache:
+    """Finished jobs' results in a run folder, keyed by a hash of the job spec (pickled)."""
+
+    def __init__(self, run: Any, fn: Callable[..., Any]):
+        self.dir = Path(run.path) / JOBS_DIR / f"{fn.__module__}.{fn.__qualname__}"
+        self.resume = bool(getattr(run, "resume", False))
+
+    @staticmethod
+    def key(item: Any) -> str:
+        return hashlib.sha256(pickle.dumps(item, protocol=4)).hexdigest()[:24]
+
+    def load(self, items: Sequence[Any]) -> dict[int, Any]:
+        """The kept results of `items` (by index), when the run is resumed; else none."""
+        if not self.resume or not self.dir.is_dir():
+            return {}
+        out = {}
+        for i, item in enumerate(items):
+            path = self.dir / f"{self.key(item)}.pkl"
+            if path.is_file():
+                with open(path, "rb") as f:
+                    out[i] = pickle.load(f)  # our own run folder: written by save below
+        return out
+
+    def save(self, item: Any, result: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{self.key(item)}.pkl"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(result, f, protocol=4)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: a kill leaves the old file or none, never half of one

@@ -8,17 +8,24 @@ A folder of runs is what `lmlab reproduce --out DIR` writes (one run folder per 
 
       {"studies": {KEY: {"status": "ok" | "failed", "error": str | None, "preset": str | None,
                          "wall_s": float | None, "claims_total": n, "claims_holding": n,
-                         "claims_failing": n, "claims_untestable": n}},
+                         "claims_failing": n, "claims_untestable": n, "checks_total": n,
+                         "checks_passing": n, "checks_failing": n, "checks_untestable": n,
+                         "reused_from": str | None}},
        "totals": {"studies": n, "ok": n, "failed": n, "claims_total": n, "claims_holding": n,
-                  "claims_failing": n, "claims_untestable": n, "wall_s": float},
+                  "claims_failing": n, "claims_untestable": n, "checks_total": n,
+                  "checks_passing": n, "checks_failing": n, "checks_untestable": n,
+                  "wall_s": float},
        "environment": {...}, "created": ISO time}
 
   KEY is the study id, or `study/run-folder` when the folder holds several runs of one study.
-  A failed study has `wall_s: null` and zero claims (it produced none).
+  A failed study has `wall_s: null` and zero claims (it produced none). Claims are the papers'
+  findings; checks are invariants and preconditions of lmlab's own code: they are counted apart,
+  and "N of M claims hold" counts claims only.
 - `report.html` (`write_report`): one self-contained page. Styles are inline, figures are base64
   data URIs, and a Content-Security-Policy forbids every external resource and every script, so
   the page opens the same offline, in a mail attachment, or years later.
-- a terminal table of the claims (`claims_table`, `print_claims`).
+- a terminal table of the claims, then one of the checks (`claims_table`, `checks_table`,
+  `print_claims`).
 
 A claim's verdict is shown as ✓ holds, ✗ does not hold, or — not testable at this preset: a symbol,
 a word and a colour, so it reads without colour too.
@@ -111,14 +118,17 @@ def _validate(data: Any, path: Path) -> None:
     for key, kind in (("metrics", dict), ("claims", list)):
         if not isinstance(data.get(key), kind):
             raise bad(f"'{key}' must be a JSON {'object' if kind is dict else 'list'}")
+    if not isinstance(data.get("checks", []), list):
+        raise bad("'checks' must be a JSON list")
     for key in ("config", "timing", "environment"):
         if not isinstance(data.get(key) or {}, dict):
             raise bad(f"'{key}' must be a JSON object")
-    for i, claim in enumerate(data["claims"]):
-        if not isinstance(claim, dict) or not {"id", "statement", "holds"} <= claim.keys():
-            raise bad(f"claim {i} needs 'id', 'statement' and 'holds'")
-        if claim["holds"] is not None and not isinstance(claim["holds"], bool):
-            raise bad(f"claim {claim['id']!r}: 'holds' must be true, false or null")
+    for kind, items in (("claim", data["claims"]), ("check", data.get("checks", []))):
+        for i, claim in enumerate(items):
+            if not isinstance(claim, dict) or not {"id", "statement", "holds"} <= claim.keys():
+                raise bad(f"{kind} {i} needs 'id', 'statement' and 'holds'")
+            if claim["holds"] is not None and not isinstance(claim["holds"], bool):
+                raise bad(f"{kind} {claim['id']!r}: 'holds' must be true, false or null")
 
 
 def _catalog_rank(study: str) -> int:
@@ -195,6 +205,7 @@ def write_summary(
 def _study_summary(entry: _Entry) -> dict[str, Any]:
     res = entry.result or {}
     verdicts = [c.get("holds") for c in res.get("claims", [])]
+    checks = [c.get("holds") for c in res.get("checks", [])]
     return {
         "status": "ok" if entry.error is None else "failed",
         "error": entry.error,
@@ -204,12 +215,18 @@ def _study_summary(entry: _Entry) -> dict[str, Any]:
         "claims_holding": sum(v is True for v in verdicts),
         "claims_failing": sum(v is False for v in verdicts),
         "claims_untestable": sum(v is None for v in verdicts),
+        "checks_total": len(checks),
+        "checks_passing": sum(v is True for v in checks),
+        "checks_failing": sum(v is False for v in checks),
+        "checks_untestable": sum(v is None for v in checks),
+        "reused_from": res.get("reused_from"),
     }
 
 
 def _totals(studies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     rows = list(studies.values())
-    counts = ("claims_total", "claims_holding", "claims_failing", "claims_untestable")
+    counts = ("claims_total", "claims_holding", "claims_failing", "claims_untestable",
+              "checks_total", "checks_passing", "checks_failing", "checks_untestable")
     return {
         "studies": len(rows),
         "ok": sum(r["status"] == "ok" for r in rows),
@@ -312,6 +329,37 @@ def claims_table(
     return table
 
 
+def checks_table(results: Sequence[Mapping[str, Any]]) -> Table | None:
+    """A rich table of every check (lmlab's own invariants and preconditions), or None if no
+    result has any. Checks never count toward the claims line."""
+    entries = [e for e in _entries(results, None) if e.result and e.result.get("checks")]
+    if not entries:
+        return None
+    table = Table(title="Checks (invariants of this implementation, not the papers' claims)",
+                  title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("study", no_wrap=True)
+    table.add_column("check", overflow="fold", max_width=24)
+    table.add_column("statement", ratio=1, min_width=16)
+    table.add_column("measured", overflow="fold", max_width=24)
+    table.add_column("passes", no_wrap=True)
+    passing = total = 0
+    for entry in entries:
+        for i, c in enumerate(entry.result["checks"]):  # type: ignore[index]
+            symbol, _, short, _, style = _VERDICTS[c.get("holds")]
+            total += 1
+            passing += c.get("holds") is True
+            table.add_row(
+                Text(entry.key, style="bold") if i == 0 else "",
+                Text(str(c["id"])),
+                Text(_shorten(c["statement"], 80)),
+                Text(_shorten(_fmt(c.get("measured")), 40)),
+                Text(f"{symbol} {short}", style=style),
+            )
+        table.add_section()
+    table.caption = f"{passing} of {total} checks pass"
+    return table
+
+
 def _add_rows(table: Table, entry: _Entry) -> None:
     study = Text(entry.key, style="bold")
     if entry.error is not None:
@@ -339,7 +387,10 @@ def _totals_line(totals: Mapping[str, Any]) -> str:
         f"{totals['claims_failing']} do not, {totals['claims_untestable']} not testable; "
         f"{totals['ok']} of {totals['studies']} studies ran"
     )
-    return line + (f", {totals['failed']} failed" if totals["failed"] else "")
+    line += f", {totals['failed']} failed" if totals["failed"] else ""
+    if totals.get("checks_total"):
+        line += f" (checks: {totals['checks_passing']} of {totals['checks_total']} pass)"
+    return line
 
 
 def print_claims(
@@ -347,8 +398,15 @@ def print_claims(
     console: Console | None = None,
     failures: Mapping[str, str] | None = None,
 ) -> None:
-    """Print the claims table to `console` (default: a new rich Console on stdout)."""
-    (console or Console()).print(claims_table(results, failures))
+    """Print the claims table, then the checks table, to `console` (default: stdout)."""
+    console = console or Console()
+    checks = checks_table(results)
+    if checks is not None:
+        console.print(checks)
+    console.print(claims_table(results, failures))
+    for entry in _entries(results, failures):
+        if entry.result and entry.result.get("reused_from"):
+            console.print(f"{entry.key}: reused from {entry.result['reused_from']}")
 
 
 # -- the HTML page -------------------------------------------------------------------------------
@@ -438,7 +496,8 @@ def _summary_table(entries: Sequence[_Entry]) -> str:
         '<section class="overview">\n<h2>Studies</h2>\n<table class="summary">\n'
         "<thead><tr><th>Study</th><th>Paper</th><th>Preset</th><th>Status</th>"
         '<th class="num">Claims holding</th><th class="num">Not holding</th>'
-        '<th class="num">Not testable</th><th class="num">Wall time</th></tr></thead>\n'
+        '<th class="num">Not testable</th><th class="num">Checks passing</th>'
+        '<th class="num">Wall time</th></tr></thead>\n'
         f"<tbody>\n{rows}\n</tbody>\n</table>\n</section>"
     )
 
@@ -454,10 +513,13 @@ def _summary_row(entry: _Entry) -> str:
             f"{s['claims_holding']} / {s['claims_total']}",
             s["claims_failing"],
             s["claims_untestable"],
+            f"{s['checks_passing']} / {s['checks_total']}" if s["checks_total"] else "—",
         ]
+        if s["reused_from"]:
+            status += f' <span class="cite">reused from {_e(s["reused_from"])}</span>'
     else:
         status = '<span class="status failed">✗ failed</span>'
-        counts = ["—", "—", "—"]
+        counts = ["—", "—", "—", "—"]
     cells = [
         f'<td class="nowrap">{link}</td>',
         f"<td>{paper}</td>",
@@ -501,7 +563,10 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
         "seed": res.get("seed"),
         "wall time": _duration(_wall_s(res)),
         "git": env.get("git"),
+        "lmlab": res.get("lmlab_version") or env.get("lmlab"),
     }
+    if res.get("reused_from"):
+        facts["reused from"] = res["reused_from"]
     facts_html = "".join(
         f"<div><dt>{_e(k)}</dt><dd>{_e(_fmt(v))}</dd></div>" for k, v in facts.items()
     )
@@ -509,8 +574,11 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
         f'<dl class="facts">{facts_html}</dl>',
         "<h3>Claims</h3>",
         _claims_html(res.get("claims", [])),
+        *(["<h3>Checks</h3>", '<p class="cite">Invariants and preconditions of this '
+           "implementation; they are not the paper's claims and do not count toward them.</p>",
+           _claims_html(res["checks"], "Check")] if res.get("checks") else []),
         "<h3>Metrics</h3>",
-        _kv_table(res.get("metrics", {}), "metrics"),
+        _metrics_html(res.get("metrics", {})),
         _figures_html(run_dir, res["study"]),
         _details("Environment", env),
         _details("Configuration", res.get("config") or {}),
@@ -518,7 +586,7 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _claims_html(claims: Sequence[Mapping[str, Any]]) -> str:
+def _claims_html(claims: Sequence[Mapping[str, Any]], head: str = "Claim") -> str:
     if not claims:
         return '<p class="empty">This run states no claims.</p>'
     rows = []
@@ -530,11 +598,56 @@ def _claims_html(claims: Sequence[Mapping[str, Any]]) -> str:
             f'<td><span class="verdict {css}">{symbol} {word}</span></td></tr>'
         )
     return (
-        '<table class="claims">\n<thead><tr><th>Claim</th><th>Statement</th><th>Paper</th>'
+        f'<table class="claims">\n<thead><tr><th>{head}</th><th>Statement</th><th>Paper</th>'
         "<th>Measured</th><th>Verdict</th></tr></thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n</table>"
     )
+
+
+_SEED = re.compile(r"seed\d+")
+
+
+def metric_groups(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Metrics grouped by the first part of their dotted key: group -> row -> column -> value.
+
+    A key part `seedN` becomes a column (per-seed values side by side); every other key has the
+    one column "value". A key without dots falls in the group "" (shown as "other").
+    """
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in metrics.items():
+        parts = str(key).split(".")
+        group = parts[0] if len(parts) > 1 else ""
+        seeds = [p for p in parts[1:] if _SEED.fullmatch(p)]
+        column = seeds[0] if seeds else "value"
+        rest = [p for p in parts[1 if group else 0:] if p != column]
+        row = ".".join(rest) or parts[0]
+        groups.setdefault(group, {}).setdefault(row, {})[column] = value
+    return groups
+
+
+def _metrics_html(metrics: Mapping[str, Any]) -> str:
+    """One small table per metric group (collapsed), per-seed values in columns."""
+    if not metrics:
+        return '<p class="empty">None recorded.</p>'
+    blocks = []
+    for group, rows in sorted(metric_groups(metrics).items(), key=lambda kv: (kv[0] == "", kv[0])):
+        columns = sorted({c for cols in rows.values() for c in cols},
+                         key=lambda c: (c != "value", len(c), c))
+        head = "".join(f'<th class="num">{_e(c)}</th>' for c in columns)
+        body = "\n".join(
+            f'<tr><th scope="row">{_e(row)}</th>'
+            + "".join(f'<td>{_e(_fmt(cols.get(c)))}</td>' for c in columns) + "</tr>"
+            for row, cols in rows.items()
+        )
+        n = sum(len(cols) for cols in rows.values())
+        blocks.append(
+            f'<details class="metric-group"><summary><code>{_e(group or "other")}</code> '
+            f'<span class="cite">{n} value{"s" if n != 1 else ""}</span></summary>\n'
+            f'<table class="kv metrics">\n<thead><tr><th>metric</th>{head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table>\n</details>"
+        )
+    return "\n".join(blocks)
 
 
 def _kv_table(values: Mapping[str, Any], css: str) -> str:
@@ -639,6 +752,7 @@ figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { margin-top: .4rem; font-size: .9rem; text-align: center; }
 figcaption .file { font-size: .8rem; margin-left: .3rem; }
 details { margin-top: 1rem; }
+details.metric-group { margin-top: .3rem; }
 summary { cursor: pointer; color: var(--muted); }
 .error { background: var(--bad-bg); color: var(--fg); border-radius: 8px; padding: .8rem 1rem; margin-top: .8rem; }
 .error pre { white-space: pre-wrap; margin: .4rem 0 0; }
@@ -650,8 +764,10 @@ summary { cursor: pointer; color: var(--muted); }
 __all__ = [
     "REPORT",
     "SUMMARY",
+    "checks_table",
     "claims_table",
     "load_results",
+    "metric_groups",
     "print_claims",
     "render_html",
     "summarize",

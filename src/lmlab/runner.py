@@ -8,13 +8,17 @@ at the very end, so a run that dies leaves no result, only metrics and checkpoin
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import lmlab
+from lmlab.device import device_name
 from lmlab.errors import LmlabError
 from lmlab.runs import (
     CONFIG,
@@ -27,10 +31,10 @@ from lmlab.runs import (
     read_json,
 )
 from lmlab.seeding import seed_everything
-from lmlab.study import Claim, StudyConfig, apply_overrides, config_to_dict, get_study
+from lmlab.study import Check, Claim, StudyConfig, apply_overrides, config_to_dict, get_study
 
 # Files and folders a run owns; --force removes exactly these and nothing else.
-RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures")
+RUN_FILES = (CONFIG, METRICS, RESULT, "checkpoints", "figures", "jobs")  # jobs: map_jobs' cache
 
 
 def default_out(study_id: str, preset: str, seed: int) -> Path:
@@ -67,6 +71,12 @@ def _config_record(study_id: str, preset: str, config: StudyConfig) -> dict[str,
     record = {"study": study_id, "preset": preset, "seed": config.seed, "config": config_to_dict(config)}
     # as it reads back from config.json (tuples become lists), so a resume compares like with like
     return json.loads(json.dumps(jsonable(record)))
+
+
+def config_hash(record: dict[str, Any]) -> str:
+    """A short, stable hash of a run's (study, preset, seed, config) record."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -120,7 +130,7 @@ def execute(
         _clear_run(out)
 
     run = Run(out, resume=resume)
-    env = environment(seed=config.seed, device=_device_name(config.device))
+    env = environment(seed=config.seed, device=device_name(config.device))
     atomic_write_json(run.config_path, {**record, "environment": env})
 
     seed_everything(config.seed)
@@ -129,9 +139,13 @@ def execute(
     wall = time.perf_counter() - t0
     claims = study.claims(config, metrics)
     checks = study.checks(config, metrics)
-    _validate(study_id, metrics, claims)
+    _validate(study_id, metrics, claims, checks)
     result = {
         **record,
+        # what `reproduce` compares before it reuses this result
+        "lmlab_version": lmlab.__version__,
+        "config_hash": config_hash(record),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": metrics,
         "claims": [c.to_dict() for c in claims],
         "checks": [c.to_dict() for c in checks],
@@ -142,49 +156,98 @@ def execute(
     return read_json(run.result_path)
 
 
-def _device_name(device: str) -> str:
-    from lmlab.device import resolve_device
-
-    return str(resolve_device(device))
-
-
-def _validate(study_id: str, metrics: Any, claims: Any) -> None:
-    """A study must return plain metrics and Claim objects; anything else is a bug in the study."""
+def _validate(study_id: str, metrics: Any, claims: Any, checks: Any = ()) -> None:
+    """A study must return plain metrics, Claim and Check objects; anything else is a bug in
+    the study. A Check returned among the claims would inflate "N of M claims hold": refused."""
     if not isinstance(metrics, dict):
         raise TypeError(f"study {study_id!r}: run() must return a dict of metrics")
     for k, v in metrics.items():
         if not isinstance(v, int | float | str | None) and not hasattr(v, "item"):
             raise TypeError(f"study {study_id!r}: metric {k!r} is {type(v).__name__}, not a number or string")
     for c in claims:
-        if not isinstance(c, Claim):
-            raise TypeError(f"study {study_id!r}: claims() must return Claim objects")
+        if not isinstance(c, Claim) or isinstance(c, Check):
+            raise TypeError(f"study {study_id!r}: claims() must return Claim objects (not Checks)")
+    for c in checks:
+        if not isinstance(c, Check):
+            raise TypeError(f"study {study_id!r}: checks() must return Check objects")
 
 
-def _reproduce_one(job: tuple[str, str, bool]) -> tuple[str, dict[str, Any] | None, str | None]:
-    """One study's tiny preset, for an executor: (study, result or None, error or None)."""
-    study_id, out, force = job
+def stale_reason(study_id: str, result: dict[str, Any], preset: str = "tiny") -> str | None:
+    """Why a finished `result` is not what running `study_id`'s preset now would make (its
+    configuration hash or lmlab version differs), or None when it is current."""
+    config = resolve_config(study_id, preset, seed=result.get("seed"))
+    expected = config_hash(_config_record(study_id, preset, config))
+    if result.get("preset") != preset:
+        return f"made by preset {result.get('preset')!r}"
+    if result.get("config_hash") != expected:
+        return "made with another configuration" if result.get("config_hash") else \
+            "no configuration hash recorded"
+    if result.get("lmlab_version") != lmlab.__version__:
+        return f"made by lmlab {result.get('lmlab_version') or 'of unknown version'}"
+    return None
+
+
+def _made_on(result: dict[str, Any], path: Path) -> str:
+    created = result.get("created")
+    if isinstance(created, str) and created:
+        return created.replace("T", " ").replace("+00:00", " UTC")
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _reproduce_one(job: tuple[str, str, bool, bool]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """One study's tiny preset, for an executor: (study, result or None, error or None).
+
+    A finished result in `out` is reused when it is current (same configuration hash and lmlab
+    version), or when `reuse` asks to keep it anyway; it is then marked `reused_from` (its date,
+    and why it differs). A stale one is run again."""
+    study_id, out, force, reuse = job
+    path = Path(out) / RESULT
     try:
-        if (Path(out) / RESULT).is_file() and not force:
-            return study_id, read_json(Path(out) / RESULT), None
+        if path.is_file() and not force:
+            old = read_json(path)
+            why = stale_reason(study_id, old)
+            if why is None or reuse:
+                old["reused_from"] = _made_on(old, path) + (f"; {why}" if why else "")
+                return study_id, old, None
         return study_id, execute(study_id, "tiny", out=out, force=True), None
     except Exception as e:  # one study's failure must not lose the others' results
         return study_id, None, f"{type(e).__name__}: {e}"
 
 
+Outcome = tuple[str, dict[str, Any] | None, str | None]  # (study, result or None, error or None)
+
+
 def reproduce(
-    study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False
+    study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False,
+    reuse: bool = False,
+    on_start: Callable[[int, str], None] | None = None,
+    on_result: Callable[[int, Outcome], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run each study's `tiny` preset into `out/<study>` through an executor.
 
-    Finished results already in `out` are reused unless `force`. Returns the results and the
-    failures (study -> error line).
+    A finished result already in `out` is reused (marked `reused_from`) when its configuration
+    hash and lmlab version match this code's, or with `reuse` whatever they are; otherwise, or
+    with `force`, the study runs again. Returns the results and the
+    failures (study -> error line). `on_start(i, study)` is called as a study starts (serial
+    executor only: elsewhere studies start together) and `on_result(i, outcome)` as it ends.
     """
     from lmlab.executor import get_executor
 
     out = Path(out)
     _check_out(out)
-    jobs = [(sid, str(out / sid), force) for sid in study_ids]
-    outcomes = get_executor(executor).map(_reproduce_one, jobs)
+    if force and reuse:
+        raise LmlabError("--force and --reuse cannot be combined")
+    jobs = [(sid, str(out / sid), force, reuse) for sid in study_ids]
+    if executor == "serial":
+        outcomes = []
+        for i, job in enumerate(jobs):
+            if on_start is not None:
+                on_start(i, job[0])
+            outcomes.append(_reproduce_one(job))
+            if on_result is not None:
+                on_result(i, outcomes[-1])
+    else:
+        outcomes = get_executor(executor).map(_reproduce_one, jobs, on_result=on_result)
     results = [r for _, r, _ in outcomes if r is not None]
     failures = {sid: err for sid, _, err in outcomes if err is not None}
     return results, failures

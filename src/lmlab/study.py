@@ -21,9 +21,12 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lmlab.errors import LmlabError
+
+if TYPE_CHECKING:
+    from lmlab.runs import Run
 
 
 @dataclass
@@ -86,8 +89,10 @@ class Study:
     # Optional: speed benchmarks `lmlab bench NAME` runs, name -> function returning a dict.
     benchmarks: ClassVar[dict[str, Callable[..., dict[str, Any]]]] = {}
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
-        """Do the work in the run folder `run` (a `lmlab.runs.Run`); return the metrics."""
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
+        """Do the work in the run folder `run` (a `lmlab.runs.Run`: the one interface a study
+        receives; a job that needs a scratch folder makes a real `Run` there); return the
+        metrics."""
         raise NotImplementedError
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
@@ -322,16 +327,38 @@ def apply_overrides(config: StudyConfig, overrides: Sequence[str]) -> StudyConfi
     return dataclasses.replace(config, **changes)
 
 
+def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    """The allowed values of `Literal[...]` or `Literal[...] | None` (None for other types)."""
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if typing.get_origin(a) is Literal:
+                return (*typing.get_args(a), None) if type(None) in typing.get_args(tp) else \
+                    typing.get_args(a)
+    return None
+
+
 def validate_literals(config: Any, prefix: str = "") -> None:
-    """Check every `Literal[...]` field of a (nested) config dataclass against its allowed values."""
+    """Check every `Literal[...]` field of a (nested) config dataclass against its allowed values,
+    and every item of a `tuple[Literal[...], ...]` / `list[Literal[...]]` field."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         tp = hints.get(f.name)
         name = f"{prefix}{f.name}"
-        if typing.get_origin(tp) is Literal and value not in typing.get_args(tp):
-            allowed = ", ".join(map(str, typing.get_args(tp)))
+        choices = _literal_choices(tp)
+        if choices is not None and value not in choices:
+            allowed = ", ".join(map(str, choices))
             raise LmlabError(f"bad value {value!r} for {name}: expected one of {allowed}")
+        if typing.get_origin(tp) in (tuple, list) and isinstance(value, tuple | list):
+            args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+            items = _literal_choices(args[0]) if len(args) == 1 else None
+            for item in value if items is not None else ():
+                if item not in items:
+                    allowed = ", ".join(map(str, items))
+                    raise LmlabError(
+                        f"bad value {item!r} in {name}: expected items from {allowed}")
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             validate_literals(value, f"{name}.")
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from lmlab.studies.intruders.claims import claims_from_metrics as claims
 from lmlab.studies.intruders.study import IntruderConfig
-from lmlab.studies.intruders.summary import claims
 from lmlab.study import apply_overrides, get_study
 
 

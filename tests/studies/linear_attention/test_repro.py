@@ -15,7 +15,7 @@ from lmlab.runner import execute
 def test_tiny_preset_reproduces_the_effects(tmp_path):
     result = execute("linear-attention", "tiny", out=tmp_path / "run")
     m = result["metrics"]
-    claims = {c["id"]: c for c in result["claims"]}
+    claims = {c["id"]: c for c in result["claims"] + result["checks"]}
 
     # Algorithm 1 at the paper's size (d = 4, T = 100, N = 2048): exact to float64.
     assert m["alg1_paper_size_val_nmse"] < 1e-12  # measured 3.6e-29

@@ -11,7 +11,7 @@ from lmlab.errors import LmlabError
 from lmlab.executor import get_executor
 from lmlab.studies.linear_attention import STUDY
 from lmlab.studies.linear_attention.experiments import ExactJob, exact_job
-from lmlab.study import StudyConfig, apply_overrides, get_study
+from lmlab.study import Check, StudyConfig, apply_overrides, get_study
 
 
 def test_registered_with_presets():
@@ -60,7 +60,16 @@ def _metrics() -> dict:
 
 
 def _verdicts(metrics: dict) -> dict:
-    return {c.id: c.holds for c in STUDY.claims(STUDY.preset("tiny"), metrics)}
+    cfg = STUDY.preset("tiny")
+    return {c.id: c.holds for c in [*STUDY.claims(cfg, metrics), *STUDY.checks(cfg, metrics)]}
+
+
+def test_invariants_are_checks_not_claims():
+    cfg, m = STUDY.preset("tiny"), _metrics()
+    claim_ids = {c.id for c in STUDY.claims(cfg, m)}
+    checks = STUDY.checks(cfg, m)
+    assert {c.id for c in checks} == {"design_rank", "positive_lambda_unique", "dfa_generator"}
+    assert all(isinstance(c, Check) for c in checks) and not claim_ids & {c.id for c in checks}
 
 
 def test_claims_are_computed_from_the_metrics():
@@ -120,7 +129,7 @@ def test_bench_is_registered_and_measures_a_ratio():
         ("dims=0", "dims must hold values >= 1"),
         ("dims=[]", "dims needs at least one value"),
         ("memory_fractions=0.5,1.5", r"memory_fractions must hold fractions in \[0, 1\]"),
-        ("executor=gpu", "executor must be one of serial, process, ray"),
+        ("executor=gpu", "bad value 'gpu' for executor: expected one of serial, process, ray"),
         ("softmax_width=30", "softmax_width must be divisible"),
         ("lr=0", "lr must be > 0"),
         ("seeds=0", "seeds must be >= 1"),
@@ -144,9 +153,11 @@ def test_a_small_run_writes_a_complete_result(tmp_path):
              "dfa_n_train=32", "dfa_epochs=1", "dfa_width=16"]
     result = execute("linear-attention", "tiny", small, out=tmp_path / "run")
     ids = [c["id"] for c in result["claims"]]
-    assert ids == ["alg1_exact", "alg1_heads", "design_rank", "d2_heads_best", "d2_heads_match_alg1",
-                   "certificate_separates", "positive_lambda_unique", "pdist_falls_gd",
-                   "pdist_falls_sgd", "dfa_generator", "dfa_learned", "dfa_subexponential"]
+    assert ids == ["alg1_exact", "alg1_heads", "d2_heads_best", "d2_heads_match_alg1",
+                   "certificate_separates", "pdist_falls_gd", "pdist_falls_sgd", "dfa_learned",
+                   "dfa_subexponential"]
+    assert [c["id"] for c in result["checks"]] == ["design_rank", "positive_lambda_unique",
+                                                   "dfa_generator"]
     m = result["metrics"]
     assert m["alg1_paper_size_val_nmse"] < 1e-12 and m["design_rank_d2"] == 6
     assert m["mem_n_identifiable"] == 1 and m["mem_n_nonidentifiable"] == 1

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
+from lmlab.stats import median
 from lmlab.studies.random_transformers.analysis import (
     bits_per_parameter,
-    median,
     needle_head_scores,
     subspace_concentration,
 )

@@ -8,13 +8,13 @@ import pytest
 
 from lmlab.errors import LmlabError
 from lmlab.runner import execute
+from lmlab.studies.random_transformers.claims import checks, claims
 from lmlab.studies.random_transformers.study import (
     ALGO_TASKS,
     RandomTransformersConfig,
     grid_jobs,
     imitation_jobs,
 )
-from lmlab.studies.random_transformers.summary import claims
 from lmlab.study import apply_overrides, get_study
 
 
@@ -67,14 +67,17 @@ def test_claims_are_computed_from_the_metrics() -> None:
     by_id = {cl.id: cl for cl in claims(c, _metrics())}
     assert all(by_id[k].holds for k in ("parens-width", "modadd-width", "needle-random",
                                         "decimal-random", "memorization", "subspace",
-                                        "imitation-kl", "freeze", "lm-width"))
+                                        "imitation-kl", "lm-width"))
+    assert "freeze" not in by_id  # an invariant of our code: a check, not one of the claims
+    assert [ch.id for ch in checks(c, _metrics())] == ["freeze"] and checks(c, _metrics())[0].holds
     assert by_id["ablations"].holds is None and by_id["random-vs-full"].holds is None
     flipped = {cl.id: cl for cl in claims(c, _metrics(**{
         "parens.random.d16.acc": 0.93, "modadd.random.d16.acc": 0.5,
         "memorize.full.bits_per_param": 0.5, "freeze.frozen_identical": 0,
         "imitation.random.t64.kl": 0.05}))}
     assert flipped["parens-width"].holds is False and flipped["modadd-width"].holds is False
-    assert flipped["memorization"].holds is False and flipped["freeze"].holds is False
+    assert flipped["memorization"].holds is False
+    assert checks(c, _metrics(**{"freeze.frozen_identical": 0}))[0].holds is False
     assert flipped["imitation-kl"].holds is False
     with_full = {cl.id: cl for cl in claims(c, _metrics(**{
         "needle.random.d128.acc": 0.39, "needle.full.d128.acc": 0.998}))}
@@ -105,7 +108,7 @@ def test_repro_memorization_full_stores_more_bits_than_random(tmp_path) -> None:
     assert by_id["memorization"]["holds"] is True, by_id["memorization"]
     assert m["memorize.full.bits_per_param"] >= 3 * m["memorize.random.bits_per_param"]
     assert m["memorize.full.acc"] < 0.9  # capacity is measured below saturation
-    assert by_id["freeze"]["holds"] is True
+    assert {c["id"]: c for c in result["checks"]}["freeze"]["holds"] is True
     assert (tmp_path / "rt" / "result.json").is_file()
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
+from lmlab.studies.random_transformers.catalog import make_task
 from lmlab.studies.random_transformers.language import (
     GRAMMAR_WORDS,
     GrammarCorpus,
@@ -24,7 +25,6 @@ from lmlab.studies.random_transformers.tasks import (
     Parentheses,
     addition_sequence,
     is_balanced,
-    make_task,
     needle_sequence,
     parens_sequence,
     sample_parens_string,

@@ -10,12 +10,13 @@ import dataclasses
 import numpy as np
 import torch
 
+from lmlab.studies.state_tracking.config import StateTrackingConfig
 from lmlab.studies.state_tracking.groups import make_group
 from lmlab.studies.state_tracking.mechanism import first_action_corruptions
 from lmlab.studies.state_tracking.patching import logit_difference, patched_nld
 from lmlab.studies.state_tracking.pretrained import HookedCausalLM
 from lmlab.studies.state_tracking.probes import residual_hooks
-from lmlab.studies.state_tracking.study import StateTrackingConfig, train_and_analyze
+from lmlab.studies.state_tracking.study import train_and_analyze
 
 
 def _tiny_neox():

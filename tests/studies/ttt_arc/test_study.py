@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from lmlab.errors import LmlabError
+from lmlab.studies.ttt_arc.claims import checks, claims
 from lmlab.studies.ttt_arc.study import TTTArcConfig
-from lmlab.studies.ttt_arc.summary import bootstrap, claims, summarize_scores
+from lmlab.studies.ttt_arc.summary import bootstrap, summarize_scores
 from lmlab.study import apply_overrides, get_study
 
 MICRO_TINY = ["pre_steps=4", "n_layer=1", "d_model=32", "n_eval=2", "seeds=3", "ttt_max_tasks=4",
@@ -94,15 +95,17 @@ def _metrics(effect: float, n: int = 60, seed: int = 0) -> dict:
 
 
 def test_claims_computed_both_ways() -> None:
-    good = {c.id: c for c in claims(_metrics(0.6))}
+    cfg = TTTArcConfig()
+    good = {c.id: c for c in claims(cfg, _metrics(0.6)) + checks(cfg, _metrics(0.6))}
+    assert "icl-headroom" not in {c.id for c in claims(cfg, _metrics(0.6))}  # a precondition
     assert good["ttt-beats-icl"].holds and good["ttt-identity-beats-icl"].holds
     assert good["voting-adds"].holds and good["ablation-shared-adapter"].holds
     assert good["ablation-no-transforms"].holds and good["icl-headroom"].holds
-    null = {c.id: c for c in claims(_metrics(0.0))}
+    null = {c.id: c for c in claims(cfg, _metrics(0.0))}
     assert null["ttt-beats-icl"].holds is False and null["voting-adds"].holds is False
     assert null["ablation-shared-adapter"].holds is False
     assert "over 60 tasks" in str(null["ttt-beats-icl"].measured)
-    missing = {c.id: c for c in claims({"n_tasks": 0})}
+    missing = {c.id: c for c in claims(cfg, {"n_tasks": 0}) + checks(cfg, {"n_tasks": 0})}
     assert missing["ttt-beats-icl"].holds is None and missing["icl-headroom"].holds is None
 
 

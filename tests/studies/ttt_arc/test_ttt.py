@@ -147,8 +147,8 @@ def test_transform_names(names) -> None:
 
 
 def test_tiny_model_has_about_a_million_parameters() -> None:
+    from lmlab.studies.ttt_arc.config import TINY
     from lmlab.studies.ttt_arc.model import count_params
-    from lmlab.studies.ttt_arc.study import TINY
 
     spec = ModelSpec(n_layer=TINY.n_layer, n_head=TINY.n_head, d_model=TINY.d_model,
                      block_size=TINY.block_size, pos=TINY.pos)

@@ -582,7 +582,7 @@ def _stack(weights: Mapping[str, Tensor], names: list[str], dev: torch.device) -
 def _device(device: str | torch.device) -> torch.device:
     from lmlab.device import resolve_device
 
-    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    dev = resolve_device(device)
     return torch.device("cpu") if dev.type == "mps" else dev  # no float64 on MPS
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError
+from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import numpy_rng
@@ -189,8 +190,7 @@ def build_gpt(setup: Setup, vocab_size: int) -> GPT:
 
 
 def _threads(setup: Setup) -> None:
-    if setup.threads:
-        torch.set_num_threads(setup.threads)
+    job_threads(setup.threads)
 
 
 def target_names(model: nn.Module) -> list[str]:

@@ -16,14 +16,13 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from lmlab.plotting import pyplot
 from lmlab.studies.intruders.detect import DEFAULT_EPS_SWEEP, IntruderReport, MatrixReport
+
+plt = pyplot()  # the Agg backend, chosen in one place (lmlab.plotting)
 
 __all__ = ["cosine_matrices", "counts_per_layer", "epsilon_sweep", "write_figures"]
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError, require
+from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import Method, parse_method
-from lmlab.studies.intruders.study import IntruderConfig
 
 __all__ = ["GLUE", "PAPER_TARGETS", "parse_run", "run_paper"]
 
@@ -163,14 +163,14 @@ def _forget_texts(n: int) -> list[str]:
 
 def run_paper(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Every (task, run) of the configuration; metrics per task and method."""
-    from lmlab.device import resolve_device
+    from lmlab.device import device_name
     from lmlab.nn.train import TrainConfig, Trainer
     from lmlab.studies.intruders.detect import analyze
 
     runs = _check(c)
     data = {t: _load_glue(t) for t in c.paper_tasks}  # fail in one line before any training
     texts = _forget_texts(c.paper_forget_texts)
-    device = str(resolve_device(c.device))
+    device = device_name(c.device)
     mlm, tok = _load_roberta(c.paper_model, None)
     base_w = _encoder_matrices(mlm)
     mlm.to(device)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+from lmlab.plotting import pyplot
+
+plt = pyplot()  # the Agg backend, chosen in one place (lmlab.plotting)
 
 __all__ = ["continual_curves", "forgetting_vs_intruders", "intruders_vs_rank", "lambda_sweep"]
 

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError
+from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.data import TOPICS, Language, _label
 from lmlab.studies.intruders.experiments import Method, lora_lr, parse_method
-from lmlab.studies.intruders.study import IntruderConfig
 
 __all__ = ["PROMPTS", "SMOL_TARGETS", "run_smol", "topic_examples"]
 

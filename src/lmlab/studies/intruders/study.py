@@ -17,122 +17,17 @@ Every fine-tuning job goes through `lmlab.executor` (`executor=serial|process|ra
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from lmlab.study import Claim, Study, StudyConfig
+from lmlab.runs import Run
+from lmlab.studies.intruders.claims import checks, claims
+from lmlab.studies.intruders.config import PRESETS, IntruderConfig
+from lmlab.studies.intruders.paper import run_paper
+from lmlab.studies.intruders.smol import run_smol
+from lmlab.studies.intruders.tiny import run_tiny
+from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["IntruderConfig", "IntruderStudy"]
-
-
-@dataclass
-class IntruderConfig(StudyConfig):
-    """Every knob of the three experiments (fields prefixed `smol_` / `paper_` are theirs)."""
-
-    experiment: Literal["tiny", "smol", "paper"] = "tiny"
-    executor: str = "process"  # serial | process | ray
-    workers: int = 2  # process-pool size
-    seeds: int = 3
-    # the tiny GPT and its pre-training
-    d_model: int = 128
-    n_layer: int = 2
-    n_head: int = 4
-    seq_len: int = 32
-    pretrain_steps: int = 600
-    pretrain_batch: int = 32
-    pretrain_lr: float = 3e-3
-    heldout: int = 256
-    # fine-tuning
-    task: str = "topic_first"
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
-    schemes: tuple[str, ...] = ("alpha2r", "fixed", "rslora")  # fixed: alpha = fixed_alpha
-    fixed_alpha: float = 8.0
-    rslora_alpha: float = 8.0
-    full_lr: float = 5e-5
-    lora_lr: float = 1e-3  # at r = 1, alpha = 2; see lr_rule
-    lr_rule: Literal["normalized", "constant"] = "normalized"
-    text_len: int = 24
-    n_train: int = 4000
-    n_val: int = 256
-    n_test: int = 512
-    batch: int = 32
-    max_steps: int = 500
-    eval_every: int = 20
-    target_acc: float = 0.95  # every run stops here, so accuracies match (0: no early stop)
-    k: int = 10
-    eps: float = 0.5
-    # continual learning and mitigation
-    continual_tasks: tuple[str, ...] = ("topic_first", "negation", "topic_last")
-    continual_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
-    continual_seeds: int = 1
-    lambdas: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
-    mitigate_method: str = "alpha2r:1"
-    # claims
-    low_rank_max: int = 8
-    acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
-    mitigation_max_drop: float = 0.05
-    # smol: SmolLM2-135M-Instruct
-    smol_model: str = "smollm2-135m-instruct"
-    smol_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
-    smol_full_lr: float = 1e-5
-    smol_lora_lr: float = 3e-4
-    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
-    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
-    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
-    smol_steps: int = 240
-    smol_batch: int = 8
-    smol_n_train: int = 320
-    smol_n_test: int = 128
-    smol_text_len: int = 12
-    smol_prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
-    smol_gen_tokens: int = 32
-    # paper: RoBERTa-base, the official settings
-    paper_model: str = "roberta-base"
-    paper_tasks: tuple[str, ...] = ("mnli", "qqp", "sst2")
-    paper_runs: tuple[str, ...] = ("full@1e-5", "alpha2r:1@3e-4", "alpha2r:8@1.5e-4")
-    paper_epochs: int = 5
-    paper_batch: int = 16
-    paper_max_length: int = 512
-    paper_warmup_ratio: float = 0.06
-    paper_forget_texts: int = 256
-
-
-PRESETS: dict[str, IntruderConfig] = {
-    # tiny: measured on a shared 2-core CPU (probes on the 600-step bases of a full tiny run, seeds
-    # 0-2; "intr" = intruders per model at k = 10, eps = 0.5, 12 matrices):
-    # - Pre-training 600 steps (~20 CPU s per seed) already fits the language: held-out loss 1.797,
-    #   2400 steps 1.795. Longer pre-training does not condition the spectra where the intruders
-    #   are: weight decay shrinks the little-used block-1 attention matrices further (sigma_10 of
-    #   blocks.1.attn.o 0.22 -> 0.17, sigma_10/sigma_20 1.26 -> 1.34, gaps sigma_i/sigma_i+1 in
-    #   the top 10 still 1.01-1.06), and on seed 0 full FT went from 0 to 4 intruders
-    #   (||dW||_2/sigma_k 2.3 -> 3.2), LoRA r=1 from 4 to 7. So 600 steps.
-    # - Full FT's intruders (1.33 at lr 5e-5) are rotations inside clusters of near-equal base
-    #   singular values of block-1 attention (q, v, o): e.g. blocks.1.attn.o, tuned vector 3 has
-    #   |cos| 0.45, 0.44, 0.37 with base vectors 5, 2, 3 (sigmas 0.55-0.32); its count over eps
-    #   is 0 / 3 / 8 / 16 at eps 0.4 / 0.5 / 0.6 / 0.7 (the `intruders_eps*` metrics show it per
-    #   method). A lower full-FT lr does not remove them: lr 2e-5 stops at 0.95 after ~400 steps
-    #   (5e-5: ~180) with 1.0 intruders (1, 0, 2) and ||dW||_2/sigma_k max 1.8 (5e-5: 2.0); it
-    #   only lowers forgetting (0.021 vs 0.076). lr 5e-5 stays (half the CPU).
-    # - LoRA lr rule: `constant` at lr 1e-3 (normalized's r = 1 rate) gives alpha=2r r=8 13,
-    #   r=64 17, rsLoRA r=64 12 intruders (seeds 0, 1; forgetting 2.6-3.6); at 3e-4, r=1 3 (420-500
-    #   steps), r=8 7-10, r=64 6-10, rsLoRA r=64 6-8. `normalized` (run of 3 seeds): r=1 3.67,
-    #   r=64 5.33, rsLoRA r=64 5.0. Under either rule intruders do not fall with rank on this
-    #   model, so the rule is not what flattens the trend; `normalized` stays: it equalizes the
-    #   per-step update size and its r=1 -> r=8 lr ratio (2.8) is nearer the paper's (3e-4 ->
-    #   1.5e-4: 2) than `constant`'s (1). LoRA r=1 at 3e-4 forgets far less (0.10-0.21 vs 1.0)
-    #   but needs ~2.5x the steps.
-    # - Cost: full + 3 schemes x 6 ranks per seed, 3 seeds: 582 CPU s on 2 workers (~5 min wall
-    #   on a quiet 2-core machine). A fine-tune to 0.95 takes 100-200 steps, 3-10 CPU s. Without
-    #   the fixed-alpha scheme (which no claim uses, but the paper compares): 437 CPU s; the
-    #   shared jobs give identical numbers (same seeds).
-    # - Its eps sweep (intruders per model at eps 0.3 / 0.4 / 0.5 / 0.6): full FT 0 / 0 / 1.33 /
-    #   5.0; alpha=2r r=1 0.33 / 2.0 / 3.67 / 12.3; r=8 1.0 / 2.0 / 6.33 / 17.3; r=64 0.67 / 1.0 /
-    #   5.33 / 11.3; rsLoRA r=64 0.33 / 1.0 / 5.0 / 12.3: only LoRA has vectors far from every
-    #   base vector (max |cos| < 0.4); full FT's all sit in 0.4-0.5.
-    "tiny": IntruderConfig(),
-    "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
-    "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
-}
 
 
 class IntruderStudy(Study):
@@ -142,6 +37,40 @@ class IntruderStudy(Study):
     Config = IntruderConfig
     presets = PRESETS
 
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then every method spec and the paper's runs (before any work)."""
+        from lmlab.errors import LmlabError
+        from lmlab.studies.intruders.experiments import parse_method
+        from lmlab.studies.intruders.paper import GLUE, parse_run
+
+        super().validate(config)
+        assert isinstance(config, IntruderConfig)
+        c = config
+        for field in ("continual_methods", "smol_methods"):
+            for spec in getattr(c, field):
+                try:
+                    parse_method(spec)
+                except LmlabError as e:
+                    raise LmlabError(f"intruders: {field}: {e}") from None
+        try:
+            parse_method(c.mitigate_method)
+        except LmlabError as e:
+            raise LmlabError(f"intruders: mitigate_method: {e}") from None
+        if c.experiment == "paper":
+            bad = [t for t in c.paper_tasks if t not in GLUE]
+            if bad:
+                raise LmlabError(f"intruders: paper_tasks: {', '.join(bad)} not wired; "
+                                 f"expected items from {', '.join(GLUE)}")
+            for spec in c.paper_runs:
+                parse_run(spec)
+        for name in ("seeds", "workers", "ranks"):
+            value = getattr(c, name)
+            if (min(value) if isinstance(value, tuple) and value else value) < 1:
+                raise LmlabError(f"intruders: {name} must be >= 1, got {value!r}")
+        if c.d_model % c.n_head:
+            raise LmlabError(f"intruders: d_model must be divisible by n_head = {c.n_head}, "
+                             f"got {c.d_model}")
+
     def __init__(self) -> None:
         # The tooling: `lmlab intruders BASE TUNED ...` and `lmlab bench intruders`.
         from lmlab.studies.intruders.bench import bench_intruders
@@ -150,20 +79,14 @@ class IntruderStudy(Study):
         self.cli = intruders
         self.benchmarks = {"intruders": bench_intruders}
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, IntruderConfig)
         t0, c0 = time.perf_counter(), time.process_time()
         if config.experiment == "paper":
-            from lmlab.studies.intruders.paper import run_paper
-
             metrics = run_paper(config, run)
         elif config.experiment == "smol":
-            from lmlab.studies.intruders.smol import run_smol
-
             metrics = run_smol(config, run)
         else:
-            from lmlab.studies.intruders.tiny import run_tiny
-
             metrics = run_tiny(config, run)
         metrics["timing.wall_s"] = time.perf_counter() - t0
         metrics["timing.main_cpu_s"] = time.process_time() - c0
@@ -171,9 +94,12 @@ class IntruderStudy(Study):
         return metrics
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
-        from lmlab.studies.intruders.summary import claims
-
         assert isinstance(config, IntruderConfig)
-        return claims(metrics, config.low_rank_max, config.mitigation_max_drop,
-                      config.experiment)
+        return claims(config, metrics)
 
+    def checks(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Check]:
+        assert isinstance(config, IntruderConfig)
+        return checks(config, metrics)
+
+
+STUDY = IntruderStudy()

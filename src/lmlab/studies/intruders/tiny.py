@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmlab.device import device_name
+from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import (
     FinetuneJob,
     Method,
@@ -15,7 +17,6 @@ from lmlab.studies.intruders.experiments import (
     run_finetune,
     run_pretrain,
 )
-from lmlab.studies.intruders.study import IntruderConfig
 
 __all__ = ["finetune_jobs", "run_cached", "run_tiny", "setup_of"]
 
@@ -28,13 +29,7 @@ def setup_of(c: IntruderConfig) -> Setup:
                  n_train=c.n_train, n_val=c.n_val, n_test=c.n_test, batch=c.batch,
                  max_steps=c.max_steps, eval_every=c.eval_every, target_acc=c.target_acc,
                  k=c.k, eps=c.eps, threads=1 if c.executor != "serial" else 0,
-                 device=_device(c.device))
-
-
-def _device(device: str) -> str:
-    from lmlab.device import resolve_device
-
-    return str(resolve_device(device))
+                 device=device_name(c.device))
 
 
 def _seed(c: IntruderConfig, s: int) -> int:
@@ -102,7 +97,7 @@ def _cost(job: FinetuneJob) -> float:
 
 def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
-    from lmlab.executor import get_executor
+    from lmlab.executor import get_executor, map_jobs
     from lmlab.studies.intruders.summary import (
         continual_metrics,
         mitigation_metrics,
@@ -115,11 +110,13 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     seeds = [_seed(c, s) for s in range(c.seeds)]
     paths = {s: str(run.checkpoint_path(f"pretrained-seed{s}")) for s in seeds}
-    pre = ex.map(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds])
+    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex, run=run,
+                   progress="intruders: pre-training", describe=lambda i, r: f"seed {seeds[i]}")
     for p in pre:
         run.log(job="pretrain", **p)
     jobs = sorted(finetune_jobs(c, paths, str(run.path)), key=_cost, reverse=True)
-    results = ex.map(run_cached, [(j, _result_path(run, j)) for j in jobs])
+    results = map_jobs(run_cached, [(j, _result_path(run, j)) for j in jobs], ex,
+                       progress="intruders: fine-tuning", describe=lambda i, r: str(r.get("method", "")))
     for r in results:
         run.log(job="finetune", **{k: v for k, v in r.items() if k not in ("stages", "mitigation")},
                 stages=[{k: v for k, v in st.items() if k != "per_matrix"} for st in r["stages"]],

@@ -13,7 +13,8 @@ minimizer computes the same function.
 Modules: `mhla` (the model, W, the parameter map p), `features` (the cubic feature maps),
 `regression` (Algorithm 1, chunked normal equations), `certificate`, `data` (random teacher,
 associative memories), `models` (gradient-trained baselines), `automaton` (DFA execution),
-`experiments` (the jobs), `study` (presets, run, claims), `cli`, `bench`.
+`experiments` (the jobs), `config` (config, presets), `study` (run), `claims` (claims and
+checks), `cli`, `bench`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lmlab.studies.linear_attention.study import LinearAttentionConfig, LinearAttentionStudy
-
-STUDY = LinearAttentionStudy()
+from lmlab.studies.linear_attention.study import STUDY, LinearAttentionConfig, LinearAttentionStudy
 
 # The numerical API loads torch, so it is imported on first use: `lmlab list` and `--help`
 # stay fast while every study is loaded.

@@ -18,14 +18,13 @@ result; each returns a plain dict.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
+from lmlab.executor import torch_threads
 from lmlab.seeding import generator
 from lmlab.studies.linear_attention.certificate import certify
 from lmlab.studies.linear_attention.data import memory_data, memory_truth, teacher_data
@@ -45,19 +44,9 @@ from lmlab.studies.linear_attention.models import (
 )
 from lmlab.studies.linear_attention.regression import RCOND, fit_mhla
 
+threads = torch_threads  # run a job with its torch threads (lmlab.executor owns thread control)
+
 __all__ = ["ExactJob", "MemoryJob", "SgdJob", "exact_job", "memory_job", "sgd_job", "threads"]
-
-
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Run with `n` torch threads (0: leave as is). Tiny models run fastest on one thread."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)

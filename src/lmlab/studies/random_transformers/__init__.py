@@ -9,18 +9,18 @@ and compare them with fully trained ones on the paper's tasks::
 
 Modules: `tasks` (the algorithmic generators), `language` (grammar corpus, TinyStories),
 `lstm` (the LSTM baseline), `experiments` (one training job), `imitation` (circuit imitation),
-`analysis` (subspace concentration, attention heads, capacity), `study` (config, presets),
-`summary` (metrics, figures, claims).
+`analysis` (subspace concentration, attention heads, capacity), `config` (config, presets),
+`study` (the jobs and their orchestration), `summary` (metrics, figures), `claims` (claims and
+checks).
 """
 
 from lmlab.studies.random_transformers.experiments import Job, build_model, run_job
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.study import (
+    STUDY,
     RandomTransformersConfig,
     RandomTransformersStudy,
 )
-
-STUDY = RandomTransformersStudy()
 
 __all__ = [
     "STUDY",

@@ -5,9 +5,6 @@ Every function takes plain tensors, arrays or numbers and validates its input at
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable
-
 import torch
 from torch import Tensor
 
@@ -15,16 +12,9 @@ from lmlab.errors import LmlabError
 
 __all__ = [
     "bits_per_parameter",
-    "median",
     "needle_head_scores",
     "subspace_concentration",
 ]
-
-
-def median(values: Iterable[float]) -> float:
-    """The median of finite values (NaN when there are none)."""
-    vals = [float(v) for v in values if v is not None and v == v]
-    return statistics.median(vals) if vals else float("nan")
 
 
 def subspace_concentration(h: Tensor, k: int = 10) -> tuple[float, float]:

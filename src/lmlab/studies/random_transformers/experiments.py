@@ -16,11 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
 from lmlab.studies.random_transformers.analysis import needle_head_scores, subspace_concentration
+from lmlab.studies.random_transformers.catalog import make_task
 from lmlab.studies.random_transformers.lstm import LSTMLM
-from lmlab.studies.random_transformers.tasks import Task, majority_accuracy, make_task
+from lmlab.studies.random_transformers.tasks import Task, majority_accuracy
 
 __all__ = ["Job", "build_model", "expected_trainable", "run_job"]
 
@@ -118,8 +120,7 @@ def _analyze(model: GPT, task: Task, job: Job) -> dict[str, Any]:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Train one model and measure it; returns a flat dict of results (plus analysis lists)."""
-    if job.threads:
-        torch.set_num_threads(job.threads)
+    job_threads(job.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     task = make_task(job.task, **dict(job.task_kw))
     torch.manual_seed(job.seed)  # the model's random init is the object of study: seed it

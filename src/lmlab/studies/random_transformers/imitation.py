@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import generator
@@ -78,8 +79,7 @@ class ImitationJob:
 
 def run_imitation(job: ImitationJob) -> dict[str, Any]:
     """Train the student; return its held-out KL and the uniform-student KL for scale."""
-    if job.threads:
-        torch.set_num_threads(job.threads)
+    job_threads(job.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     teacher = random_teacher(job.teacher_width, job.vocab_size, job.seq_len, job.n_layer,
                              job.n_head, seed=job.seed * 1000 + TEACHER_SEED_STREAM)

@@ -44,7 +44,6 @@ __all__ = [
     "StreamTask",
     "addition_sequence",
     "is_balanced",
-    "make_task",
     "needle_sequence",
     "parens_sequence",
     "sample_parens_string",
@@ -430,16 +429,3 @@ class Memorization:
 
 
 Task = ModularAddition | Needle | DecimalAddition | Parentheses | Memorization
-
-
-def make_task(name: str, **kw: Any) -> Any:
-    """A task by name (modadd, needle, decimal, parens, memorize, grammar, tinystories)."""
-    from lmlab.studies.random_transformers.language import GrammarCorpus, TinyStories
-
-    kinds: dict[str, Any] = {"modadd": ModularAddition, "needle": Needle,
-                             "decimal": DecimalAddition, "parens": Parentheses,
-                             "memorize": Memorization, "grammar": GrammarCorpus,
-                             "tinystories": TinyStories}
-    if name not in kinds:
-        raise LmlabError(f"unknown task {name!r}; choose one of {', '.join(kinds)}")
-    return kinds[name](**kw)

@@ -9,8 +9,8 @@ paper's protocol and best practices. The package holds:
 - `fit`: least squares (the paper's) and the vectorized 4^5-start Huber L-BFGS, bootstrap;
 - `protocol`: target and fit-set selection, ARE, the variants; `summary`: cells to metrics;
 - `grow`: a family of small lmlab GPTs trained on a synthetic corpus;
-- `figures`, `claims`, `study` (config, presets, run), `cli` (`lmlab scaling-laws ...`),
-  `bench` (`lmlab bench scaling-laws`).
+- `figures`, `claims` (claims and checks), `config` (config, presets), `study` (run),
+  `cli` (`lmlab scaling-laws ...`), `bench` (`lmlab bench scaling-laws`).
 
     from lmlab.studies.scaling_laws import fit, forms, data
     table = data.load_colpret().only_family("OPT")
@@ -20,8 +20,7 @@ paper's protocol and best practices. The package holds:
 
 from __future__ import annotations
 
-from lmlab.studies.scaling_laws.study import Config, ScalingLawsStudy
+from lmlab.studies.scaling_laws.study import STUDY, Config, ScalingLawsStudy
 
 __all__ = ["STUDY", "Config", "ScalingLawsStudy"]
 
-STUDY = ScalingLawsStudy()

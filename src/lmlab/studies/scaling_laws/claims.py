@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from lmlab.stats import get_metric
+from lmlab.study import Check, Claim
 
-from lmlab.study import Claim
-
-__all__ = ["claims"]
-
-
-def _num(metrics: dict[str, Any], key: str) -> float | None:
-    v = metrics.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-        return None
-    return float(v)
+__all__ = ["checks", "claims"]
 
 
 def _shared_missing(metrics: dict[str, Any]) -> str:
@@ -27,9 +19,9 @@ def _source_claims(metrics: dict[str, Any], p: str, label: str) -> list[Claim]:
     out: list[Claim] = []
     why_missing = _shared_missing(metrics) if p == "shared" else "grow=false in this run"
 
-    win = _num(metrics, f"{p}.intermediate.win_rate")
-    a = _num(metrics, f"{p}.intermediate.all_checkpoints_pct")
-    b = _num(metrics, f"{p}.intermediate.final_only_pct")
+    win = get_metric(metrics, f"{p}.intermediate.win_rate")
+    a = get_metric(metrics, f"{p}.intermediate.all_checkpoints_pct")
+    b = get_metric(metrics, f"{p}.intermediate.final_only_pct")
     stmt = (f"{label}: fitting all checkpoints past the early cut predicts the largest model "
             "better than fitting the final losses alone")
     if win is None or a is None or b is None:
@@ -40,9 +32,9 @@ def _source_claims(metrics: dict[str, Any], p: str, label: str) -> list[Claim]:
             f"wins {100 * win:.0f}% of {metrics[f'{p}.intermediate.pairs']} fits; median ARE "
             f"{a:.2f}% vs {b:.2f}% final-only", win > 0.5))
 
-    win = _num(metrics, f"{p}.early_cut.win_rate")
-    a = _num(metrics, f"{p}.early_cut.cut_pct")
-    b = _num(metrics, f"{p}.early_cut.no_cut_pct")
+    win = get_metric(metrics, f"{p}.early_cut.win_rate")
+    a = get_metric(metrics, f"{p}.early_cut.cut_pct")
+    b = get_metric(metrics, f"{p}.early_cut.no_cut_pct")
     cut = "10B tokens" if p == "shared" else "the early checkpoints"
     stmt = f"{label}: dropping {cut} lowers ARE (paired over every fit)"
     if win is None or a is None or b is None:
@@ -53,9 +45,9 @@ def _source_claims(metrics: dict[str, Any], p: str, label: str) -> list[Claim]:
             f"cut wins {100 * win:.0f}% of {metrics[f'{p}.early_cut.pairs']} fits; median ARE "
             f"{a:.2f}% with cut vs {b:.2f}% without", win > 0.5))
 
-    k5 = _num(metrics, f"{p}.models.k5_pct")
-    k2 = _num(metrics, f"{p}.models.k2_pct")
-    best = _num(metrics, f"{p}.models.best_pct")
+    k5 = get_metric(metrics, f"{p}.models.k5_pct")
+    k2 = get_metric(metrics, f"{p}.models.k2_pct")
+    best = get_metric(metrics, f"{p}.models.best_pct")
     stmt = (f"{label}: about 5 models suffice: with 5 models ARE is under 10% and within 2 "
             "points of the best number of models (full runs)")
     if k5 is None or best is None or k2 is None:
@@ -69,10 +61,10 @@ def _source_claims(metrics: dict[str, Any], p: str, label: str) -> list[Claim]:
             f"ARE {k5:.2f}% with 5 models, best {best:.2f}%, {k2:.2f}% with 2",
             k5 < 10.0 and k5 - best <= 2.0))
 
-    fit = _num(metrics, f"{p}.baselines.fit_median_pct")
-    best_seen = _num(metrics, f"{p}.baselines.best_seen_median_pct")
-    last_seen = _num(metrics, f"{p}.baselines.last_seen_median_pct")
-    mean = _num(metrics, f"{p}.baselines.mean_pct")
+    fit = get_metric(metrics, f"{p}.baselines.fit_median_pct")
+    best_seen = get_metric(metrics, f"{p}.baselines.best_seen_median_pct")
+    last_seen = get_metric(metrics, f"{p}.baselines.last_seen_median_pct")
+    mean = get_metric(metrics, f"{p}.baselines.mean_pct")
     stmt = f"{label}: fitting-free baselines (best or last seen loss) are worse than fitted laws"
     if None in (fit, best_seen, last_seen, mean):
         out.append(Claim.untestable(f"{p}.baselines", stmt, "18% mean ARE (§5.2)", why_missing))
@@ -91,8 +83,8 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
     shared_ok = metrics.get("shared.status") == "ok"
     missing = _shared_missing(metrics)
 
-    nocut = _num(metrics, "shared.early_cut.OPT.full_runs_no_cut_pct")
-    cut = _num(metrics, "shared.early_cut.OPT.full_runs_cut_pct")
+    nocut = get_metric(metrics, "shared.early_cut.OPT.full_runs_no_cut_pct")
+    cut = get_metric(metrics, "shared.early_cut.OPT.full_runs_cut_pct")
     stmt = "OPT: dropping the first 10B tokens takes ARE from above 15% to 4-10% (full runs)"
     if nocut is None or cut is None:
         out.append(Claim.untestable("shared.early_cut.OPT", stmt, ">15% -> 4-10%",
@@ -101,7 +93,7 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
         out.append(Claim.check("shared.early_cut.OPT", stmt, ">15% -> 4-10%",
                                f"{nocut:.1f}% -> {cut:.1f}%", nocut > 15.0 and cut <= 10.0))
 
-    var3 = _num(metrics, "shared.pca.var3")
+    var3 = get_metric(metrics, "shared.pca.var3")
     stmt = "three principal components explain at least 99% of the variance of the fitted " \
            "(a, b, e, α, β) across families"
     if var3 is None:
@@ -112,7 +104,7 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
                                f"{100 * var3:.2f}% ({metrics['shared.pca.families']} families)",
                                var3 >= 0.99))
 
-    one = _num(metrics, "shared.one_model.are_pct")
+    one = get_metric(metrics, "shared.one_model.are_pct")
     stmt = "OLMo-7B is predicted from OLMo-1B alone, with A and α borrowed, within 1% ARE"
     if one is None:
         out.append(Claim.untestable("shared.one_model_olmo", stmt, "<1%",
@@ -121,7 +113,7 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
         out.append(Claim.check("shared.one_model_olmo", stmt, "<1%", f"{one:.2f}%", one < 1.0))
 
     paper_opt = {"OPT-6.70B": 37.0, "OPT-13.00B": 25.0, "OPT-30.00B": 15.0}
-    got = {k: _num(metrics, f"shared.one_model.OPT.{k}_pct") for k in paper_opt}
+    got = {k: get_metric(metrics, f"shared.one_model.OPT.{k}_pct") for k in paper_opt}
     stmt = ("OPT-175B predicted from one smaller model (A and α borrowed) errs by about 37%, 25% "
             "and 15% from the 6.7B, 13B and 30B models (each within 5 points)")
     if any(v is None for v in got.values()):
@@ -135,7 +127,7 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
 
     if config.grow:
         out += _source_claims(metrics, "grown", "lmlab GPT family")
-        fam = _num(metrics, "grown.family.lmlab-gpt.are_pct")
+        fam = get_metric(metrics, "grown.family.lmlab-gpt.are_pct")
         stmt = ("lmlab GPT family: with the best practices (early cut, all checkpoints, every "
                 "smaller model) the law predicts the largest model within the ~4% ARE the paper "
                 "calls the best to expect")
@@ -145,8 +137,8 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
         else:
             out.append(Claim.check("grown.best_practice", stmt, "~4% ARE (§3)", f"{fam:.2f}%",
                                    fam <= 4.0))
-        e_fit = _num(metrics, "grown.law.least_squares.E")
-        h = _num(metrics, "grown.entropy_rate")
+        e_fit = get_metric(metrics, "grown.law.least_squares.E")
+        h = get_metric(metrics, "grown.entropy_rate")
         stmt = ("lmlab GPT family (check): the fitted irreducible loss E is the corpus's entropy "
                 "rate, within 5%")
         if e_fit is None or h is None:
@@ -162,3 +154,9 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
             out.append(Claim.untestable(f"grown.{cid}", "lmlab GPT family claims", "-",
                                         "grow=false in this run"))
     return out
+
+
+def checks(config: Any, metrics: dict[str, Any]) -> list[Check]:
+    """Invariants of this implementation measured by a run (none yet: every verdict above is a
+    finding of the paper, tested on the shared table or on the grown family)."""
+    return []

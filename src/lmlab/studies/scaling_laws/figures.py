@@ -16,15 +16,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from lmlab.plotting import pyplot
 from lmlab.studies.scaling_laws.data import CheckpointTable
 from lmlab.studies.scaling_laws.protocol import CellResult
+
+plt = pyplot()  # the Agg backend, chosen in one place (lmlab.plotting)
 
 __all__ = [
     "CONTOURS",

@@ -19,8 +19,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -316,16 +316,12 @@ def batched_lbfgs(
     return x, f, iters
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
+def single_thread() -> AbstractContextManager[None]:
     """Run torch on one thread: the batched fit's tensors are small, and OpenMP threads only add
     synchronization (and stall badly when other processes share the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    from lmlab.executor import torch_threads
+
+    return torch_threads(1)
 
 
 def fit_huber_grid(form: Form, n: Any, d: Any, loss: Any, *, grid: np.ndarray | None = None,

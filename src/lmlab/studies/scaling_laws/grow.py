@@ -123,13 +123,11 @@ class _Batches:
 
 def train_member(spec: MemberSpec) -> list[dict[str, Any]]:
     """Train one member and return its checkpoints as schema rows (module level, for executors)."""
-    threads = torch.get_num_threads()
-    if spec.device == "cpu":
-        torch.set_num_threads(1)  # tiny matrices: one thread per run, runs side by side instead
-    try:
+    from lmlab.executor import torch_threads
+
+    # tiny matrices: one thread per run on a CPU, runs side by side instead
+    with torch_threads(1 if spec.device == "cpu" else 0):
         return _train(spec)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(spec: MemberSpec) -> list[dict[str, Any]]:
@@ -181,7 +179,8 @@ def member_specs(widths: Sequence[int], seeds: Sequence[int], *, n_layer: int = 
 
 def grow_family(specs: Sequence[MemberSpec], executor: str = "serial") -> CheckpointTable:
     """Train every member through the executor; the checkpoints as one validated table."""
-    from lmlab.executor import get_executor
+    from lmlab.executor import map_jobs
 
-    per_run = get_executor(executor).map(train_member, list(specs))
+    per_run = map_jobs(train_member, list(specs), executor, progress="scaling-laws: grown family",
+                       describe=lambda i, r: f"width {specs[i].d_model} seed {specs[i].seed}")
     return CheckpointTable.from_records([r for rows in per_run for r in rows], name=FAMILY)

@@ -313,7 +313,8 @@ def plan(table: CheckpointTable, settings: ProtocolSettings,
 def evaluate(table: CheckpointTable, settings: ProtocolSettings,
              families: Sequence[str] | None = None, executor: str = "serial") -> list[CellResult]:
     """Plan every cell and run them through the executor called `executor`."""
-    from lmlab.executor import get_executor
+    from lmlab.executor import map_jobs
 
     jobs = plan(table, settings, families)
-    return get_executor(executor).map(run_cell, jobs)
+    return map_jobs(run_cell, jobs, executor, progress="scaling-laws: fits",
+                    describe=lambda i, r: f"{jobs[i].family} {jobs[i].variant}")

@@ -1,4 +1,4 @@
-"""The `scaling-laws` study: its configuration, presets, run and claims.
+"""The `scaling-laws` study: its run (the configuration and presets are in `config`).
 
 A run evaluates the paper's protocol on two sources of checkpoint losses:
 
@@ -15,101 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from lmlab.errors import LmlabError
-from lmlab.study import Claim, Study, StudyConfig
+from lmlab.runs import Run
+from lmlab.studies.scaling_laws.claims import checks, claims
+from lmlab.studies.scaling_laws.config import PRESETS, Config, ScalingLawsConfig
+from lmlab.study import Check, Claim, Study
 
-__all__ = ["Config", "ScalingLawsStudy"]
-
-ALL_VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model", "scale-down")
-
-
-@dataclass
-class Config(StudyConfig):
-    """Every knob of a run; `--set key=value` overrides any of them."""
-
-    # The ColPret table: "auto" ($LMLAB_DATA_COLPRET, else the copy packaged with lmlab; skipped
-    # when neither is there), "none" (skip), or a path: a CSV/Parquet table or a folder holding
-    # compact.csv (lmlab.data.resolve).
-    data: str = "auto"
-    families: tuple[str, ...] = ()  # empty: every family with >= 2 models
-    variants: tuple[str, ...] = ALL_VARIANTS
-    one_model_families: tuple[str, ...] = ()  # the one-model variant's families; empty: all
-    form: Literal["chinchilla", "multiplicative", "linked"] = "chinchilla"
-    fitter: Literal["least-squares", "huber-grid"] = "least-squares"
-    min_tokens: float = 1e10
-    target_fraction: float = 0.7
-    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    window: int = 4
-    max_target_loss: float = 10.0
-    # The grown family.
-    grow: bool = True
-    grow_widths: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64)
-    grow_seeds: tuple[int, ...] = (0, 1, 2)
-    grow_layers: int = 1
-    grow_steps: int = 300
-    grow_batch: int = 32
-    grow_seq_len: int = 32
-    grow_lr: float = 1e-2
-    grow_eval_every: int = 10
-    grow_vocab: int = 128
-    grow_rank: int = 64  # rank of the corpus's bilinear term: how much there is to learn
-    grow_variants: tuple[str, ...] = ("models", "window", "no-cut", "final-only")
-    # The early-token cut of the grown family, as a fraction of its longest run: the analogue
-    # of 1e10 tokens (the end of warmup and of the fast initial drop of the loss).
-    grow_min_tokens: float = 0.2
-    executor: str = "serial"
-
-    def __post_init__(self) -> None:
-        # Checked here, so a bad override fails before a run touches the disk.
-        from lmlab.executor import BACKENDS
-        from lmlab.studies.scaling_laws.protocol import VARIANTS
-
-        for v in (*self.variants, *self.grow_variants):
-            if v not in VARIANTS:
-                raise LmlabError(f"unknown variant {v!r}; variants: {', '.join(VARIANTS)}")
-        if self.executor not in BACKENDS:
-            raise LmlabError(f"unknown executor {self.executor!r}; choose one of "
-                             f"{', '.join(BACKENDS)}")
-        if not all(0 < q <= 1 for q in self.fractions) or not self.fractions:
-            raise LmlabError(f"fractions must lie in (0, 1], got {self.fractions}")
-        if self.grow and len(self.grow_widths) < 3:
-            raise LmlabError("grow_widths: the protocol needs at least 3 sizes")
-        if self.grow and (self.grow_steps < self.grow_eval_every or self.grow_eval_every < 1):
-            raise LmlabError("grow_steps must be at least grow_eval_every (>= 1)")
-        if not 0 <= self.grow_min_tokens < 1:
-            raise LmlabError(f"grow_min_tokens is a fraction in [0, 1), got {self.grow_min_tokens}")
-        if self.data not in ("auto", "none"):
-            from lmlab.studies.scaling_laws.data import colpret_path
-
-            colpret_path(self.data)  # an explicit table must exist: one clear line if not
-
-
-PRESETS: dict[str, Config] = {
-    "tiny": Config(
-        variants=("models", "window", "no-cut", "final-only", "one-model"),
-        one_model_families=("olmo", "OPT", "t5-pile"),
-        executor="process",
-    ),
-    # The paper's whole protocol on the shared table (every variant, every family), and a larger
-    # grown family (wider, deeper, longer) for a GPU or a cluster (`--set executor=ray`).
-    "paper": Config(
-        variants=ALL_VARIANTS,
-        grow_widths=(16, 24, 32, 48, 64, 96, 128, 192, 256),
-        grow_layers=2,
-        grow_steps=3000,
-        grow_batch=64,
-        grow_seq_len=64,
-        grow_lr=3e-3,
-        grow_eval_every=50,
-        grow_vocab=512,
-        grow_rank=256,
-        grow_variants=("models", "window", "no-cut", "final-only", "last", "scale-down"),
-        executor="process",
-    ),
-}
+__all__ = ["Config", "ScalingLawsConfig", "ScalingLawsStudy"]
 
 
 def _bench(**kwargs: Any) -> dict:
@@ -123,7 +37,7 @@ class ScalingLawsStudy(Study):
     """A Hitchhiker's Guide to Scaling Law Estimation (Choshen, Zhang, Andreas 2024)."""
 
     id = "scaling-laws"
-    Config = Config
+    Config = ScalingLawsConfig
     presets = PRESETS
 
     def __init__(self) -> None:
@@ -133,7 +47,7 @@ class ScalingLawsStudy(Study):
         self.benchmarks = {"scaling-laws": _bench}
 
     # -- run ------------------------------------------------------------------------------------
-    def run(self, config: Config, run: Any) -> dict[str, Any]:
+    def run(self, config: ScalingLawsConfig, run: Run) -> dict[str, Any]:
         from lmlab.studies.scaling_laws.protocol import ProtocolSettings
 
         settings = ProtocolSettings(
@@ -155,7 +69,7 @@ class ScalingLawsStudy(Study):
             metrics.update(self._grown(config, settings, run))
         return metrics
 
-    def _shared(self, config: Config, settings: Any, table: Any, run: Any) -> dict[str, Any]:
+    def _shared(self, config: ScalingLawsConfig, settings: Any, table: Any, run: Any) -> dict[str, Any]:
         from lmlab.studies.scaling_laws import figures
         from lmlab.studies.scaling_laws.protocol import evaluate
         from lmlab.studies.scaling_laws.summary import family_params, summarize
@@ -196,8 +110,8 @@ class ScalingLawsStudy(Study):
             run.save_figure(fig, "shared_params")
         return m
 
-    def _grown(self, config: Config, settings: Any, run: Any) -> dict[str, Any]:
-        from lmlab.device import resolve_device
+    def _grown(self, config: ScalingLawsConfig, settings: Any, run: Any) -> dict[str, Any]:
+        from lmlab.device import device_name
         from lmlab.studies.scaling_laws import figures
         from lmlab.studies.scaling_laws.data import read_table, write_table
         from lmlab.studies.scaling_laws.fit import fit
@@ -211,7 +125,7 @@ class ScalingLawsStudy(Study):
             config.grow_widths, [config.seed * 1000 + s for s in config.grow_seeds],
             n_layer=config.grow_layers, steps=config.grow_steps, batch_size=config.grow_batch,
             seq_len=config.grow_seq_len, lr=config.grow_lr, eval_every=config.grow_eval_every,
-            corpus=corpus, device=str(resolve_device(config.device)),
+            corpus=corpus, device=device_name(config.device),
         )
         path = run.path / "grown.csv"
         t0 = time.perf_counter()
@@ -261,10 +175,11 @@ class ScalingLawsStudy(Study):
         return m
 
     # -- claims -------------------------------------------------------------------------------
-    def claims(self, config: Config, metrics: dict[str, Any]) -> list[Claim]:
-        from lmlab.studies.scaling_laws.claims import claims
-
+    def claims(self, config: ScalingLawsConfig, metrics: dict[str, Any]) -> list[Claim]:
         return claims(config, metrics)
+
+    def checks(self, config: ScalingLawsConfig, metrics: dict[str, Any]) -> list[Check]:
+        return checks(config, metrics)
 
 
 def _shared_table(data: str) -> Any:
@@ -286,3 +201,6 @@ def _shared_table(data: str) -> Any:
 
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in name)
+
+
+STUDY = ScalingLawsStudy()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lmlab.stats import median
 from lmlab.studies.scaling_laws.protocol import CellResult
 
 __all__ = ["family_params", "pca_explained", "summarize"]
@@ -26,11 +27,6 @@ __all__ = ["family_params", "pca_explained", "summarize"]
 
 def _pct(x: float) -> float:
     return round(100.0 * float(x), 3) if np.isfinite(x) else float("nan")
-
-
-def _median(xs: Sequence[float]) -> float:
-    xs = [x for x in xs if np.isfinite(x)]
-    return float(np.median(xs)) if xs else float("nan")
 
 
 def _key(c: CellResult) -> tuple[str, int, float, float | None]:
@@ -52,7 +48,7 @@ def _compare(a: dict[tuple[Any, ...], CellResult], b: dict[tuple[Any, ...], Cell
     if not keys:
         return 0, float("nan"), float("nan"), float("nan")
     wins = float(np.mean([a[k].are < b[k].are for k in keys]))
-    return len(keys), wins, _median([a[k].are for k in keys]), _median([b[k].are for k in keys])
+    return len(keys), wins, median([a[k].are for k in keys]), median([b[k].are for k in keys])
 
 
 def family_params(cells: Sequence[CellResult]) -> dict[str, np.ndarray]:
@@ -86,9 +82,9 @@ def summarize(cells: Sequence[CellResult], prefix: str,
     m[f"{p}.families"] = len({c.family for c in main})
     m[f"{p}.cells"] = len(cells)
     m[f"{p}.fits_failed"] = int(sum(not np.isfinite(c.are) for c in cells))
-    m[f"{p}.are.median_pct"] = _pct(_median([c.are for c in main]))
+    m[f"{p}.are.median_pct"] = _pct(median([c.are for c in main]))
     full = [c for c in main if abs(c.fraction - 1.0) < 1e-9]
-    m[f"{p}.are.full_runs_median_pct"] = _pct(_median([c.are for c in full]))
+    m[f"{p}.are.full_runs_median_pct"] = _pct(median([c.are for c in full]))
 
     # Intermediate checkpoints against final losses alone (full runs).
     n, win, a, b = _compare(_by_variant(cells, "models", 1.0), _by_variant(cells, "final-only"))
@@ -121,9 +117,9 @@ def summarize(cells: Sequence[CellResult], prefix: str,
             for k, v in fam_k.items():
                 per_k[k].append(v)
     for k in sorted(per_k):
-        m[f"{p}.models.k{k}_pct"] = _pct(_median(per_k[k]))
+        m[f"{p}.models.k{k}_pct"] = _pct(median(per_k[k]))
     if per_k:
-        meds = {k: _median(v) for k, v in per_k.items()}
+        meds = {k: median(v) for k, v in per_k.items()}
         finite = [v for v in meds.values() if np.isfinite(v)]
         m[f"{p}.models.best_pct"] = _pct(min(finite)) if finite else float("nan")
         m[f"{p}.models.families_with_5"] = len(per_k[5])
@@ -131,9 +127,9 @@ def summarize(cells: Sequence[CellResult], prefix: str,
     # Fitting-free baselines on the same cells as the fits.
     ok = [c for c in main if np.isfinite(c.are)]
     if ok:
-        m[f"{p}.baselines.fit_median_pct"] = _pct(_median([c.are for c in ok]))
-        m[f"{p}.baselines.best_seen_median_pct"] = _pct(_median([c.baseline_best for c in ok]))
-        m[f"{p}.baselines.last_seen_median_pct"] = _pct(_median([c.baseline_last for c in ok]))
+        m[f"{p}.baselines.fit_median_pct"] = _pct(median([c.are for c in ok]))
+        m[f"{p}.baselines.best_seen_median_pct"] = _pct(median([c.baseline_best for c in ok]))
+        m[f"{p}.baselines.last_seen_median_pct"] = _pct(median([c.baseline_last for c in ok]))
         base = [x for c in ok for x in (c.baseline_best, c.baseline_last) if np.isfinite(x)]
         m[f"{p}.baselines.mean_pct"] = _pct(float(np.mean(base)) if base else float("nan"))
 

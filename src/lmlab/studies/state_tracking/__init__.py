@@ -12,7 +12,7 @@ Modules: `groups` (S3/S5/A4/A5, gather and scatter), `data` (stories, splits), `
 recipe), `evaluation` (cutoffs), `probes` and `patching` (generic, by hook name), `oracles`
 (hand-built AA/PAA models), `mechanism` (the AA/PAA rule), `steering` (intermediate tasks),
 `pretrained` (Hugging Face / embedded SmolLM2 models with added tokens and the same hook
-names), `study` (presets, run, claims).
+names), `config` (config, presets), `study` (run), `claims` (claims and checks).
 """
 
 from lmlab.studies.state_tracking.groups import Group, apply_action, make_group, perm_parity
@@ -20,9 +20,7 @@ from lmlab.studies.state_tracking.mechanism import Signature, classify, first_ac
 from lmlab.studies.state_tracking.oracles import OracleScan
 from lmlab.studies.state_tracking.patching import patch_grid, patched_nld
 from lmlab.studies.state_tracking.probes import LinearProbe, collect_activations, probe_grid
-from lmlab.studies.state_tracking.study import StateTrackingConfig, StateTrackingStudy
-
-STUDY = StateTrackingStudy()
+from lmlab.studies.state_tracking.study import STUDY, StateTrackingConfig, StateTrackingStudy
 
 __all__ = [
     "STUDY", "Group", "LinearProbe", "OracleScan", "Signature", "StateTrackingConfig",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lmlab.device import resolve_device
-from lmlab.executor import get_executor
-from lmlab.runs import atomic_write_json
+from lmlab.device import device_name
+from lmlab.errors import LmlabError
+from lmlab.executor import job_threads, map_jobs
+from lmlab.runs import Run, atomic_write_json
+from lmlab.studies.state_tracking.claims import checks, claims
+from lmlab.studies.state_tracking.config import PRESETS, StateTrackingConfig
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
 from lmlab.studies.state_tracking.evaluation import CUTOFF, cutoff
 from lmlab.studies.state_tracking.groups import make_group
@@ -28,60 +31,15 @@ from lmlab.studies.state_tracking.training import (
     position_accuracy,
     train_state_model,
 )
-from lmlab.study import Claim, Study, StudyConfig
+from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["StateTrackingConfig", "StateTrackingStudy", "train_and_analyze"]
-
-
-@dataclass
-class StateTrackingConfig(StudyConfig):
-    """Every knob of the study; the presets below set them."""
-
-    group: str = "S3"  # S3 | S5 | A4 | A5
-    convention: str = "gather"  # gather (official code) | scatter (paper's Figure 1)
-    T: int = 16  # training length
-    eval_len: int = 0  # evaluate out to this length; 0 means 2T
-    n_stories: int = 100_000  # unique stories, split by story into train and analysis
-    analysis_frac: float = 0.1
-    # train on new uniform stories every step (never an analysis story) instead of the fixed
-    # train split; see training.py's RECIPE
-    fresh_data: bool = True
-    val_stories: int = 1000  # analysis stories held for validation / early stop (not tested on)
-    # gpt: the lmlab GPT from scratch; otherwise a pretrained causal LM fine-tuned with added
-    # tokens: an embedded name (smollm2-135m-instruct), a local folder, or a hub id
-    model: str = "gpt"
-    n_layer: int = 4
-    d_model: int = 128
-    n_head: int = 4
-    pos: str = "rope"
-    rope_base: float = 10000.0
-    tie_embeddings: bool = False
-    steps: int = 6000  # state-task steps (upper bound; early stop at stop_at)
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    curriculum_start: int = 4  # loss on the first k positions at first, growing to T; 0: off
-    curriculum_frac: float = 0.5
-    bos: bool = True  # a BOS token before the actions (not in the paper; see training.py)
-    eval_every: int = 250
-    stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
-    n_seeds: int = 3  # models per condition: seeds seed, seed+1, ...
-    conditions: tuple[str, ...] = ("none",)  # intermediate tasks: none | parity | ntp
-    intermediate_steps: int = 1000
-    executor: str = "serial"  # serial | process | ray: where the per-seed jobs run
-    probe_stories: int = 1000  # analysis stories for probes (half train, half test)
-    patch_pairs: int = 200
-    probe_threshold: float = 0.9
-    patch_gap_threshold: float = 0.2
-    mechanism_rule: str = "both"  # probe | patch | either | both (see mechanism.classify)
-    accuracy_target: float = 0.99
 
 
 def _recipe(c: StateTrackingConfig, seed: int) -> Recipe:
     fields = {f.name for f in dataclasses.fields(Recipe)}
     kw = {k: v for k, v in dataclasses.asdict(c).items() if k in fields and k not in ("seed", "device")}
-    return Recipe(**kw, seed=seed, device=str(resolve_device(c.device)))
+    return Recipe(**kw, seed=seed, device=device_name(c.device))
 
 
 def _steps_to_converge(trace: list[tuple[int, float]], target: float) -> int | None:
@@ -97,7 +55,7 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
     Module-level so that a process pool or Ray can run it; `job` = {"config", "seed", "condition"}.
     Returns scalars and the arrays the figures need (as lists).
     """
-    torch.set_num_threads(1)
+    job_threads(1)
     c = StateTrackingConfig(**{**job["config"], "conditions": tuple(job["config"]["conditions"])})
     seed, condition = job["seed"], job["condition"]
     group = make_group(c.group, c.convention)
@@ -106,27 +64,22 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
                            fresh=c.fresh_data)
     n_val = min(c.val_stories, len(data.analysis) // 4)
     val = data.analysis[:n_val]
-    trace: list[tuple[int, float]] = []
-
-    class _Trace:  # records validation accuracy per evaluation (steps to convergence)
-        resume = False
-
-        def log(self, step: int | None = None, **m: Any) -> None:
-            if "val_acc_min" in m and step is not None:
-                trace.append((step, float(m["val_acc_min"])))
-
-        def save_checkpoint(self, *a: Any, **k: Any) -> None:
-            pass
-
     topic = topic_word_matrix(group.order, seed=c.seed) if condition == "ntp" else None
     t0, c0 = time.perf_counter(), time.process_time()
     base = None
     if c.model != "gpt":
         torch.manual_seed(seed)
         base = load_pretrained(c.model, group.order + 3)
-    model, tm = train_state_model(data, _recipe(c, seed), run=_Trace(), val_stories=val,
-                                  intermediate=condition, intermediate_steps=c.intermediate_steps,
-                                  topic_word=topic, model=base)
+    # The trainer logs into a scratch run folder (a real Run, removed after the job); the
+    # validation accuracy per evaluation gives the steps to convergence.
+    with tempfile.TemporaryDirectory(prefix="lmlab-state-") as scratch:
+        trained = Run(scratch)
+        model, tm = train_state_model(data, _recipe(c, seed), run=trained, val_stories=val,
+                                      intermediate=condition,
+                                      intermediate_steps=c.intermediate_steps,
+                                      topic_word=topic, model=base)
+        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in trained.read_metrics()
+                 if "val_acc_min" in r and r.get("step") is not None]
     train_s = time.perf_counter() - t0
     train_cpu_s = time.process_time() - c0  # this process's CPU time (torch runs 1 thread)
     # held-out accuracy, per position, on analysis stories not used for validation
@@ -184,10 +137,9 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> None:
-    import matplotlib
+    from lmlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in results:
@@ -218,52 +170,45 @@ def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> N
         plt.close(fig)
 
 
-def _paper(group: str) -> StateTrackingConfig:
-    """The paper's setting: Pythia-160M fine-tuned on T = 100 stories (HF Trainer defaults)."""
-    return StateTrackingConfig(
-        model="EleutherAI/pythia-160m", bos=False, group=group, T=100, n_stories=1_000_000,
-        steps=74_000, batch_size=256, lr=5e-5, warmup_steps=0, curriculum_start=0, stop_at=0.0,
-        n_seeds=5, conditions=("none", "parity", "ntp"), intermediate_steps=10_000,
-        eval_every=2000, probe_stories=2000, device="auto",
-    )
-
-
 class StateTrackingStudy(Study):
     """Li, Guo & Andreas (2025): AA vs PAA in models trained to compose permutations."""
 
     id = "state-tracking"
     Config = StateTrackingConfig
-    presets = {
-        # T = 16 does not reach the accuracy target in 10 CPU-minutes per seed (training.py's
-        # RECIPE), so tiny trains on T = 8, the longest that does (the issue's fallback rule).
-        "tiny": StateTrackingConfig(T=8, curriculum_start=0, steps=12000, batch_size=64,
-                                    stop_at=0.996, eval_every=250, n_seeds=2,
-                                    executor="process"),
-        # The issue's T = 16 setting with the same recipe, for a budget well past 10 CPU-minutes
-        # per seed (not measured to convergence; 3,000 steps solved positions 1-4 only).
-        "tiny-t16": StateTrackingConfig(T=16, curriculum_start=0, steps=30000, batch_size=32,
-                                        stop_at=0.996, eval_every=500, n_seeds=3,
-                                        executor="process"),
-        # The steering sweep (section 5.3) on the tiny recipe: each seed trains 1,000 steps of an
-        # intermediate task (none / parity / ntp), then the state task. Measured (2 seeds each,
-        # 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA; ntp 2 AA (patch gap < 0.006); parity
-        # 1 PAA and 1 mixed, neither converged in 12,000 steps (worst position 0.97 and 0.83).
-        "tiny-steer": StateTrackingConfig(T=8, curriculum_start=0, steps=12000, batch_size=64,
-                                          stop_at=0.996, eval_every=250, n_seeds=2,
-                                          conditions=("none", "parity", "ntp"),
-                                          executor="process"),
-        "paper": _paper("S5"),
-        "paper-s3": _paper("S3"),
-    }
+    presets = PRESETS
 
-    def run(self, config: StateTrackingConfig, run: Any) -> dict[str, Any]:  # type: ignore[override]
-        for cond in config.conditions:
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then combinations no run can use (one line naming the field)."""
+        super().validate(config)
+        assert isinstance(config, StateTrackingConfig)
+        c = config
+
+        def bad(field: str, why: str) -> LmlabError:
+            return LmlabError(f"state-tracking: {field} {why}, got {getattr(c, field)!r}")
+
+        for cond in c.conditions:
             if cond not in INTERMEDIATE_TASKS:
-                raise ValueError(f"unknown condition {cond!r}; choose from {INTERMEDIATE_TASKS}")
+                raise bad("conditions", f"must hold items from {', '.join(INTERMEDIATE_TASKS)}")
+        if not c.conditions:
+            raise bad("conditions", "needs at least one condition")
+        for name in ("T", "n_stories", "steps", "batch_size", "n_seeds", "n_layer", "n_head",
+                     "eval_every", "probe_stories", "patch_pairs"):
+            if getattr(c, name) < 1:
+                raise bad(name, "must be >= 1")
+        if c.eval_len and c.eval_len < c.T:
+            raise bad("eval_len", f"must be 0 (2T) or >= T = {c.T}")
+        if not 0 < c.analysis_frac < 1:
+            raise bad("analysis_frac", "must lie in (0, 1)")
+        if c.model == "gpt" and c.d_model % c.n_head:
+            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+
+    def run(self, config: StateTrackingConfig, run: Run) -> dict[str, Any]:  # type: ignore[override]
         cfg = dataclasses.asdict(config)
         jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
                 for cond in config.conditions for i in range(config.n_seeds)]
-        results = get_executor(config.executor).map(train_and_analyze, jobs)
+        results = map_jobs(train_and_analyze, jobs, config.executor, run=run,
+                           progress="state-tracking: models",
+                           describe=lambda i, r: f"{r['condition']} seed {r['seed']}: {r['label']}")
         metrics: dict[str, Any] = {}
         for r in results:
             tag = f"{r['condition']}.seed{r['seed']}"
@@ -306,50 +251,10 @@ class StateTrackingStudy(Study):
         return metrics
 
     def claims(self, config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Claim]:  # type: ignore[override]
-        out = []
-        acc = metrics.get("acc_min_within_T")
-        out.append(Claim.check(
-            "near-perfect-within-T",
-            "models trained on length T track the state almost perfectly up to T",
-            "~1.0 per-position accuracy within T", None if acc is None else round(acc, 4),
-            None if acc is None else acc >= config.accuracy_target))
-        n, n_aa, n_paa = metrics.get("n_models", 0), metrics.get("n_AA", 0), metrics.get("n_PAA", 0)
-        out.append(Claim.check(
-            "aa-or-paa", "every model shows the AA or the PAA signature",
-            "every model is AA or PAA", f"{n_aa} AA, {n_paa} PAA of {n}",
-            n_aa + n_paa == n if n else None))
-        aa_cut, paa_cut = metrics.get("AA.mean_cutoff"), metrics.get("PAA.mean_cutoff")
-        if aa_cut is not None and paa_cut is not None:
-            out.append(Claim.check(
-                "aa-generalizes-further", "AA models generalize to longer inputs than PAA models",
-                "AA cutoff > PAA cutoff", f"AA {aa_cut:.1f}, PAA {paa_cut:.1f}", aa_cut > paa_cut))
-        else:
-            out.append(Claim.untestable(
-                "aa-generalizes-further", "AA models generalize to longer inputs than PAA models",
-                "AA cutoff > PAA cutoff",
-                f"needs both mechanisms; this run found {n_aa} AA and {n_paa} PAA"))
-        par = metrics.get("PAA.parity_past_cutoff")
-        if par is not None:
-            out.append(Claim.check(
-                "paa-keeps-parity", "past its cutoff a PAA model still predicts the right parity",
-                f"parity accuracy >= {CUTOFF} past the cutoff", round(par, 4), par >= CUTOFF))
-        else:
-            out.append(Claim.untestable(
-                "paa-keeps-parity", "past its cutoff a PAA model still predicts the right parity",
-                f"parity accuracy >= {CUTOFF} past the cutoff",
-                "no PAA model in this run" if not n_paa
-                else "no PAA model with a cutoff inside the evaluated lengths"))
-        conds = [cnd for cnd in config.conditions]
-        if len(conds) >= 2:
-            fr = {cnd: metrics.get(f"{cnd}.n_PAA", 0) / max(1, config.n_seeds) for cnd in conds}
-            shift = max(fr.values()) - min(fr.values())
-            out.append(Claim.check(
-                "intermediate-tasks-shift", "intermediate tasks shift the AA/PAA mix",
-                "the PAA fraction differs between conditions",
-                ", ".join(f"{k}: {v:.2f} PAA" for k, v in fr.items()), shift > 0))
-        else:
-            out.append(Claim.untestable(
-                "intermediate-tasks-shift", "intermediate tasks shift the AA/PAA mix",
-                "the PAA fraction differs between conditions",
-                "this preset trains one condition; set conditions=none,parity,ntp"))
-        return out
+        return claims(config, metrics)
+
+    def checks(self, config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:  # type: ignore[override]
+        return checks(config, metrics)
+
+
+STUDY = StateTrackingStudy()

@@ -6,11 +6,10 @@ and compact grid tokens), `transforms` (the 23 TTT transforms), `ttt_data` (leav
 tasks), `inference` (augmented queries), `voting`, `scoring` (pass@2, Kaggle submissions).
 Model side: `generator` (procedural ARC-like tasks), `model` (the tiny GPT, cached decoding),
 `pretrain`, `ttt` (per-task PEFT LoRA), `backends` (tiny GPT and HF models), `experiments`
-(the per-task jobs), `evaluate`, `summary` (intervals, claims), `figures`, `study` (presets).
+(the per-task jobs), `evaluate`, `summary` (intervals), `figures`; `config` (the config and
+presets), `claims` (claims and checks), `study` (orchestration).
 """
 
-from lmlab.studies.ttt_arc.study import TTTArcConfig, TTTArcStudy
-
-STUDY = TTTArcStudy()
+from lmlab.studies.ttt_arc.study import STUDY, TTTArcConfig, TTTArcStudy
 
 __all__ = ["STUDY", "TTTArcConfig", "TTTArcStudy"]

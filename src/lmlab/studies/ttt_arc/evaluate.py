@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lmlab.executor import get_executor
+from lmlab.executor import get_executor, map_jobs
 from lmlab.studies.ttt_arc.arc import ArcTask, reveal_solutions
 from lmlab.studies.ttt_arc.experiments import (
     ModelRef,
@@ -34,6 +34,12 @@ def run_any(job: TaskJob | SharedJob) -> dict[str, Any]:
     return run_task_job(job) if isinstance(job, TaskJob) else run_shared_job(job)
 
 
+def _job_name(job: TaskJob | SharedJob) -> str:
+    if isinstance(job, TaskJob):
+        return f"seed {job.seed} {job.family}"
+    return f"seed {job.seed} shared adapter"
+
+
 def _score(task: ArcTask, attempts: Sequence[Any]) -> float:
     with reveal_solutions():
         sols = task.test_outputs
@@ -51,7 +57,9 @@ def evaluate(c: Any, ref: ModelRef, tasks: Sequence[tuple[int, str, ArcTask]],
             per_task = c.shared_steps_per_task or settings.lora.steps_for(settings.max_tasks)
             shared.append(SharedJob(mine, s, ref, settings, steps=per_task * len(mine)))
     # The shared-adapter jobs are the longest: start them first so the pool finishes together.
-    results = get_executor(c.executor, c.workers).map(run_any, [*shared, *jobs])
+    todo = [*shared, *jobs]
+    results = map_jobs(run_any, todo, get_executor(c.executor, c.workers), run=run,
+                       progress="ttt-arc: tasks", describe=lambda i, r: _job_name(todo[i]))
     shared_res, task_res = results[:len(shared)], results[len(shared):]
     by_key: dict[tuple[int, str], dict[str, Any]] = {}
     for r in shared_res:

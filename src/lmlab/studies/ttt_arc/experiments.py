@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
+from lmlab.executor import job_threads
 from lmlab.studies.ttt_arc.arc import ArcTask, Grid
 from lmlab.studies.ttt_arc.inference import build_queries, invert
 from lmlab.studies.ttt_arc.transforms import (
@@ -176,7 +176,7 @@ def _as_lists(grids: Sequence[Grid]) -> list[list[list[int]]]:
 
 def run_task_job(job: TaskJob) -> dict[str, Any]:
     """All conditions for one task; predictions as nested lists (module docstring)."""
-    torch.set_num_threads(1)
+    job_threads(1)
     backend, host = _host(job.model, job.ttt.lora)
     task, s = job.task, job.ttt
     max_prompt = backend.max_tokens - backend.max_new
@@ -211,7 +211,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
 
 def run_shared_job(job: SharedJob) -> dict[str, Any]:
     """Train one adapter on every task's TTT data pooled, then predict for each task."""
-    torch.set_num_threads(1)
+    job_threads(1)
     backend, host = _host(job.model, job.ttt.lora)
     s = job.ttt
     pooled = [seq for t in job.tasks for seq in _ttt_seqs(backend, t, job.seed, s, s.transforms)]

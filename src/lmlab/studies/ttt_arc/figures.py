@@ -17,10 +17,9 @@ LABELS = {"icl": "(a) ICL", "icl_vote": "(b) ICL+vote", "ttt": "(c) TTT", "ttt_v
 
 def save_figures(m: dict[str, Any], ttt_times: Sequence[float], run: Any) -> None:
     """Write accuracy.png, per_family.png and ttt_time.png into the run's figures folder."""
-    import matplotlib
+    from lmlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     conds = [c for c in CONDITIONS if f"acc.{c}" in m]
     if conds:

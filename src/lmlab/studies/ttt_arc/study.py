@@ -62,91 +62,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from lmlab.study import Claim, Study, StudyConfig
+from lmlab.runs import Run
+from lmlab.studies.ttt_arc.claims import checks, claims
+from lmlab.studies.ttt_arc.config import PRESETS, TTTArcConfig
+from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["TTTArcConfig", "TTTArcStudy"]
-
-
-@dataclass
-class TTTArcConfig(StudyConfig):
-    """Every knob of the study; see the presets for the three scales."""
-
-    backend: Literal["tiny", "hf"] = "tiny"
-    executor: str = "process"  # serial | process | ray: where the per-task jobs run
-    workers: int = 2  # process pool size
-    seeds: int = 3  # replicate draws of held-out tasks and TTT randomness
-    # tiny: data and model
-    n_eval: int = 16  # held-out tasks per seed
-    heldout: tuple[str, ...] = ()  # held-out compositions (empty: generator's default)
-    n_layer: int = 5
-    n_head: int = 4
-    d_model: int = 128
-    block_size: int = 512
-    pos: str = "rope"  # relative positions: copying a grid is attending a fixed offset back
-    coords: bool = True  # 2-D grid coordinates (GridTokenizer.coords) added to the embeddings
-    max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
-    n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
-    pre_steps: int = 1200
-    pre_batch: int = 16
-    pre_lr: float = 3e-3
-    pre_single_weight: int = 2  # each single family this many times per composition in the mix
-    # torch threads while pre-training (the per-task jobs use 1 each): on a small shared CPU,
-    # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
-    # load, against 0.34 with 1)
-    pre_threads: int = 1
-    pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
-    # hf: model and data
-    hf_model: str = "smollm2-135m-instruct"
-    dtype: str = "float32"
-    arc_version: str = "kaggle2024"
-    arc_split: str = "evaluation"
-    arc_ids: tuple[str, ...] = ()  # only these task ids (empty: every task)
-    arc_tasks: int = 0  # how many (0: all that pass the size filter)
-    arc_max_side: int = 30  # keep tasks whose every known grid is at most this per side
-    max_tokens: int = 8192  # hf: longest sequence (tiny: block_size + 1)
-    max_new: int = 0  # tokens generated per answer (0: enough for the largest grid)
-    # TTT (LoRA through PEFT) and inference
-    lora_r: int = 128
-    lora_alpha: float = 16.0
-    lora_lr: float = 1e-4
-    lora_epochs: int = 2
-    lora_batch: int = 2
-    lora_warmup: float = 0.1
-    lora_wd: float = 0.01
-    lora_max_steps: int = 0  # 0: no cap
-    ttt_max_tasks: int = 250
-    ttt_transforms: tuple[str, ...] = ("all",)
-    permute_n: int = 1
-    n_orderings: int = 2
-    inference_transforms: tuple[str, ...] = (
-        "identity", "transpose", "flipud", "fliplr", "rot90", "rot180")
-    ablate_no_transforms: bool = True
-    ablate_shared: bool = True
-    shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
-    n_boot: int = 2000
-
-
-TINY = TTTArcConfig(
-    backend="tiny", seeds=3, n_eval=16, lora_r=32, lora_alpha=32.0, lora_lr=2e-3,
-    lora_epochs=2, lora_batch=4, ttt_max_tasks=48,
-    ttt_transforms=("rot90", "rot270", "rot180", "flipud", "fliplr", "transpose"),
-)
-SMOL = TTTArcConfig(
-    backend="hf", hf_model="smollm2-135m-instruct", seeds=1, arc_tasks=3, arc_max_side=5,
-    max_tokens=2048, lora_r=16, lora_alpha=16.0, lora_lr=1e-4, lora_epochs=1, lora_batch=2,
-    ttt_max_tasks=4, n_orderings=0, ablate_no_transforms=False, ablate_shared=False,
-    executor="serial", workers=1,
-)
-PAPER = TTTArcConfig(
-    backend="hf", hf_model="meta-llama/Llama-3.2-1B-Instruct", dtype="bfloat16", seeds=1,
-    arc_tasks=0, arc_max_side=30, max_tokens=8192, lora_r=128, lora_alpha=16.0, lora_lr=1e-4,
-    lora_epochs=2, lora_batch=2, lora_warmup=0.1, lora_wd=0.01, ttt_max_tasks=250,
-    ttt_transforms=("all",), n_orderings=2, executor="ray", device="auto",
-)
 
 
 def _lora(c: TTTArcConfig) -> Any:
@@ -173,9 +97,36 @@ class TTTArcStudy(Study):
 
     id = "ttt-arc"
     Config = TTTArcConfig
-    presets = {"tiny": TINY, "smol": SMOL, "paper": PAPER}
+    presets = PRESETS
 
-    def run(self, config: StudyConfig, run: Any) -> dict[str, Any]:
+    def validate(self, config: StudyConfig) -> None:
+        """The Literal fields, then transform names and model shapes (before any pre-training)."""
+        from lmlab.errors import LmlabError
+        from lmlab.studies.ttt_arc.transforms import TRANSFORMS_BY_NAME
+
+        super().validate(config)
+        assert isinstance(config, TTTArcConfig)
+        c = config
+
+        def bad(field: str, why: str) -> LmlabError:
+            return LmlabError(f"ttt-arc: {field} {why}, got {getattr(c, field)!r}")
+
+        known = ", ".join(sorted(TRANSFORMS_BY_NAME))
+        if c.ttt_transforms not in (("all",), ("none",), ()) and any(
+                t not in TRANSFORMS_BY_NAME for t in c.ttt_transforms):
+            raise bad("ttt_transforms", f"must be all, none, or names from {known}")
+        if any(t not in TRANSFORMS_BY_NAME for t in c.inference_transforms):
+            raise bad("inference_transforms", f"must hold names from {known}")
+        for name in ("seeds", "workers", "n_eval", "n_layer", "n_head", "pre_steps", "pre_batch",
+                     "lora_r", "lora_batch", "n_boot"):
+            if getattr(c, name) < 1:
+                raise bad(name, "must be >= 1")
+        if c.backend == "tiny" and c.d_model % c.n_head:
+            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+        if c.backend == "tiny" and not 3 <= c.max_side <= 6:
+            raise bad("max_side", "must lie in 3..6 (the generator's grids)")
+
+    def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, TTTArcConfig)
         c = config
         if c.seeds < 1:
@@ -195,9 +146,12 @@ class TTTArcStudy(Study):
         return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
-        from lmlab.studies.ttt_arc.summary import claims
+        assert isinstance(config, TTTArcConfig)
+        return claims(config, metrics)
 
-        return claims(metrics)
+    def checks(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Check]:
+        assert isinstance(config, TTTArcConfig)
+        return checks(config, metrics)
 
 
 def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, Any]], dict]:
@@ -221,14 +175,12 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
         pre = dict(state or {})
         pre["pretrained_reused"] = 1
     else:
-        import torch
+        from lmlab.executor import torch_threads
+        from lmlab.progress import step_progress
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, c.pre_threads))
-        try:
-            model, out = _pretrain(c, spec, run)
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(max(1, c.pre_threads)), \
+                step_progress(run, "ttt-arc: pre-training", c.pre_steps) as watched:
+            model, out = _pretrain(c, spec, watched)
         pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
                "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
                "n_params": count_params(model)}
@@ -275,10 +227,10 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
     side = max((max(np.shape(g)) for t in small for e in t.train for g in (e.input, e.output)),
                default=1)
     max_new = c.max_new or 2 * side * side + 4 * side + 8  # digits, spaces, brackets, "#", eos
-    from lmlab.device import resolve_device
+    from lmlab.device import device_name
 
     ref = ModelRef("hf", c.hf_model, None, max_new=max_new, max_tokens=c.max_tokens,
-                   dtype=c.dtype, device=str(resolve_device(c.device)))
+                   dtype=c.dtype, device=device_name(c.device))
     split = [(s, "arc", t) for s in range(c.seeds) for task in small for t in split_tests(task)]
     return ref, split, {"arc_tasks": len(small)}
 
@@ -286,3 +238,6 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
 def replace_config(c: TTTArcConfig, **changes: Any) -> TTTArcConfig:
     """A copy of `c` with fields changed (for tests and sweeps)."""
     return dataclasses.replace(c, **changes)
+
+
+STUDY = TTTArcStudy()

@@ -1,0 +1,167 @@
+"""Progress you can see: one mechanism for every study's long loops.
+
+On a terminal (stderr is a TTY) a rich progress bar shows the jobs done of the total, the last
+job finished, the elapsed time and an ETA; piped (a log file, CI) it prints one line per finished
+job instead. `LMLAB_PROGRESS=bar|lines|off` forces one of the three.
+
+A loop of jobs through an executor::
+
+    with job_progress("linear-attention: teacher", len(jobs)) as on_result:
+        results = get_executor(cfg.executor).map(run_job, jobs, on_result=on_result)
+
+A long training loop that logs its steps through a run (`lmlab.nn.train.Trainer` does)::
+
+    with step_progress(run, "ttt-arc: pre-training", total=c.pre_steps) as watched:
+        Trainer(model, tc, batches, run=watched).fit()
+
+Everything goes to stderr, so stdout keeps only the results.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["job_progress", "mode", "step_progress"]
+
+OnResult = Callable[[int, Any], None]
+Describe = Callable[[int, Any], str]
+
+
+def mode() -> str:
+    """How progress is shown here: "bar" (a terminal), "lines" (piped) or "off"."""
+    forced = os.environ.get("LMLAB_PROGRESS", "").strip().lower()
+    if forced in ("bar", "lines", "off"):
+        return forced
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class _Tracker:
+    """Counts finished units and renders them (a rich bar, or one line each)."""
+
+    def __init__(self, label: str, total: int, unit: str, how: str):
+        self.label, self.total, self.unit, self.how = label, max(0, total), unit, how
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self._bar: Any = None
+        self._task: Any = None
+        if how == "bar" and self.total:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                TextColumn("{task.fields[last]}", style="dim"),
+                console=Console(stderr=True), transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=self.total, last="")
+
+    def eta(self) -> float | None:
+        """Seconds left at the mean pace so far (None before the first unit)."""
+        if not self.done:
+            return None
+        return (time.perf_counter() - self.t0) / self.done * max(0, self.total - self.done)
+
+    def update(self, done: int, last: str = "") -> None:
+        self.done = min(done, self.total) if self.total else done
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, last=last)
+        elif self.how == "lines":
+            eta = self.eta()
+            line = (f"{self.label} [{self.done}/{self.total} {self.unit}] {last}".rstrip()
+                    + f" (elapsed {_clock(time.perf_counter() - self.t0)}"
+                    + (f", eta {_clock(eta)})" if eta is not None else ")"))
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _describe(i: int, result: Any) -> str:
+    """A short name of a finished job: its result's `key`/`name`/`label` if it has one."""
+    if isinstance(result, dict):
+        for k in ("key", "name", "label", "task"):
+            if isinstance(result.get(k), str | int):
+                return str(result[k])
+    return f"job {i + 1}"
+
+
+@contextmanager
+def job_progress(label: str, total: int, then: OnResult | None = None,
+                 describe: Describe | None = None) -> Iterator[OnResult]:
+    """Yield an executor `on_result(i, result)` that shows the jobs done of `total`.
+
+    `then` is called after each update (e.g. to log the job's numbers to the run); `describe`
+    names a finished job in the display (default: its result's `key`/`name`/`label`/`task`).
+    """
+    tracker = _Tracker(label, total, "jobs", mode())
+    name = describe or _describe
+
+    def on_result(i: int, result: Any) -> None:
+        tracker.update(tracker.done + 1, name(i, result))
+        if then is not None:
+            then(i, result)
+
+    try:
+        yield on_result
+    finally:
+        tracker.close()
+
+
+class _StepWatcher:
+    """A run (anything with `log`) whose `log(step, ...)` also moves a steps display."""
+
+    def __init__(self, run: Any, tracker: _Tracker):
+        self._run, self._tracker = run, tracker
+
+    @property
+    def resume(self) -> bool:
+        return bool(getattr(self._run, "resume", False))
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        if step is not None and step > self._tracker.done:
+            loss = metrics.get("train_loss", metrics.get("loss"))
+            note = f"step {step}" + (f", loss {loss:.3f}" if isinstance(loss, float) else "")
+            self._tracker.update(step, note)
+        if self._run is not None and hasattr(self._run, "log"):
+            self._run.log(step, **metrics)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._run is None:
+            raise AttributeError(name)
+        return getattr(self._run, name)
+
+
+@contextmanager
+def step_progress(run: Any, label: str, total: int) -> Iterator[Any]:
+    """Yield `run` wrapped so that each `log(step, ...)` it receives shows steps done of `total`.
+
+    In "lines" mode a line is printed for every logged step (the Trainer logs every `log_every`
+    steps), so a piped log shows the pace without one line per step.
+    """
+    tracker = _Tracker(label, total, "steps", mode())
+    try:
+        yield _StepWatcher(run, tracker)
+    finally:
+        tracker.close()

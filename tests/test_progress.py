@@ -1,0 +1,70 @@
+"""Progress you can see: one line per finished job when piped, a bar on a terminal, nothing when
+turned off; `lmlab reproduce` says which study of how many and keeps a running claims count."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lmlab.executor import map_jobs
+from lmlab.progress import job_progress, mode, step_progress
+from lmlab.runs import Run
+
+
+def _square(x: int) -> dict[str, int]:
+    return {"key": f"x={x}", "value": x * x}
+
+
+def test_piped_output_is_one_line_per_job(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    seen = []
+    out = map_jobs(_square, [1, 2, 3], "serial", lambda i, r: seen.append(i), progress="toy: jobs")
+    assert [r["value"] for r in out] == [1, 4, 9] and seen == [0, 1, 2]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert re.fullmatch(r"toy: jobs \[1/3 jobs\] x=1 \(elapsed \d+:\d\d, eta \d+:\d\d\)", lines[0])
+    assert lines[2].startswith("toy: jobs [3/3 jobs] x=3") and "eta 0:00" in lines[2]
+
+
+def test_a_terminal_gets_a_bar_and_off_is_silent(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LMLAB_PROGRESS", "bar")
+    assert mode() == "bar"
+    with job_progress("toy: bar", 2) as on_result:
+        on_result(0, {"name": "first"})
+        on_result(1, {"name": "second"})
+    assert "toy: bar" in capsys.readouterr().err
+    monkeypatch.setenv("LMLAB_PROGRESS", "off")
+    map_jobs(_square, [1, 2], "serial", progress="toy: off")
+    assert capsys.readouterr().err == ""
+
+
+def test_without_a_label_nothing_is_shown(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    assert map_jobs(_square, [2], "serial")[0]["value"] == 4
+    assert capsys.readouterr().err == ""
+
+
+def test_steps_of_a_run_are_shown_and_still_logged(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    run = Run(tmp_path / "run")
+    with step_progress(run, "toy: training", total=100) as watched:
+        assert watched.resume is False and watched.path == run.path  # the run, passed through
+        watched.log(50, train_loss=1.25)
+        watched.log(100, train_loss=0.5)
+        watched.log(None, note="not a step")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("toy: training [50/100 steps] step 50, loss 1.250")
+    assert err[1].startswith("toy: training [100/100 steps] step 100, loss 0.500")
+    logged = run.metrics_path.read_text().splitlines()
+    assert len(logged) == 3 and '"train_loss": 1.25' in logged[0]
+
+
+@pytest.mark.usefixtures("toy_plugins")
+def test_reproduce_says_which_study_of_how_many_and_counts_claims(cli, tmp_path) -> None:
+    r = cli("reproduce", "--only", "toy-mean,toy-copy", "--out", tmp_path / "rep")
+    assert r.code == 0, r.err
+    assert "[1/2] toy-mean: running the tiny preset" in r.err
+    assert "[2/2] toy-copy: running the tiny preset" in r.err
+    done = [ln for ln in r.err.splitlines() if " done in " in ln]
+    assert len(done) == 2 and "so far" in done[1] and "claims hold" in done[1]
