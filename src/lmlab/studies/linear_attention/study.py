@@ -327,15 +327,22 @@ class LinearAttentionStudy(Study):
         res = ex.map(dfa_job, jobs)
         for r in res:
             run.log(step=None, experiment="dfa", **r)
-        m["dfa_best_history_acc"] = max(r["history_acc"] for r in res)
-        m["dfa_best_state_acc"] = max(r["state_acc"] for r in res)
+        # The job is chosen on validation (which also stopped it); its test accuracy is reported.
+        chosen = max(res, key=lambda r: r["val_history_acc"])
+        m["dfa_history_acc"] = chosen["history_acc"]
+        m["dfa_state_acc"] = chosen["state_acc"]
+        m["dfa_val_history_acc"] = chosen["val_history_acc"]
         reached = 0
         for v in cfg.dfa_values:
             q, a, L = self._dfa_shape(cfg, v)
-            hits = [r["train_tokens"] for r in res
-                    if (r["n_states"], r["n_symbols"], r["word_len"]) == (q, a, L) and r["reached_99"]]
-            m[f"dfa_{cfg.dfa_vary}{v}_tokens_to_99"] = min(hits) if hits else None
-            reached += bool(hits)
+            # the fewest tokens whose run reached 99% on validation; counted if test agrees
+            hits = sorted((r for r in res if (r["n_states"], r["n_symbols"], r["word_len"])
+                           == (q, a, L) and r["val_reached_99"]), key=lambda r: r["train_tokens"])
+            first = hits[0] if hits else None
+            ok = first is not None and first["reached_99"]
+            m[f"dfa_{cfg.dfa_vary}{v}_tokens_to_99"] = first["train_tokens"] if ok else None
+            m[f"dfa_{cfg.dfa_vary}{v}_test_acc_at_99"] = first["history_acc"] if first else None
+            reached += bool(ok)
         m["dfa_points_reached_99"] = reached
         m["dfa_wall_s"] = sum(r["wall_s"] for r in res)
         self._figure_dfa(run, cfg, res)
@@ -412,7 +419,7 @@ class LinearAttentionStudy(Study):
         ax.axhline(0.99, color="gray", ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("training tokens (N x sequence length)")
-        ax.set_ylabel("held-out next-token accuracy (history)")
+        ax.set_ylabel("test next-token accuracy (history)")
         ax.set_title("DFA execution in context")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -511,7 +518,7 @@ class LinearAttentionStudy(Study):
                 f"rho = {rho:.3f}",
                 None if math.isnan(rho) else rho < 0,
             ))
-        if "dfa_best_history_acc" in m:
+        if "dfa_history_acc" in m:
             out.append(Claim.check(
                 "dfa_generator",
                 "DFA execution data: a table of 5|Q||Sigma| tokens and a history consistent with it",
@@ -519,14 +526,14 @@ class LinearAttentionStudy(Study):
                 f"format ok: {bool(m['dfa_format_ok'])}, history consistent: {bool(m['dfa_history_consistent'])}",
                 m["dfa_format_ok"] and m["dfa_history_consistent"],
             ))
-            acc = m["dfa_best_history_acc"]
+            acc = m["dfa_history_acc"]
             out.append(Claim.check(
                 "dfa_learned",
                 "a softmax transformer learns to execute automata in context (99% next-token "
-                "accuracy on the history)",
-                "99% reached (App. G.4)",
-                f"best held-out history accuracy {acc:.3f} (next-state tokens "
-                f"{m['dfa_best_state_acc']:.3f})",
+                "accuracy on the history of unseen automaton-word pairs)",
+                "99% reached on test (App. G.4), the run chosen on validation",
+                f"test history accuracy {acc:.3f} (next-state tokens {m['dfa_state_acc']:.3f}; "
+                f"validation {m['dfa_val_history_acc']:.3f})",
                 acc >= 0.99,
             ))
             tokens = [(v, m[f"dfa_{cfg.dfa_vary}{v}_tokens_to_99"]) for v in cfg.dfa_values]
