@@ -8,7 +8,7 @@ Three experiments, each a list of independent jobs run through the configured ex
     cubic design for d = 2, 3, 4.
 (b) associative memory (Sec. 4.2): mixtures of identifiable (Gaussian) and non-identifiable
     (orthonormal) memories; the certificate's smallest eigenvalue against the p-distance to the
-    truth of Algorithm 1 (exact, and by gradient descent from a random start) and of an MHLA
+    truth of Algorithm 1 (exact, and by gradient descent run from a random start) and of an MHLA
     trained by Adam.
 (c) DFA execution (App. G.4): lmlab's GPT learns to run random automata in context; the grid of
     the paper (one of states / alphabet / word length varied, training sizes N) in `paper`.
@@ -508,7 +508,8 @@ class LinearAttentionStudy(Study):
             f"min over {m['mem_n_nonidentifiable']} uncertified {nonid_min:.2g}",
             (ident_max < 1e-8 and nonid_min > 1e-3) if testable else None,
         ))
-        for key, who in (("gd", "Algorithm 1 solved by gradient descent from a random start"),
+        for key, who in (("gd", f"Algorithm 1's objective minimized by {cfg.memory_gd_steps} "
+                                "full-batch gradient-descent steps from a random start"),
                          ("sgd", f"MHLA ({cfg.memory_heads} heads) trained by Adam")):
             rho = m[f"mem_spearman_{key}"]
             out.append(Claim.check(
