@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from lmlab.studies.intruders.bench import bench_intruders, lora_tuned_copy
+from lmlab.studies.intruders.bench import (
+    base_left_vectors,
+    bench_intruders,
+    lora_tuned_copy,
+    reference_max_cos,
+    svds_max_cos,
+)
 from lmlab.studies.intruders.detect import analyze, select_matrices
 
 KEYS = {"reference_s", "fast_s", "fast_warm_s", "speedup", "speedup_warm", "counts_identical",
         "intruders_fast", "intruders_reference", "matrices", "goal_met", "fast_cpu_s",
-        "reference_cpu_s", "max_abs_cos_diff", "device", "threads"}
+        "reference_cpu_s", "max_abs_cos_diff", "device", "threads", "baseline", "baseline_s",
+        "baseline_cpu_s", "baseline_warm_s", "intruders_baseline", "speedup_vs_full_svd",
+        "lowrank_mismatched_matrices"}
 
 
 def test_the_lora_copy_is_deterministic_with_intruders_every_third_layer(llama_folders):
@@ -36,6 +45,27 @@ def test_bench_in_process_counts_agree_with_the_reference(llama_folders):
     assert out["intruders_fast"] == out["intruders_reference"] >= 1
     assert out["max_abs_cos_diff"] < 1e-4  # float32 numpy SVD against float64 Gram routes
     assert out["fast_s"] > 0 and out["reference_s"] > 0 and out["speedup"] > 0
+    # the headline is against the top-k baseline (base SVD + svds), the full SVD beside it
+    assert out["intruders_baseline"] == out["intruders_reference"]
+    assert out["baseline_s"] == pytest.approx(out["baseline_base_s"] + out["baseline_warm_s"],
+                                              abs=2e-3)
+    assert out["speedup"] == pytest.approx(out["baseline_s"] / out["fast_s"], rel=0.02, abs=0.02)
+    assert out["speedup_vs_full_svd"] == pytest.approx(out["reference_s"] / out["fast_s"],
+                                                       rel=0.02, abs=0.02)
+    assert out["speedup_warm"] == pytest.approx(out["baseline_warm_s"] / out["fast_warm_s"],
+                                                rel=0.02, abs=0.02)
+    assert out["goal_met"] == (out["speedup_cpu"] >= 5)
+
+
+def test_the_svds_baseline_gives_the_full_svd_max_cos(llama_folders):
+    base, tuned = lora_tuned_copy(str(llama_folders["base"]), r=4, alpha=8, seed=1)
+    names = select_matrices(base)
+    ref = reference_max_cos(base, tuned, names, k=10)
+    got = svds_max_cos(tuned, names, base_left_vectors(base, names), k=10)
+    assert set(got) == set(names)
+    for n in names:
+        assert got[n].shape == (10,)
+        assert abs(got[n] - ref[n]).max() < 1e-4
 
 
 def test_bench_runs_in_a_one_thread_child_process(llama_folders):

@@ -71,3 +71,11 @@ def test_early_stop_at_a_target():
                           steps=2000, batch_size=16, lr=1e-2, seed=0, eval_every=20,
                           stop_below=0.05)
     assert res.val_nmse < 0.05 and res.steps < 2000
+
+
+def test_the_softmax_baseline_runs_at_the_precision_of_mhla():
+    from lmlab.studies.linear_attention.models import build_model
+
+    for kind in ("mhla", "stacked", "softmax"):
+        model = build_model(kind, 3, 1, 1, n_pos=6, seed=0, d_model=16)
+        assert {p.dtype for p in model.parameters()} == {F64}, kind

@@ -158,3 +158,36 @@ def test_errors_name_the_problem():
         acc.add(torch.zeros(2, 3), torch.zeros(3, 1))
     with pytest.raises(LmlabError, match="no examples"):
         acc.second_moment()
+
+
+def test_gradient_descent_is_run_and_matches_its_closed_form():
+    from lmlab.studies.linear_attention.regression import gradient_descent
+
+    g = torch.Generator().manual_seed(0)
+    F = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    F[:, 5] = F[:, 4]  # a null direction the data never constrains
+    u_true = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    G, B = F.T @ F / 40, F.T @ (F @ u_true) / 40
+    u0 = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    w, E = torch.linalg.eigh(G)
+    for steps in (0, 1, 25):
+        # the error along an eigenvector of eigenvalue w shrinks by (1 - w / w_max) per step
+        closed = u_true + E @ (((1 - w / w[-1]) ** steps)[:, None] * (E.T @ (u0 - u_true)))
+        got = gradient_descent(G, B, u0, steps)
+        assert torch.allclose(got, closed, atol=1e-10), steps
+    assert torch.equal(gradient_descent(G, B, u0, 0), u0)
+    far = gradient_descent(G, B, u0, 5000)
+    assert float(torch.linalg.norm(G @ far - B)) < 1e-8  # a minimizer, not the truth (null space)
+    assert float(torch.linalg.norm(far - u_true)) > 1e-3
+
+
+def test_the_memory_job_reports_gradient_descent_it_ran():
+    from lmlab.studies.linear_attention.experiments import MemoryJob, memory_job
+
+    def job(steps):
+        return memory_job(MemoryJob(seed=0, d=2, N=256, frac=0.0, heads=2, steps=5, batch_size=64,
+                                    lr=1e-2, gd_steps=steps))
+
+    start, some, many = (job(s)["pdist_gd"] for s in (0, 20, 2000))
+    assert start > some > many
+    assert many < 1e-3  # identifiable (Gaussian) memories: gradient descent finds the truth

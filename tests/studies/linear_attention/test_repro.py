@@ -49,10 +49,11 @@ def test_tiny_preset_reproduces_the_effects(tmp_path):
     assert m["mem_spearman_sgd"] < -0.5  # measured -0.912
     assert m["mem_f0_pdist_sgd"] < m["mem_f1_pdist_sgd"] / 2  # measured 0.011 vs 0.031
 
-    # DFA execution: the generator is right; the tiny GPT learns most of the history.
+    # DFA execution: the generator is right; the tiny GPT learns most of the history of
+    # (automaton, word) pairs it never saw (test; validation stopped it and chose the run).
     assert claims["dfa_generator"]["holds"] is True
-    assert m["dfa_best_history_acc"] > 0.85  # measured 0.946
-    assert m["dfa_best_state_acc"] > 0.6  # measured 0.73 (chance 0.5)
+    assert m["dfa_history_acc"] > 0.85  # measured 0.933 (0.946 before the disjoint test split)
+    assert m["dfa_state_acc"] > 0.55  # measured 0.663 (0.73 before; chance 0.5)
     assert claims["dfa_subexponential"]["holds"] is None
 
     figures = {p.name for p in (tmp_path / "run" / "figures").iterdir()}

@@ -45,8 +45,8 @@ def _metrics() -> dict:
         "mem_identifiable_max_erm_pdist": 0.0, "mem_nonidentifiable_min_erm_pdist": 0.3,
         "mem_n_identifiable": 6, "mem_n_nonidentifiable": 1,
         "mem_spearman_gd": -0.9, "mem_spearman_sgd": -0.8,
-        "dfa_format_ok": 1, "dfa_history_consistent": 1, "dfa_best_history_acc": 0.995,
-        "dfa_best_state_acc": 0.99, "dfa_states2_tokens_to_99": 1000,
+        "dfa_format_ok": 1, "dfa_history_consistent": 1, "dfa_history_acc": 0.995,
+        "dfa_state_acc": 0.99, "dfa_val_history_acc": 0.996, "dfa_states2_tokens_to_99": 1000,
     }
     for d in (2, 4):
         m[f"d{d}_alg1_val_nmse"] = 1e-30
@@ -86,11 +86,14 @@ def test_claims_are_computed_from_the_metrics():
         "positive_lambda_unique": {"mem_identifiable_max_erm_pdist": 0.1},
         "pdist_falls_gd": {"mem_spearman_gd": 0.2},
         "pdist_falls_sgd": {"mem_spearman_sgd": 0.0},
-        "dfa_learned": {"dfa_best_history_acc": 0.9},
+        "dfa_learned": {"dfa_history_acc": 0.9},
     }
     for claim, change in flips.items():
         assert _verdicts({**_metrics(), **change})[claim] is False, claim
     assert _verdicts({**_metrics(), "mem_spearman_sgd": math.nan})["pdist_falls_sgd"] is None
+    # the verdict reads the test accuracy: a validation accuracy of 1.0 does not rescue it
+    assert _verdicts({**_metrics(), "dfa_history_acc": 0.9,
+                      "dfa_val_history_acc": 1.0})["dfa_learned"] is False
     assert _verdicts({**_metrics(), "mem_n_nonidentifiable": 0})["positive_lambda_unique"] is None
 
 
@@ -161,6 +164,7 @@ def test_a_small_run_writes_a_complete_result(tmp_path):
     m = result["metrics"]
     assert m["alg1_paper_size_val_nmse"] < 1e-12 and m["design_rank_d2"] == 6
     assert m["mem_n_identifiable"] == 1 and m["mem_n_nonidentifiable"] == 1
+    assert {"dfa_history_acc", "dfa_val_history_acc", "dfa_state_acc"} <= set(m)
     assert {p.name for p in (tmp_path / "run" / "figures").iterdir()} == {
         "mse_vs_heads_layers.png", "eigenvalue_vs_pdistance.png", "dfa_accuracy.png"}
     logged = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()

@@ -26,7 +26,7 @@ from lmlab.studies.random_transformers.imitation import kl_last, random_teacher
 from lmlab.studies.random_transformers.lstm import LSTMLM
 from lmlab.studies.random_transformers.tasks import needle_sequence
 
-PARENS = (("n_pairs", 3), ("n_test", 50), ("batch_size", 16))
+PARENS = (("n_pairs", 3), ("n_test", 50), ("n_val", 50), ("batch_size", 16))
 
 
 @pytest.mark.parametrize("mode", ["random", "unembed", "embed", "tok_unembed", "full"])
@@ -124,3 +124,33 @@ def test_imitation_teacher_and_kl() -> None:
     # the scaled teacher is far from uniform: its last-token entropy is well below log V
     p = logits[:, -1].softmax(-1)
     assert float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean()) < 0.9 * math.log(16)
+
+
+def test_early_stopping_reads_validation_and_never_the_test_set(monkeypatch) -> None:
+    from lmlab.nn import train as train_mod
+    from lmlab.studies.random_transformers import tasks
+
+    training = {"on": False}
+    fit = train_mod.Trainer.fit
+
+    def fit_flagged(self):
+        training["on"] = True
+        try:
+            return fit(self)
+        finally:
+            training["on"] = False
+
+    test_batch = tasks.ModularAddition.test_batch
+
+    def guarded(self):
+        assert not training["on"], "the test set was read during training"
+        return test_batch(self)
+
+    monkeypatch.setattr(train_mod.Trainer, "fit", fit_flagged)
+    monkeypatch.setattr(tasks.ModularAddition, "test_batch", guarded)
+    kw = (("p", 7), ("test_fraction", 0.2), ("val_fraction", 0.2), ("batch_size", 16))
+    r = run_job(Job("modadd", "full", 16, 0, kw, steps=20, warmup_steps=0, lr=1e-2,
+                    eval_every=5, stop_at=0.01))
+    # a validation accuracy of at least 0.01 is met at the first evaluation (step 5)
+    assert r["steps_done"] in (5, 10, 15, 20) and 0.0 <= r["val_acc"] <= 1.0
+    assert 0.0 <= r["test_acc"] <= 1.0

@@ -115,7 +115,7 @@ def test_repro_memorization_full_stores_more_bits_than_random(tmp_path) -> None:
 def test_every_part_runs_end_to_end_at_toy_size(tmp_path) -> None:
     """All experiments, analyses, figures and claims on a few steps each (plumbing, not effects)."""
     over = ["seeds=1", "widths=8,16", "executor=serial", "stop_at=0", "warmup_steps=0",
-            "n_test=20", "stream_batch=8", "needle_keys=3", "parens_pairs=3", "decimal_digits=2",
+            "n_test=20", "n_val=20", "stream_batch=8", "needle_keys=3", "parens_pairs=3", "decimal_digits=2",
             "p=7", "modadd_steps=3", "needle_steps=3", "decimal_steps=3", "parens_steps=3",
             "mem_n=4", "mem_labels=4", "mem_steps=3", "teacher_widths=4,8", "student_width=8",
             "imit_steps=3", "imit_batch=8", "lm_widths=8,16", "lm_steps=3", "lm_batch=4",

@@ -145,29 +145,38 @@ def test_decimal_sequence_decodes_to_the_sum(n: int, data: st.DataObject) -> Non
     assert seq[seq.index(30) + 1 :] == [12] * (len(seq) - seq.index(30) - 1)
 
 
-@given(st.integers(2, 40), st.floats(0.05, 0.5))
-def test_modadd_split_partitions_all_pairs(p: int, frac: float) -> None:
-    train, test = ModularAddition(p=p, test_fraction=frac).pairs()
-    pairs = {tuple(x) for x in train.tolist()} | {tuple(x) for x in test.tolist()}
-    assert len(pairs) == p * p == len(train) + len(test)
+@given(st.integers(3, 40), st.floats(0.05, 0.4), st.floats(0.05, 0.4))
+def test_modadd_split_partitions_all_pairs(p: int, frac: float, val: float) -> None:
+    train, valid, test = ModularAddition(p=p, test_fraction=frac, val_fraction=val).pairs()
+    sets = [{tuple(x) for x in part.tolist()} for part in (train, valid, test)]
+    assert all(sets)
+    assert not sets[0] & sets[1] and not sets[0] & sets[2] and not sets[1] & sets[2]
+    assert len(sets[0] | sets[1] | sets[2]) == p * p == len(train) + len(valid) + len(test)
 
 
-def test_stream_training_batches_exclude_the_test_set() -> None:
-    task = Parentheses(n_pairs=2, n_test=40, batch_size=200)
-    test = {tuple(s) for s in task.test_batch()["input_ids"].tolist()}
+def _rows(batch: dict) -> set:
+    return {tuple(s) for s in batch["input_ids"].tolist()}
+
+
+def test_stream_validation_is_apart_from_test_and_training() -> None:
+    task = Parentheses(n_pairs=3, n_test=40, n_val=40, batch_size=200)
+    test, val = _rows(task.test_batch()), _rows(task.val_batch())
+    assert val and not test & val
     for step in range(3):
-        b = task(step, torch.Generator().manual_seed(step))
-        assert not test & {tuple(s) for s in b["input_ids"].tolist()}
-    # the test set is fixed by its seed
-    assert torch.equal(task.test_batch()["input_ids"], Parentheses(n_pairs=2, n_test=40)
-                       .test_batch()["input_ids"])
+        b = _rows(task(step, torch.Generator().manual_seed(step)))
+        assert not test & b and not val & b
+    # both held-out sets are fixed by their seeds
+    again = Parentheses(n_pairs=3, n_test=40, n_val=40)
+    assert torch.equal(task.test_batch()["input_ids"], again.test_batch()["input_ids"])
+    assert torch.equal(task.val_batch()["input_ids"], again.val_batch()["input_ids"])
 
 
-def test_modadd_training_never_sees_test_pairs() -> None:
-    task = ModularAddition(p=11, test_fraction=0.2, batch_size=500)
-    test = {tuple(x) for x in task.test_batch()["input_ids"].tolist()}
-    b = task(1, torch.Generator().manual_seed(0))
-    assert not test & {tuple(x) for x in b["input_ids"].tolist()}
+def test_modadd_training_never_sees_test_or_validation_pairs() -> None:
+    task = ModularAddition(p=11, test_fraction=0.2, val_fraction=0.2, batch_size=500)
+    test, val = _rows(task.test_batch()), _rows(task.val_batch())
+    assert not test & val
+    b = _rows(task(1, torch.Generator().manual_seed(0)))
+    assert not test & b and not val & b
 
 
 def test_make_task_and_bad_settings() -> None:

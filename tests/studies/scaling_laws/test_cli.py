@@ -96,13 +96,23 @@ def test_bench_is_registered_and_runs(cli, monkeypatch):
 
     cli("list")  # importing the studies registers their benchmarks
     assert "scaling-laws" in benchmarks()
-    res = benchmarks()["scaling-laws"](loop_starts=32, repeats=1)
-    assert res["starts"] == 1024 and res["family"] == "colpret:OPT"
-    # Same optimum: the loop's best objective is not better than the batched fit's.
+    res = benchmarks()["scaling-laws"](starts=32, repeats=2, families=["OPT", "Pile"])
+    assert res["grid_starts"] == 1024 and res["family"] == "colpret:OPT"
+    # Timed alike: every side fits the same 32 starts, twice, and nothing is extrapolated.
+    assert res["starts"] == 32 and res["repeats"] == 2
+    assert res["batched_runs"] == res["loop_numeric_runs"] == res["loop_analytic_runs"] == 2
+    assert res["speedup_vs_analytic"] == pytest.approx(
+        res["loop_analytic_s"] / res["batched_s"], rel=0.01, abs=0.01)
+    # Both final objectives, on every family compared (the timed one included).
+    assert res["families_compared"] == 2 and set(res["family_objectives"]) == {"OPT", "Pile"}
+    opt = res["family_objectives"]["OPT"]
+    assert opt["batched"] == res["batched_objective"]
+    assert opt["loop_analytic"] == res["loop_analytic_objective"]
+    assert res["batched_never_worse"] == (not res["batched_worse_families"])
+    assert res["batched_worst_rel"] == max(v["rel_excess"] for v in res["family_objectives"].values())
+    # Same optimum on OPT: the loop's best objective is not better than the batched fit's.
     assert res["batched_objective"] <= res["loop_analytic_objective"] * (1 + 1e-6)
-    # Measured in this run (full grids, `lmlab bench scaling-laws`): 24x against the loop with
-    # SciPy's numeric gradient, 4.4x against the loop with the exact gradient. 32 timed starts
-    # are noisier; the assertion keeps a margin.
-    assert res["speedup_vs_numeric"] > 10 and res["speedup_vs_analytic"] > 1.5
-    assert res["batched_s"] < 2.0
+    # The speed ratios of the full grid are in the README (`lmlab bench scaling-laws`); at 32
+    # starts the batched fit has little to batch, so only the loops' order is asserted here.
+    assert res["loop_numeric_cpu_s"] > res["loop_analytic_cpu_s"] > 0
     assert np.isfinite(res["batched_E"])

@@ -10,6 +10,12 @@ the word, as one token sequence:
 - the word: L symbols drawn uniformly;
 - the history: the triples (s^i, w_{i+1}, s^{i+1}) of the run from the start state 0.
 
+Train, validation and test examples never overlap, by construction: an example's identity is
+its (DFA, word) pair, whatever the table's order, and a stable hash of that pair (and the seed)
+assigns it to one split (`example_split`: 80% train, 10% validation, 10% test); each split's
+data is drawn only from its own pairs. Validation drives early stopping and the choice among
+runs; test is only reported.
+
 The loss (cross-entropy) and the accuracy count the history tokens only: every one is determined
 by what came before (the brackets by the format, s^i by the previous triple, w_{i+1} by the word,
 s^{i+1} by the table), so 100% is reachable. The paper trains a Llama-style softmax transformer
@@ -19,6 +25,7 @@ accuracy as one of |Q|, |Sigma|, L grows; here the model is lmlab's GPT.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,6 +46,8 @@ __all__ = [
     "dfa_dataset",
     "dfa_job",
     "encode_example",
+    "example_key",
+    "example_split",
     "history_consistent",
     "random_dfa",
 ]
@@ -137,14 +146,54 @@ def history_consistent(tokens: np.ndarray, voc: Vocab, word_len: int) -> bool:
     return True
 
 
+SPLITS = ("train", "val", "test")
+_STREAM = {"train": 0, "val": 1, "test": 2}
+
+
+def example_split(seed: int, delta: np.ndarray, word: np.ndarray) -> str:
+    """Which split the example (DFA `delta`, `word`) belongs to: 'test' (10%), 'val' (10%), 'train'.
+
+    A stable hash of the pair (and the seed), so the three splits are disjoint sets of pairs.
+    """
+    key = f"{seed}|{np.asarray(delta).tolist()}|{np.asarray(word).tolist()}".encode()
+    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % 10
+    return "test" if bucket == 0 else "val" if bucket == 1 else "train"
+
+
+def example_key(tokens: np.ndarray | Tensor, voc: Vocab, word_len: int) -> tuple[tuple, tuple]:
+    """The (DFA table, word) an encoded example shows, whatever the order of its table."""
+    toks = [int(t) for t in tokens]
+    n_table = voc.n_states * voc.n_symbols
+    delta = np.zeros((voc.n_states, voc.n_symbols), dtype=np.int64)
+    for i in range(n_table):
+        _, s, a, s2, _ = toks[1 + 5 * i : 6 + 5 * i]
+        delta[s - N_SPECIAL, a - N_SPECIAL - voc.n_states] = s2 - N_SPECIAL
+    w0 = 1 + 5 * n_table + 1
+    word = tuple(t - N_SPECIAL - voc.n_states for t in toks[w0 : w0 + word_len])
+    return tuple(map(tuple, delta.tolist())), word
+
+
 def dfa_dataset(seed: int, n: int, n_states: int, n_symbols: int, word_len: int,
-                stream: int = 0) -> dict[str, Tensor]:
-    """n examples as a GPT batch: input_ids (n, T-1), targets (n, T-1), loss_mask on history targets."""
-    rng = numpy_rng(seed, 400, stream)
+                stream: int = 0, split: str | None = None) -> dict[str, Tensor]:
+    """n examples as a GPT batch: input_ids (n, T-1), targets (n, T-1), loss_mask on history targets.
+
+    With `split` ('train', 'val' or 'test') only examples of that split are kept (`example_split`),
+    drawn from the split's own stream; without it, every example from `stream`.
+    """
+    if split is not None and split not in _STREAM:
+        raise LmlabError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    rng = numpy_rng(seed, 400, _STREAM[split] if split is not None else stream)
     rows, masks = [], []
-    for _ in range(n):
+    tries = 0
+    while len(rows) < n:
+        tries += 1
+        if tries > 200 * n + 1000:
+            raise LmlabError(f"too few distinct DFA examples ({n_states} states, {n_symbols} "
+                             f"symbols, words of {word_len}) to fill a disjoint {split} split")
         dfa = random_dfa(rng, n_states, n_symbols)
         word = rng.integers(n_symbols, size=word_len)
+        if split is not None and example_split(seed, dfa.delta, word) != split:
+            continue
         toks, mask = encode_example(dfa, word, rng)
         rows.append(toks)
         masks.append(mask)
@@ -155,7 +204,8 @@ def dfa_dataset(seed: int, n: int, n_states: int, n_symbols: int, word_len: int,
 
 @dataclass(frozen=True)
 class DfaJob:
-    """Train lmlab's GPT on n_train DFA executions for `epochs`; measure held-out history accuracy."""
+    """Train lmlab's GPT on n_train DFA executions for `epochs`, stopping early on validation
+    (`n_val` examples) at 99%; report history accuracy on `n_test` test examples."""
 
     seed: int
     n_states: int
@@ -171,16 +221,23 @@ class DfaJob:
     n_val: int = 512
     threads: int = 1
     device: str = "cpu"
+    n_test: int = 512
 
 
 def dfa_job(job: DfaJob) -> dict[str, Any]:
-    """Train and evaluate one point of the grid; returns accuracies, tokens seen and timing."""
+    """Train and evaluate one point of the grid; returns accuracies, tokens seen and timing.
+
+    `history_acc`, `state_acc`, `seq_acc` and `reached_99` are on the test split; the
+    `val_` ones, which stopped training, on the validation split.
+    """
     from lmlab.studies.linear_attention.experiments import threads
 
     with threads(job.threads):
         voc = Vocab(job.n_states, job.n_symbols)
-        train = dfa_dataset(job.seed, job.n_train, job.n_states, job.n_symbols, job.word_len, 0)
-        val = dfa_dataset(job.seed, job.n_val, job.n_states, job.n_symbols, job.word_len, 1)
+        shape = (job.n_states, job.n_symbols, job.word_len)
+        train = dfa_dataset(job.seed, job.n_train, *shape, split="train")
+        val = dfa_dataset(job.seed, job.n_val, *shape, split="val")
+        test = dfa_dataset(job.seed, job.n_test, *shape, split="test")
         T = train["input_ids"].shape[1]
         torch.manual_seed(job.seed)
         model = GPT(GPTConfig(vocab_size=voc.size, block_size=T, n_layer=job.n_layer,
@@ -200,12 +257,13 @@ def dfa_job(job: DfaJob) -> dict[str, Any]:
         for i in range(job.word_len):
             state_pos[hist0 + 5 * i + 3 - 1] = True  # target index = token index - 1
 
-        def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        def measure(m: torch.nn.Module, data: dict[str, Tensor]) -> dict[str, float]:
             dev = next(m.parameters()).device
-            logits = torch.cat([m(val["input_ids"][i : i + 256].to(dev))[0].cpu()
-                                for i in range(0, job.n_val, 256)])
-            acc = accuracy(logits, val["targets"], val["loss_mask"])
-            st = accuracy(logits, val["targets"], state_pos.expand_as(val["targets"]))
+            with torch.no_grad():
+                logits = torch.cat([m(data["input_ids"][i : i + 256].to(dev))[0].cpu()
+                                    for i in range(0, len(data["input_ids"]), 256)])
+            acc = accuracy(logits, data["targets"], data["loss_mask"])
+            st = accuracy(logits, data["targets"], state_pos.expand_as(data["targets"]))
             return {"history_acc": acc["token_acc"], "state_acc": st["token_acc"],
                     "seq_acc": acc["seq_acc"]}
 
@@ -214,15 +272,20 @@ def dfa_job(job: DfaJob) -> dict[str, Any]:
                           eval_every=per_epoch, stop_metric="history_acc", stop_at=0.99,
                           seed=job.seed, device=job.device)
         t0 = time.perf_counter()
-        metrics = Trainer(model, cfg, batches, evaluate=evaluate).fit()
+        metrics = Trainer(model, cfg, batches, evaluate=lambda m: measure(m, val)).fit()
+        model.eval()
+        tested = measure(model, test)
         return {
             **asdict(job),
             "seq_len": T + 1,
             "table_tokens": 5 * job.n_states * job.n_symbols,
-            "history_acc": metrics["history_acc"],
-            "state_acc": metrics["state_acc"],
-            "seq_acc": metrics["seq_acc"],
-            "reached_99": metrics["history_acc"] >= 0.99,
+            "history_acc": tested["history_acc"],
+            "state_acc": tested["state_acc"],
+            "seq_acc": tested["seq_acc"],
+            "reached_99": tested["history_acc"] >= 0.99,
+            "val_history_acc": metrics["history_acc"],
+            "val_state_acc": metrics["state_acc"],
+            "val_reached_99": metrics["history_acc"] >= 0.99,
             "steps": metrics["steps_done"],
             "train_tokens": job.n_train * (T + 1),
             "wall_s": time.perf_counter() - t0,

@@ -39,7 +39,15 @@ from lmlab.studies.linear_attention.mhla import (
     w_from_p,
 )
 
-__all__ = ["RCOND", "Fit", "NormalEquations", "fit_mhla", "lstsq_min_norm", "solve_min_norm"]
+__all__ = [
+    "RCOND",
+    "Fit",
+    "NormalEquations",
+    "fit_mhla",
+    "gradient_descent",
+    "lstsq_min_norm",
+    "solve_min_norm",
+]
 
 # Eigenvalues of the Gram matrix below RCOND * largest are treated as zero (rank deficiency).
 # The Gram matrix is exact to about eps * ||G||, so a true zero eigenvalue comes out at a few
@@ -106,6 +114,23 @@ def solve_min_norm(G: Tensor, B: Tensor, rcond: float = RCOND) -> tuple[Tensor, 
     keep = w > rcond * w[-1]
     Ek = E[:, keep]
     return Ek @ ((Ek.T @ B) / w[keep, None]), int(keep.sum())
+
+
+def gradient_descent(G: Tensor, B: Tensor, u0: Tensor, steps: int,
+                     lr: float | None = None) -> Tensor:
+    """`steps` full-batch gradient-descent steps on 1/2 u^T G u - <B, u>, from `u0`.
+
+    With G = F^T F / m and B = F^T Y / m this is the least-squares objective
+    ||F u - Y||^2 / (2 m) up to a constant, whose gradient is G u - B. The step is
+    `lr` (default 1 / lambda_max(G), the largest that never diverges).
+    """
+    G, B, u = as64(G), as64(B, G.device), as64(u0, G.device).clone()
+    if lr is None:
+        top = float(torch.linalg.eigvalsh(G)[-1])
+        lr = 1.0 / top if top > 0 else 0.0
+    for _ in range(steps):
+        u -= lr * (G @ u - B)
+    return u
 
 
 def lstsq_min_norm(F: Any, Y: Any) -> Tensor:

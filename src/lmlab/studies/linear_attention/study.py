@@ -8,7 +8,7 @@ Three experiments, each a list of independent jobs run through the configured ex
     cubic design for d = 2, 3, 4.
 (b) associative memory (Sec. 4.2): mixtures of identifiable (Gaussian) and non-identifiable
     (orthonormal) memories; the certificate's smallest eigenvalue against the p-distance to the
-    truth of Algorithm 1 (exact, and by gradient descent from a random start) and of an MHLA
+    truth of Algorithm 1 (exact, and by gradient descent run from a random start) and of an MHLA
     trained by Adam.
 (c) DFA execution (App. G.4): lmlab's GPT learns to run random automata in context; the grid of
     the paper (one of states / alphabet / word length varied, training sizes N) in `paper`.
@@ -204,15 +204,22 @@ class LinearAttentionStudy(Study):
         res = map_jobs(dfa_job, jobs, ex, run=run, progress="linear-attention: DFA execution")
         for r in res:
             run.log(step=None, experiment="dfa", **r)
-        m["dfa_best_history_acc"] = max(r["history_acc"] for r in res)
-        m["dfa_best_state_acc"] = max(r["state_acc"] for r in res)
+        # The job is chosen on validation (which also stopped it); its test accuracy is reported.
+        chosen = max(res, key=lambda r: r["val_history_acc"])
+        m["dfa_history_acc"] = chosen["history_acc"]
+        m["dfa_state_acc"] = chosen["state_acc"]
+        m["dfa_val_history_acc"] = chosen["val_history_acc"]
         reached = 0
         for v in cfg.dfa_values:
             q, a, L = self._dfa_shape(cfg, v)
-            hits = [r["train_tokens"] for r in res
-                    if (r["n_states"], r["n_symbols"], r["word_len"]) == (q, a, L) and r["reached_99"]]
-            m[f"dfa_{cfg.dfa_vary}{v}_tokens_to_99"] = min(hits) if hits else None
-            reached += bool(hits)
+            # the fewest tokens whose run reached 99% on validation; counted if test agrees
+            hits = sorted((r for r in res if (r["n_states"], r["n_symbols"], r["word_len"])
+                           == (q, a, L) and r["val_reached_99"]), key=lambda r: r["train_tokens"])
+            first = hits[0] if hits else None
+            ok = first is not None and first["reached_99"]
+            m[f"dfa_{cfg.dfa_vary}{v}_tokens_to_99"] = first["train_tokens"] if ok else None
+            m[f"dfa_{cfg.dfa_vary}{v}_test_acc_at_99"] = first["history_acc"] if first else None
+            reached += bool(ok)
         m["dfa_points_reached_99"] = reached
         m["dfa_wall_s"] = sum(r["wall_s"] for r in res)
         self._figure_dfa(run, cfg, res)
@@ -286,7 +293,7 @@ class LinearAttentionStudy(Study):
         ax.axhline(0.99, color="gray", ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("training tokens (N x sequence length)")
-        ax.set_ylabel("held-out next-token accuracy (history)")
+        ax.set_ylabel("test next-token accuracy (history)")
         ax.set_title("DFA execution in context")
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -40,17 +40,19 @@ class RandomTransformersConfig(StudyConfig):
     weight_decay: float = 1e-3
     warmup_steps: int = 500
     lstm_lr: float = 5e-3
-    stop_at: float = 0.0  # early stop at this held-out accuracy (0: off, as in the paper)
+    stop_at: float = 0.0  # early stop at this validation accuracy (0: off, as in the paper)
     eval_every: int = 0  # how often to evaluate for the early stop (0: only at the end)
     # modular addition
     p: int = 199
     modadd_test_fraction: float = 0.05
+    modadd_val_fraction: float = 0.05  # validation pairs, apart from train and test
     modadd_batch: int = 4000
     modadd_steps: int = 50_000
     modadd_weight_decay: float | None = None  # None: weight_decay (the paper's 1e-3)
     # streaming tasks
     stream_batch: int = 1000
     n_test: int = 4000
+    n_val: int = 4000  # validation sequences of the streaming tasks, apart from train and test
     needle_keys: int = 30
     needle_vocab: int = 256
     needle_steps: int = 10_000
@@ -125,11 +127,18 @@ PAPER = RandomTransformersConfig(executor="process")
 # - parentheses (30 pairs): d=128 0.912 after 1,200 steps, d=16 0.661 (majority 0.519).
 # Sequences train without their padding (`bucketed_loss`), 40% faster on parentheses and 28% on
 # needle, with the same loss and gradients.
+# - Caveat: every knob above (learning rates, weight decay, batch, steps, the 0.99 early stop) was
+#   chosen while the early stop and these comparisons read the test set, before the validation
+#   split existed. Early stopping now reads validation only (10% of the modular-addition pairs,
+#   1,000 sequences per streaming task, disjoint from train and test) and test is only reported,
+#   but the recipe itself has not been re-derived on validation; its choices are those above.
+#   Modular addition now trains on 80% of the pairs (was 90%).
 TINY = RandomTransformersConfig(
     executor="process", seeds=3, baseline_seeds=1, widths=(16, 128), ablation_modes=(),
     lstm=False, warmup_steps=100, lr=3e-3, full_lr=3e-4, stop_at=0.99, eval_every=250,
-    p=31, modadd_test_fraction=0.1, modadd_batch=256, modadd_steps=9000, modadd_weight_decay=1.0,
-    stream_batch=64, n_test=1000,
+    p=31, modadd_test_fraction=0.1, modadd_val_fraction=0.1, modadd_batch=256,
+    modadd_steps=9000, modadd_weight_decay=1.0,
+    stream_batch=64, n_test=1000, n_val=1000,
     needle_keys=8, needle_vocab=64, needle_steps=1500,
     decimal_digits=3, decimal_steps=4000,
     parens_pairs=30, parens_steps=1200,

@@ -1,7 +1,8 @@
 """One training job of the grid (task x mode x width x seed), as a module-level function.
 
 `run_job(job)` builds the task and the model, freezes it by `mode`, trains it with lmlab's
-trainer and returns plain numbers: held-out accuracy, parameter counts, the freeze invariants
+trainer and returns plain numbers: test accuracy (validation accuracy beside it; only validation
+is read during training, for early stopping), parameter counts, the freeze invariants
 (were the frozen tensors left bit-identical?), and for analysed jobs the subspace concentration
 per layer and the needle task's attention-head scores. Jobs carry their own seeds, so they give
 the same numbers in any executor.
@@ -45,7 +46,7 @@ class Job:
     weight_decay: float = 1e-3
     warmup_steps: int = 500
     eval_every: int = 0
-    stop_at: float | None = None  # stop early once test accuracy reaches this
+    stop_at: float | None = None  # stop early once validation accuracy reaches this
     threads: int = 0  # torch threads in this job (0: leave as is)
     analyze: bool = False  # subspace concentration (and attention scores on the needle task)
     device: str = "cpu"
@@ -133,11 +134,17 @@ def run_job(job: Job) -> dict[str, Any]:
         steps=job.steps, lr=job.lr, weight_decay=job.weight_decay,
         warmup_steps=min(job.warmup_steps, job.steps // 2), schedule="cosine", min_lr_ratio=0.0,
         grad_clip=1.0, log_every=max(job.steps, 1), eval_every=job.eval_every,
-        stop_metric="test_acc" if job.stop_at else None, stop_at=job.stop_at,
+        stop_metric="val_acc" if job.stop_at else None, stop_at=job.stop_at,
         device=job.device, seed=job.seed,
     )
+    # Training reads the validation set only (early stopping); the test set is scored once, after.
+    validate = getattr(task, "validate", None)
+    if job.stop_at and validate is None:
+        from lmlab.errors import LmlabError
+
+        raise LmlabError(f"{job.task}: early stopping needs a validation set, which it lacks")
     # Sequences of varied length (needle, parentheses) train without their padding.
-    metrics = Trainer(model, cfg, task, evaluate=task.evaluate, loss_fn=bucketed_loss()).fit()
+    metrics = Trainer(model, cfg, task, evaluate=validate, loss_fn=bucketed_loss()).fit()
     model.cpu()
     final = task.evaluate(model)
     acc = float(final["test_acc"])
@@ -152,6 +159,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "frozen_identical": _frozen_identical(model, frozen0) if frozen0 else None,
         "majority_acc": majority_accuracy(task.test_batch()),
     }
+    if validate is not None:
+        result["val_acc"] = float(validate(model)["val_acc"])
     if "test_loss" in final:
         result["test_loss"] = float(final["test_loss"])
     if job.analyze and isinstance(model, GPT):

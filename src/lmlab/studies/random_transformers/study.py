@@ -44,12 +44,13 @@ __all__ = ["ALGO_TASKS", "PAPER", "TINY", "RandomTransformersConfig", "RandomTra
 def _task_kw(c: RandomTransformersConfig, task: str) -> tuple[tuple[str, Any], ...]:
     kw: dict[str, Any] = {
         "modadd": {"p": c.p, "test_fraction": c.modadd_test_fraction,
-                   "batch_size": c.modadd_batch},
+                   "val_fraction": c.modadd_val_fraction, "batch_size": c.modadd_batch},
         "needle": {"n_keys": c.needle_keys, "vocab": c.needle_vocab, "n_test": c.n_test,
-                   "batch_size": c.stream_batch},
+                   "n_val": c.n_val, "batch_size": c.stream_batch},
         "decimal": {"n_digits": c.decimal_digits, "mask": c.decimal_mask, "n_test": c.n_test,
-                    "batch_size": c.stream_batch},
-        "parens": {"n_pairs": c.parens_pairs, "n_test": c.n_test, "batch_size": c.stream_batch},
+                    "n_val": c.n_val, "batch_size": c.stream_batch},
+        "parens": {"n_pairs": c.parens_pairs, "n_test": c.n_test, "n_val": c.n_val,
+                   "batch_size": c.stream_batch},
         "memorize": {"n": c.mem_n, "n_labels": c.mem_labels, "batch_size": c.mem_batch},
         "grammar": {"seq_len": c.lm_seq_len, "batch_size": c.lm_batch},
         "tinystories": {"seq_len": c.lm_seq_len, "batch_size": c.lm_batch},

@@ -19,6 +19,14 @@ Formats follow the official code (fjzzq2002/random_transformers):
 
 Streaming tasks draw fresh training batches each step and reject any sequence that is in the
 fixed test set (compared on the whole sequence), so the test set is never trained on.
+
+Validation: every algorithmic task also has a fixed validation set, disjoint from training and
+from test by construction (modular addition: the next `val_fraction` of the shuffled pairs;
+streaming tasks: `n_val` sequences from their own seed, none of them in the test set, and
+training batches reject both). `validate(model)` scores it (`val_acc`): early stopping and any
+tuning read it; `evaluate(model)` scores the test set (`test_acc`), which is only reported.
+Memorization has no held-out set by design (it measures how much of its training table a model
+stores, the paper's protocol), so nothing there is stopped or tuned on held-out data.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
 ]
 
 TEST_SEED = 12345  # the paper's seed for its fixed test sets and the modular-addition split
+VAL_SEED = 54321  # the seed of the streaming tasks' validation sets
 
 
 def _encode(seq: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,18 +96,25 @@ def majority_accuracy(batch: dict[str, torch.Tensor]) -> float:
 # ----------------------------------------------------------------------------- modular addition
 @dataclass(frozen=True)
 class ModularAddition:
-    """`[a, b, (a + b) mod p]` over all p^2 pairs; a fixed shuffled split (seed 12345)."""
+    """`[a, b, (a + b) mod p]` over all p^2 pairs; a fixed shuffled split (seed 12345).
+
+    The first `test_fraction` of the shuffled pairs are the test set (the paper's split), the next
+    `val_fraction` the validation set; training draws from the rest only.
+    """
 
     p: int = 199
     test_fraction: float = 0.05
     batch_size: int = 4000
     split_seed: int = TEST_SEED
     name: str = "modadd"
+    val_fraction: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.p < 2 or not 0.0 < self.test_fraction < 1.0:
-            raise LmlabError(f"modadd: need p >= 2 and test_fraction in (0, 1), got {self.p}, "
-                             f"{self.test_fraction}")
+        if self.p < 2 or not 0.0 < self.test_fraction < 1.0 or not 0.0 < self.val_fraction \
+                or self.test_fraction + self.val_fraction >= 1.0:
+            raise LmlabError(f"modadd: need p >= 2, test_fraction and val_fraction > 0 and "
+                             f"together < 1, got {self.p}, {self.test_fraction}, "
+                             f"{self.val_fraction}")
 
     @property
     def vocab_size(self) -> int:
@@ -108,12 +124,16 @@ class ModularAddition:
     def block_size(self) -> int:
         return 2
 
-    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(train pairs, test pairs), each (n, 2): a fixed permutation of all p^2 pairs."""
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(train, validation, test) pairs, each (n, 2): a fixed permutation of all p^2 pairs."""
         order = np.random.default_rng(self.split_seed).permutation(self.p * self.p)
         ab = torch.from_numpy(np.stack([order // self.p, order % self.p], 1)).long()
         n_test = max(1, round(self.test_fraction * len(ab)))
-        return ab[n_test:], ab[:n_test]
+        n_val = max(1, round(self.val_fraction * len(ab)))
+        if n_test + n_val >= len(ab):
+            raise LmlabError(f"modadd: p = {self.p} leaves no training pairs after the test and "
+                             "validation sets")
+        return ab[n_test + n_val :], ab[n_test : n_test + n_val], ab[:n_test]
 
     def encode(self, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         """The batch for pairs ab (B, 2): only the sum is scored."""
@@ -123,12 +143,12 @@ class ModularAddition:
         return _encode(seq, scored)
 
     def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        train, _ = self._split
+        train = self._split[0]
         idx = torch.randint(len(train), (min(self.batch_size, len(train)),), generator=gen)
         return self.encode(train[idx])
 
     @property
-    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cache = self.__dict__.get("_cache")
         if cache is None:
             cache = self.pairs()
@@ -136,11 +156,18 @@ class ModularAddition:
         return cache
 
     def test_batch(self) -> dict[str, torch.Tensor]:
-        """Every held-out pair."""
+        """Every test pair."""
+        return self.encode(self._split[2])
+
+    def val_batch(self) -> dict[str, torch.Tensor]:
+        """Every validation pair."""
         return self.encode(self._split[1])
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return {"test_acc": evaluate_accuracy(model, self.test_batch())}
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        return {"val_acc": evaluate_accuracy(model, self.val_batch())}
 
 
 # ----------------------------------------------------------------------------- streaming tasks
@@ -152,6 +179,8 @@ class StreamTask:
     batch_size: int = 1000
     test_seed: int = TEST_SEED
     name: str = "stream"
+    n_val: int = 4000
+    val_seed: int = VAL_SEED
 
     @property
     def vocab_size(self) -> int:
@@ -187,26 +216,53 @@ class StreamTask:
             object.__setattr__(self, "_cache", cache)
         return cache
 
+    def _val(self) -> tuple[list[list[int]], set[tuple[int, ...]]]:
+        cache = self.__dict__.get("_val_cache")
+        if cache is None:
+            rng = random.Random(self.val_seed)
+            test = self._test()[1]
+            seqs: list[list[int]] = []
+            for _ in range(100 * self.n_val + 1000):
+                s = self.sample(rng)
+                if tuple(s) not in test:  # disjoint from test by construction
+                    seqs.append(s)
+                    if len(seqs) == self.n_val:
+                        break
+            else:
+                raise LmlabError(f"{self.name}: the test set covers (nearly) every sequence; "
+                                 "lower n_test or enlarge the task")
+            cache = (seqs, {tuple(s) for s in seqs})
+            object.__setattr__(self, "_val_cache", cache)
+        return cache
+
     def test_batch(self) -> dict[str, torch.Tensor]:
         """The fixed test set (seed `test_seed`)."""
         return self.encode(self._test()[0])
 
+    def val_batch(self) -> dict[str, torch.Tensor]:
+        """The fixed validation set (seed `val_seed`), none of it in the test set."""
+        return self.encode(self._val()[0])
+
     def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """A fresh training batch, none of whose sequences is in the test set."""
+        """A fresh training batch, none of whose sequences is in the test or validation set."""
         rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
-        test = self._test()[1]
+        test, val = self._test()[1], self._val()[1]
         out: list[list[int]] = []
         for _ in range(100 * self.batch_size):
             s = self.sample(rng)
-            if tuple(s) not in test:
+            t = tuple(s)
+            if t not in test and t not in val:
                 out.append(s)
                 if len(out) == self.batch_size:
                     return self.encode(out)
-        raise LmlabError(f"{self.name}: the test set covers (nearly) every sequence; "
-                         "lower n_test or enlarge the task")
+        raise LmlabError(f"{self.name}: the test and validation sets cover (nearly) every "
+                         "sequence; lower n_test / n_val or enlarge the task")
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return {"test_acc": evaluate_accuracy(model, self.test_batch())}
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        return {"val_acc": evaluate_accuracy(model, self.val_batch())}
 
 
 def needle_sequence(keys: list[int], values: list[int], query: int, n_keys: int,
