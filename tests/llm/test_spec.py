@@ -54,7 +54,7 @@ def test_malformed_specs_are_one_line_errors(spec: str, message: str) -> None:
         parse_spec(spec)
     assert "\n" not in str(e.value)
     if "unknown" in message:
-        assert "hf:MODEL, llamacpp:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE" in str(e.value)
+        assert "hf:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE" in str(e.value)
 
 
 def test_unknown_backend_options_are_named() -> None:

@@ -1,6 +1,6 @@
 """Speed of a language-model backend on CPU: what an agent loop and a sampler pay.
 
-``lmlab bench llm --model SPEC --json`` measures, on one backend (``hf:ID``, ``llamacpp:ID``, ...: any spec
+``lmlab bench llm --model SPEC --json`` measures, on one backend (``hf:ID`` by default; any spec
 `lmlab.llm.get_backend` takes), in one process after a warm-up call:
 
 * **agent turn** (`agent_tokens`-token chat prompt, greedy): time to first token (TTFT, the
@@ -98,7 +98,7 @@ def bench_llm(
 ) -> dict[str, Any]:
     """Prefill/decode tokens/s, TTFT with and without prefix reuse, batched vs one at a time.
 
-    `model` is a backend spec (``hf:ID``, ``llamacpp:ID``, ``openai:MODEL@URL``) or a bare hf model
+    `model` is a backend spec (``hf:ID``, ``openai:MODEL@URL``) or a bare hf model
     name. Returns a flat JSON-able dict (see the module docstring for the workloads).
     """
     import torch
@@ -155,10 +155,12 @@ def bench_llm(
                agent_loop_turns=agent_turns, agent_loop_tokens=loop_tokens)
 
     # -- decode ---------------------------------------------------------------------------------
-    story = "[{}] Tell a long story about a lighthouse keeper and a storm."
-    w1, _, _ = _timed(backend, Request.chat(story.format("d1"), temperature=0.0, max_tokens=1))
-    wn, cn, out = _timed(backend, Request.chat(story.format("d2"), temperature=0.0,
-                                               max_tokens=decode_tokens))
+    # the nonce opens the system message, so the two prompts share no prefix worth reusing
+    story = "Tell a long story about a lighthouse keeper and a storm."
+    w1, _, _ = _timed(backend, Request.chat(story, system="[d1] You tell stories.",
+                                            temperature=0.0, max_tokens=1))
+    wn, cn, out = _timed(backend, Request.chat(story, system="[d2] You tell stories.",
+                                               temperature=0.0, max_tokens=decode_tokens))
     gen = out[0].completion_tokens
     res.update(decode_tokens=gen, decode_s=wn, decode_cpu_s=cn,
                decode_tokens_per_s=(gen - 1) / max(wn - w1, 1e-9) if gen > 1 else float("nan"))

@@ -15,7 +15,7 @@ from lmlab.errors import LmlabError
 
 llm_app = typer.Typer(
     name="llm",
-    help="Language-model backends: hf:MODEL, llamacpp:MODEL, openai:MODEL@URL, replay:FILE.",
+    help="Language-model backends: hf:MODEL, openai:MODEL@URL, replay:FILE.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -25,7 +25,7 @@ llm_app = typer.Typer(
 @llm_app.command("chat")
 def chat(
     prompt: Annotated[str, typer.Argument(help="The user message (or raw text with --raw).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Backend spec: hf:MODEL, llamacpp:MODEL, openai:MODEL@URL or replay:FILE.")] = "hf:smollm2-135m-instruct",
+    model: Annotated[str, typer.Option("--model", "-m", help="Backend spec: hf:MODEL, openai:MODEL@URL or replay:FILE.")] = "hf:smollm2-135m-instruct",
     n: Annotated[int, typer.Option("--n", "-n", help="Number of samples.")] = 1,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature (0: greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,

@@ -3,8 +3,6 @@
 =========================================  ===================================================
 ``hf`` or ``hf:smollm2-135m-instruct``      the embedded SmolLM2-135M-Instruct, local
 ``hf:<folder or hub id>``                   a local Hugging Face model folder, or a hub id
-``llamacpp:qwen2.5-coder-0.5b-instruct``    a catalog model's GGUF (or a .gguf path) on llama.cpp:
-                                            the fast CPU engine (no logprobs / hidden states)
 ``openai:<model>@http://host:port/v1``      an OpenAI-compatible server (vLLM, Ollama, ...)
 ``openai:<model>``                          the server in ``OPENAI_BASE_URL`` (else OpenAI's)
 ``replay:<file>``                           answers recorded in a JSONL file, offline
@@ -26,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 from lmlab.errors import LmlabError
 from lmlab.llm.backend import Backend
 
-KINDS = ("hf", "llamacpp", "openai", "replay")
-USAGE = "use hf:MODEL, llamacpp:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE"
+KINDS = ("hf", "openai", "replay")
+USAGE = "use hf:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE"
 _OPENAI = re.compile(r"^(?P<model>.+?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)$")
 
 
@@ -67,10 +65,6 @@ def parse_spec(spec: str) -> Spec:
         from lmlab.llm.hf import DEFAULT_MODEL
 
         return Spec("hf", rest or DEFAULT_MODEL)
-    if kind == "llamacpp":
-        from lmlab.llm.llamacpp import DEFAULT_MODEL as LLAMACPP_DEFAULT
-
-        return Spec("llamacpp", rest or LLAMACPP_DEFAULT)
     if kind == "openai":
         if not rest:
             raise LmlabError(f"LLM spec {spec!r} names no model; use openai:MODEL@http://HOST:PORT/v1")
@@ -114,8 +108,6 @@ def get_backend(
     s = parse_spec(spec)
     if s.kind == "hf":
         from lmlab.llm.hf import HFBackend as cls
-    elif s.kind == "llamacpp":
-        from lmlab.llm.llamacpp import LlamaCppBackend as cls
     elif s.kind == "openai":
         from lmlab.llm.openai_api import OpenAIBackend as cls
     else:
@@ -131,7 +123,7 @@ def get_backend(
             f"it takes {', '.join(sorted(allowed)) or 'none'}"
         )
     backend: Backend
-    if s.kind in ("hf", "llamacpp"):
+    if s.kind == "hf":
         backend = cls(s.target, **options)
     elif s.kind == "openai":
         backend = cls(s.target, s.url, **options)
