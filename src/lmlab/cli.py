@@ -190,19 +190,29 @@ def report(runs_dir: Annotated[Path, typer.Argument(help="A folder of runs (or o
 def bench(
     name: Annotated[str | None, typer.Argument(help="Benchmark name (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: Annotated[str | None, typer.Option("--model", help="The model (backend spec) of a benchmark that takes one, e.g. `bench llm --model hf:qwen2.5-coder-0.5b-instruct`.")] = None,
 ) -> None:
     """Speed benchmarks, measured against a reference in the same run."""
+    import inspect
+
     from lmlab.bench import benchmarks, run_benchmark
 
     found = benchmarks()
     if name is not None and name not in found:
         raise LmlabError(f"unknown benchmark {name!r}; benchmarks: {', '.join(found)}")
     names = [name] if name else list(found)
+    kwargs = {}
+    if model is not None:
+        takes = [n for n in names if "model" in inspect.signature(found[n]).parameters
+                 or n == "llm"]
+        if name is None or not takes:
+            raise LmlabError("--model needs a benchmark that takes a model, e.g. `lmlab bench llm --model SPEC`")
+        kwargs["model"] = model
     results = {}
     for n in names:
         if not as_json:
             err_console.print(f"running benchmark {n}...")
-        results[n] = run_benchmark(n)
+        results[n] = run_benchmark(n, **kwargs)
     if as_json:
         print(json.dumps(results[names[0]] if name else results, indent=2))
         return

@@ -26,14 +26,18 @@ def _user_cache_folder(model: EmbeddedModel) -> Path:
 
 
 @pytest.mark.slow
-def test_qwen_0_5b_answers_keeps_its_untied_head_and_passes_the_system_prompt_through() -> None:
+def test_qwen_0_5b_answers_keeps_its_untied_head_and_passes_the_system_prompt_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lmlab.llm.hf import HFBackend
     from lmlab.llm.request import Request
     from lmlab.models.catalog import QWEN_DEFAULT_SYSTEM
 
     model = EMBEDDED[ID]
     assert isinstance(model, EmbeddedModel)
-    target, user = model.folder_path(), _user_cache_folder(model)
+    user = _user_cache_folder(model)  # read before LMLAB_CACHE moves
+    monkeypatch.setenv("LMLAB_CACHE", str(tmp_path / "cache"))  # the session's cache stays as is
+    target = model.folder_path()
     if not model.is_converted() and user != target and user.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(user, target_is_directory=True)

@@ -88,7 +88,9 @@ def test_cached_load_is_fast_and_does_not_reconvert(
     assert model.config.model_type == "llama" and not model.training
     assert tokenizer.eos_token == "<|im_end|>"
     assert model_path() == folder == model_path("SmolLM2-135M-Instruct")
-    assert embedded_models() == ["smollm2-135m-instruct"]
+    assert embedded_models() == [
+        "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct", "smollm2-135m-instruct",
+    ]
 
 
 def test_the_wheel_is_never_imported(cache: dict) -> None:

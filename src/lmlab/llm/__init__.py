@@ -13,7 +13,11 @@
   records them to a JSONL cache that ``replay:`` plays back offline.
 * `Backend.generate(requests) -> list[list[Completion]]`, one list of n samples per request.
 
-Heavy dependencies (`transformers`, `openai`) load only when a backend that needs them is made.
+* `lmlab.llm.hf.hidden_states(model, prompts, layer)`: the prompts' last-token hidden states as a
+  numpy array, for probes.
+
+Heavy dependencies (`transformers`, `openai`) load only when a backend that needs them is
+made.
 """
 
 from lmlab.llm.backend import Backend, CallStats

@@ -16,6 +16,7 @@ before top-p), like vLLM's default.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -27,6 +28,7 @@ import torch
 
 from lmlab.errors import LmlabError, require
 from lmlab.llm.backend import Backend, CallStats
+from lmlab.llm.prefix import PrefixCache
 from lmlab.llm.request import Completion, Request
 from lmlab.seeding import generator
 
@@ -125,7 +127,15 @@ class _RowStop:
 class HFBackend(Backend):
     """A local `transformers` causal LM (default: the embedded SmolLM2-135M-Instruct).
 
-    `model` is an embedded model name, a local model folder or a hub id (see `lmlab.models`).
+    `model` is a catalog id (``smollm2-135m-instruct``, ``qwen2.5-coder-0.5b-instruct``, ...),
+    a local model folder or a hub id (see `lmlab.models`).
+    Chat requests go through the model's own chat template, messages verbatim: a request's
+    system message is the system prompt; without one the template adds its default (Qwen2.5:
+    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."; SmolLM2: "You are a
+    helpful AI assistant named SmolLM, trained by Hugging Face"; see `lmlab.models.catalog`).
+    A call whose chunk holds one prompt (an agent's turn, or the samples of one request) starts
+    from the kept KV cache of the recent prompt sharing its longest prefix (`prefix_cache`;
+    ``reuse_prefix = False`` turns that off).
     Requests are generated together, `batch_size` rows (samples) per forward pass. `seed` is the
     backend's own seed, used for requests without one (combined with a call counter, so repeated
     calls draw fresh samples and a whole run is still reproducible).
@@ -177,9 +187,16 @@ class HFBackend(Backend):
         self.max_positions = getattr(lm.config, "max_position_embeddings", None)
         self.device = next(lm.parameters()).device
         self.share_prompts = True
+        # Prefix reuse: a call's single prompt starts from the kept KV cache of the recent prompt
+        # sharing its longest prefix (see lmlab.llm.prefix); `reuse_prefix = False` turns it off.
+        self.reuse_prefix = True
+        self.prefix_cache = PrefixCache()
         # transformers 5.x renames generate's `past_key_values` to `cache` (the old name goes in 6)
         major = int(str(_transformers().__version__).split(".")[0])
         self._cache_kwarg = "cache" if major >= 6 else "past_key_values"
+        # ... and a model's forward takes `cache` from 5.2x on (`past_key_values` warns)
+        forward_params = inspect.signature(lm.forward).parameters
+        self._forward_cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
 
     # -- prompts ----------------------------------------------------------------------------
     def encode(self, request: Request) -> list[int]:
@@ -224,6 +241,28 @@ class HFBackend(Backend):
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True)
         cache = getattr(out, "cache", None)
         return cache if cache is not None else out.past_key_values
+
+    def _prefill_one(self, prefix: list[int]) -> Any:
+        """The KV cache of one unpadded token sequence, reusing a kept prefix when there is one."""
+        key = tuple(prefix)
+        cache, n = self.prefix_cache.lookup(key) if self.reuse_prefix else (None, 0)
+        if cache is None:
+            ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+            cache = self._prefill(ids, torch.ones_like(ids))
+        elif n < len(prefix):
+            rest = torch.tensor([prefix[n:]], dtype=torch.long, device=self.device)
+            out = self.lm(
+                input_ids=rest,
+                attention_mask=torch.ones((1, len(prefix)), dtype=torch.long, device=self.device),
+                position_ids=torch.arange(n, len(prefix), device=self.device)[None],
+                use_cache=True,
+                **{self._forward_cache_kwarg: cache},
+            )
+            got = getattr(out, "cache", None)
+            cache = got if got is not None else out.past_key_values
+        if self.reuse_prefix:
+            self.prefix_cache.put(key, cache)
+        return cache
 
     # -- hidden states ----------------------------------------------------------------------
     @torch.no_grad()
@@ -310,7 +349,17 @@ class HFBackend(Backend):
         reqs = [requests[i] for i, _ in rows]
         uniq = list(dict.fromkeys(i for i, _ in rows))
         extra: dict[str, Any] = {}
-        if self.share_prompts and len(uniq) < len(rows) and min(len(encoded[i]) for i in uniq) > 1:
+        if len(uniq) == 1 and len(encoded[uniq[0]]) > 1 and (self.reuse_prefix or (self.share_prompts and len(rows) > 1)):
+            # One prompt (an agent's call, or the samples of one request): read it once, from the
+            # kept prefix when one matches, all but its last token (generate needs that one).
+            prompt = encoded[uniq[0]]
+            cache = self._prefill_one(prompt[:-1])
+            if len(rows) > 1:
+                cache.reorder_cache(torch.zeros(len(rows), dtype=torch.long, device=self.device))
+            ids = torch.tensor([prompt] * len(rows), dtype=torch.long, device=self.device)
+            mask = torch.ones_like(ids)
+            extra[self._cache_kwarg] = cache
+        elif self.share_prompts and len(uniq) < len(rows) and min(len(encoded[i]) for i in uniq) > 1:
             # The samples of a request share its prompt: read each prompt once (all but its last
             # token, which generate needs to start), then copy its KV cache to the sample rows.
             ids_u, mask_u = self._pad([encoded[i] for i in uniq])
@@ -407,3 +456,36 @@ def _model_name(model: str | os.PathLike) -> str:
     if isinstance(model, os.PathLike) or p.exists():
         return str(p.resolve())
     return s.strip()
+
+
+_LOADED: dict[str, HFBackend] = {}
+
+
+def hidden_states(model: str | os.PathLike | HFBackend, prompts: Request | str | list,
+                  layer: int, *, pool: str = "last", keep_loaded: bool = True) -> np.ndarray:
+    """Hidden states of each prompt after `layer`: a float32 array ``(len(prompts), d_model)``.
+
+    `model` is a loaded `HFBackend`, or a spec (``hf:qwen2.5-coder-0.5b-instruct``) or a model
+    name/folder, loaded once and kept for the next call (``keep_loaded=False`` does not keep it).
+    A prompt is a `Request` or a string (a chat with one user message, rendered with the chat
+    template, generation prompt included: the state is what the model holds when it starts to
+    answer). `layer` counts like `transformers`' ``output_hidden_states``: 0 the embeddings, i
+    the output of block i, -1 the last. `pool` ``last`` takes the prompt's last token, ``mean``
+    averages its tokens.
+
+    >>> h = hidden_states("hf:qwen2.5-coder-0.5b-instruct", ["2+2?", "Prove P=NP."], layer=12)  # doctest: +SKIP
+    >>> h.shape                                                                           # doctest: +SKIP
+    (2, 896)
+    """
+    if isinstance(model, HFBackend):
+        backend = model
+    else:
+        name = os.fspath(model).strip()
+        name = name[3:] if name.lower().startswith("hf:") else name
+        backend = _LOADED.get(name) or HFBackend(name or DEFAULT_MODEL)
+        if keep_loaded:
+            _LOADED.clear()  # one model at a time
+            _LOADED[name] = backend
+    if isinstance(prompts, Request | str):
+        prompts = [prompts]
+    return backend.hidden_states(list(prompts), layer, pool=pool).numpy().astype(np.float32)
