@@ -50,7 +50,9 @@ def test_fit_writes_heads_that_compute_the_teacher(cli, tmp_path):
     r = cli("linear-attention", "fit", tmp_path / "d.npz", "--prefixes", "--out", out, "--json")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
-    assert summary["identifiable"] is True and summary["heads"] <= 9 and summary["train_mse"] < 1e-20
+    # the normal equations square the condition number: a train MSE of ~1e-16 x Var(Y) (4e-17
+    # here) is float64 precision; 1e-20 held on one BLAS kernel and not on another
+    assert summary["identifiable"] is True and summary["heads"] <= 9 and summary["train_mse"] < 1e-12
     tensors, state = load_tensors(out)
     heads = Heads(tensors["V"], tensors["Q"])
     assert p_distance(heads, data.teacher, relative=True) < 1e-9
