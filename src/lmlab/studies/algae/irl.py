@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,8 @@ def soft_value_iteration(P: np.ndarray, r: np.ndarray, horizon: int
     Q = np.zeros((horizon, S, A))
     for t in range(horizon - 1, -1, -1):
         Q[t] = r[:, None] + P @ V[t + 1]  # (S, A)
-        V[t] = logsumexp(Q[t], axis=1)
+        m = Q[t].max(axis=1)  # a stable log-sum-exp (scipy's has more overhead than work here)
+        V[t] = m + np.log(np.exp(Q[t] - m[:, None]).sum(axis=1))
     pi = np.exp(Q - V[:-1, :, None])
     return V, Q, pi
 
@@ -69,8 +69,9 @@ def occupancy(P: np.ndarray, pi: np.ndarray, mu0: np.ndarray) -> np.ndarray:
     H = pi.shape[0]
     D = np.zeros((H, P.shape[0]))
     D[0] = mu0
+    flat = P.reshape(-1, P.shape[2])  # (S*A, S)
     for t in range(H - 1):
-        D[t + 1] = np.einsum("s,sa,sak->k", D[t], pi[t], P)
+        D[t + 1] = (D[t][:, None] * pi[t]).reshape(-1) @ flat
     return D
 
 
