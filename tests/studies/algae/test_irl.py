@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from lmlab.studies.algae.environment import (
-    RewardSpec,
     SemanticGridEnv,
     random_layout,
     sample_reward,
@@ -45,7 +44,7 @@ def test_soft_vi_matches_brute_force_enumeration(stochastic):
     H = 4
     phi = rng.normal(size=(S, 2))
     r = phi @ np.array([0.7, -1.3])
-    V, Q, pi = soft_value_iteration(P, r, H)
+    V, _Q, pi = soft_value_iteration(P, r, H)
     # enumerate every (s_0, a_0, ..., a_{H-1}, s_H)
     total_p, feat, unnorm = 0.0, np.zeros(2), 0.0
     for s0 in range(S):

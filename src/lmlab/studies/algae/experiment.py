@@ -23,7 +23,8 @@ from lmlab.seeding import derive
 from .baselines import deep_maxent
 from .detector import STATISTICS, Detector, statistics
 from .evaluation import evaluate, recovered
-from .features import LIBRARY, evaluate as feature_values, library
+from .features import LIBRARY, library
+from .features import evaluate as feature_values
 from .irl import fit_maxent
 from .loop import fit_features, run_algae
 from .problem import Problem, make_problem, mdp
