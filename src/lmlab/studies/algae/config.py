@@ -25,7 +25,7 @@ class AlgaeConfig(StudyConfig):
     initial_features: tuple[str, ...] = ("distance_to_goal", "on_water")
     # evaluation only: the true feature that F0 misses (recovery is measured against it) and the
     # library feature that completes F0 in the calibration worlds (the detector's calibration)
-    true_missing: str = "next_to_fragile"
+    true_missing: str = "fragile_proximity"
     completing_feature: str = "near_vase"
     # the missing-feature detector
     detector: Literal["loglik", "typicality", "beta"] = "loglik"

@@ -181,10 +181,10 @@ def _walks_on_rug(lay: Layout, x: int, y: int) -> float:
 
 
 TRUE_FEATURES: dict[str, Callable[[Layout, int, int], float]] = {
-    "distance_to_goal": _distance_to_goal,
-    "stepped_in_water": _stepped_in_water,
-    "next_to_fragile": _next_to_fragile,
-    "walks_on_rug": _walks_on_rug,
+    "goal_distance": _distance_to_goal,
+    "water_contact": _stepped_in_water,
+    "fragile_proximity": _next_to_fragile,
+    "rug_contact": _walks_on_rug,
 }
 
 
@@ -217,10 +217,10 @@ class RewardSpec:
 
 def sample_reward(rng: np.random.Generator, with_rug: bool = False) -> RewardSpec:
     """A true reward: reach the goal, avoid water, keep away from fragile things (weights jittered)."""
-    w = [("distance_to_goal", -1.0), ("stepped_in_water", -float(rng.uniform(0.5, 1.0))),
-         ("next_to_fragile", -float(rng.uniform(0.5, 1.0)))]
+    w = [("goal_distance", -1.0), ("water_contact", -float(rng.uniform(0.5, 1.0))),
+         ("fragile_proximity", -float(rng.uniform(0.5, 1.0)))]
     if with_rug:
-        w.append(("walks_on_rug", float(rng.uniform(0.2, 0.4))))
+        w.append(("rug_contact", float(rng.uniform(0.2, 0.4))))
     return RewardSpec(tuple(w))
 
 
