@@ -28,7 +28,7 @@ def test_layouts_and_gym_api(size):
     assert obs == lay.index(*lay.start) and info["state"]["x"] == lay.start[0]
     steps = 0
     while True:
-        obs, r, term, trunc, info = env.step(3)
+        obs, _r, term, trunc, info = env.step(3)
         steps += 1
         if term or trunc:
             break
