@@ -249,6 +249,7 @@ class AlgaeStudy(Study):
 
     def _figure(self, config: AlgaeConfig, rows: list[dict[str, Any]], run: Any) -> None:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -268,6 +269,7 @@ class AlgaeStudy(Study):
                 hi.append(iv.hi - iv.value)
             ax.errorbar(ns, means, yerr=[lo, hi], marker="o", capsize=3, label=labels[m])
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(ns)
         ax.set_xticklabels([str(n) for n in ns])
         ax.set_xlabel("demonstrations")
