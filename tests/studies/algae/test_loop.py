@@ -149,3 +149,21 @@ def test_no_proposer_sees_the_true_reward(kind):
     assert repr(problem.reward) not in blob and "RewardSpec" not in blob
     if kind == "lm":
         assert r["algae_lm.proposed"] >= 1 and backend.prompts
+
+
+def test_lm_calls_are_recorded_and_replay_to_the_same_features(tmp_path):
+    from lmlab.llm import Recorder, ReplayBackend
+
+    answers = ["# name: vase\n```python\ndef feature(s):\n    return float(any(c['fragile'] "
+               "for c in s['neighbors']))\n```", "```python\ndef feature(s):\n    return s['x']\n```"]
+    path = tmp_path / "calls.jsonl"
+    obs = WORLD.problem(3).observations(3)
+
+    def go(backend):
+        prop = LMProposer(backend, samples=2, seed=5)
+        res = run_algae(obs, library(F0), prop, Detector("loglik", 0.0), max_iters=2)
+        return [(f.name, f.code_hash) for f in res.added], prop.calls
+
+    first = go(Recorder(_Scripted(answers), path))
+    again = go(ReplayBackend(path))
+    assert first == again and first[1] == 2

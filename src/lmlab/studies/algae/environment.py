@@ -132,14 +132,12 @@ class Layout:
         return f"({x},{y}) {c['color']} {c['kind']}{goal}{near}"
 
     def describe_trajectory(self, states: Sequence[int], max_steps: int = 40) -> str:
-        """A trajectory as text: one numbered line per step, repeated goal stays collapsed."""
+        """A trajectory as text: one numbered line per step, up to its first arrival at the goal."""
         lines = []
-        last = None
         for t, s in enumerate(states[:max_steps]):
-            if s == last and self.cell_xy(s) == self.goal:
-                continue
             lines.append(f"  {t}: {self.describe_state(s)}")
-            last = s
+            if self.cell_xy(s) == self.goal:
+                break  # what happens after reaching the goal says little about preferences
         return "\n".join(lines)
 
 

@@ -70,12 +70,11 @@ def contrast_text(obs: Observations, fitted: Fitted) -> str:
         gaps.append(float(r[path[:-1]].sum() - demo_feature_counts(d, m.features) @ fitted.fit.theta))
     k = int(np.argmax(gaps))
     d, lay = obs.demos[k], obs.layouts[obs.demos[k].mdp_index]
-    legend = ". floor, r rug, w water, p plant, v vase, t table, S start, G goal, * path"
     return (
-        f"Room map ({legend}).\nWith the current features, the best path would be:\n"
-        f"{lay.render(paths[k])}\n{lay.describe_trajectory(paths[k])}\n\n"
-        f"But the person demonstrated this path instead:\n"
-        f"{lay.render(d.states)}\n{lay.describe_trajectory(d.states)}"
+        f"With the current features, the best path from the start to the goal would be:\n"
+        f"{lay.describe_trajectory(paths[k])}\n\n"
+        f"But the person demonstrated this path instead, in the same room:\n"
+        f"{lay.describe_trajectory(d.states)}"
     )
 
 
