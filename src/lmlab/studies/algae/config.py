@@ -40,7 +40,7 @@ class AlgaeConfig(StudyConfig):
     lm: str = "hf:smollm2-135m-instruct"
     lm_samples: int = 4  # answers per LM call
     lm_temperature: float = 0.8
-    lm_max_tokens: int = 200
+    lm_max_tokens: int = 160
     lm_seeds: int = 2
     lm_demos: tuple[int, ...] = (3,)
     # the continuous 2-D navigation task (sampled partition estimate)
