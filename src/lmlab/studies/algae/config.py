@@ -51,9 +51,12 @@ class AlgaeConfig(StudyConfig):
 
 
 # tiny: offline on 2 CPU cores. 5 worlds x demos {1,2,3,5,10} x (initial, all, oracle, deep,
-# ALGAE-library); detector calibrated on 20 worlds and tested on 20 more per demo count; the
-# LM proposer (smollm2-135m until the 0.5B coder model is in the catalog) on 2 worlds x 3 demos
-# with 4 samples per call; the continuous task on 5 worlds. Measured: see the README line.
+# ALGAE-library); the detector calibrated on 20 worlds and tested on 20 more per demo count; the
+# LM proposer on 2 worlds x 3 demos, 4 samples per call (default smollm2-135m-instruct until the
+# 0.5B coder model is in the catalog: `--set lm=hf:qwen2.5-coder-0.5b-instruct`); the
+# continuous task on 5 worlds. Measured on the shared 2-core machine: everything but the LM
+# 73 CPU-s (user + sys; 30 min wall at a 3% CPU share under load 18); each LM call of
+# smollm2 (4 x 160 tokens) about 5 min wall under that load.
 TINY = AlgaeConfig()
 
 # paper: a served coder model proposing on every world and demo count, larger rooms, 10 worlds.
