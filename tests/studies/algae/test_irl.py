@@ -151,3 +151,11 @@ def test_rollouts_are_demos_of_the_horizon():
     for d in demos:
         assert isinstance(d, Demo)
         assert len(d.states) == mdp.horizon + 1 and len(d.actions) == mdp.horizon
+
+
+def test_sampled_partition_irl_recovers_continuous_weights():
+    from lmlab.studies.algae.navigation import nav_experiment
+
+    out = nav_experiment(3, 10, 1000)
+    assert out["oracle.cos"] >= 0.9
+    assert out["initial.cos"] < out["oracle.cos"]  # dropping a true feature hurts
