@@ -67,11 +67,12 @@ class LibraryProposer:
 
 def build_prompt(inp: ProposerInput) -> str:
     """The user message of a contrastive feature request."""
-    feats = "\n".join(f"- {f.name}: {f.description}" for f in inp.features) or "- (none)"
+    feats = "\n".join(f"# {f.name}: {f.description}\n{f.code.strip()}"
+                      for f in inp.features) or "(none)"
     contrast = inp.contrast or inp.demos_text
     return (
         f"{inp.task}\n\n{inp.state_api}\n\n"
-        f"The reward currently uses these features:\n{feats}\n\n"
+        f"The reward currently uses these features:\n```python\n{feats}\n```\n\n"
         f"{contrast}\n\n"
         "What does the person care about that the current features miss? Write ONE new feature "
         "as a Python function `def feature(s):` that reads only the state dict `s` and returns "
