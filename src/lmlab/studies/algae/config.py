@@ -54,9 +54,12 @@ class AlgaeConfig(StudyConfig):
 # ALGAE-library); the detector calibrated on 20 worlds and tested on 20 more per demo count; the
 # LM proposer on 2 worlds x 3 demos, 4 samples per call (default smollm2-135m-instruct until the
 # 0.5B coder model is in the catalog: `--set lm=hf:qwen2.5-coder-0.5b-instruct`); the
-# continuous task on 5 worlds. Measured on the shared 2-core machine: everything but the LM
-# 73 CPU-s (user + sys; 30 min wall at a 3% CPU share under load 18); each LM call of
-# smollm2 (4 x 160 tokens) about 5 min wall under that load.
+# continuous task on 5 worlds. Measured on the shared 2-core machine (load ~18): everything
+# but the LM 73 CPU-s (user + sys; 30 min wall at a 3% CPU share); the LM part with smollm2
+# (6 calls x 4 samples x 160 tokens) about 150 CPU-s, so the whole preset is ~4 CPU-min and fits
+# 10 minutes on two quiet cores. smollm2 wrote 0 valid features of 24 samples. One call of the
+# 0.5B coder model (4 x 200 tokens, a longer prompt) took 537 CPU-s and gave 0 of 4 valid: at
+# that price the 0.5B does NOT fit the 10-minute budget on 2 cores.
 TINY = AlgaeConfig()
 
 # paper: a served coder model proposing on every world and demo count, larger rooms, 10 worlds.
