@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from lmlab.errors import LmlabError
+from lmlab.executor import torch_threads
+from lmlab.plotting import pyplot
 from lmlab.seeding import derive
 from lmlab.stats import bootstrap_ci
 from lmlab.study import Check, Claim, Study, validate_literals
 
-from .claims import checks as _checks
-from .claims import claims as _claims
+from .claims import checks, claims
 from .config import PRESETS, AlgaeConfig
 from .detector import STATISTICS, Detector, calibrate
 from .environment import TRUE_FEATURES
@@ -36,21 +37,14 @@ def _say(msg: str) -> None:
 @contextlib.contextmanager
 def _single_thread():
     """One BLAS/torch thread: these problems are tiny, and extra threads only contend."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it, numpy keeps its default threads
         ctx: Any = contextlib.nullcontext()
     else:
         ctx = threadpool_limits(1)
-    try:
-        with ctx:
-            yield
-    finally:
-        torch.set_num_threads(old)
+    with torch_threads(1), ctx:
+        yield
 
 
 def _ci(xs: list[float], seed: int) -> dict[str, float]:
@@ -87,10 +81,10 @@ class AlgaeStudy(Study):
             raise LmlabError("algae: lm_demos must be a subset of demos")
 
     def claims(self, config: AlgaeConfig, metrics: dict[str, Any]) -> list[Claim]:  # type: ignore[override]
-        return _claims(config, metrics)
+        return claims(config, metrics)
 
     def checks(self, config: AlgaeConfig, metrics: dict[str, Any]) -> list[Check]:  # type: ignore[override]
-        return _checks(config, metrics)
+        return checks(config, metrics)
 
     # ------------------------------------------------------------------------------------------
     def run(self, config: AlgaeConfig, run: Any) -> dict[str, Any]:  # type: ignore[override]
@@ -248,11 +242,9 @@ class AlgaeStudy(Study):
         run.log(stage="nav", rows=rows)
 
     def _figure(self, config: AlgaeConfig, rows: list[dict[str, Any]], run: Any) -> None:
-        import matplotlib
         import matplotlib.ticker
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(6, 4))
         labels = {"algae_library": "ALGAE (library proposer)", "all": "IRL, all features",
