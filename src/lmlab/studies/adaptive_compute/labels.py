@@ -23,6 +23,7 @@ __all__ = [
     "curve_from_marginals",
     "expected_max_curve",
     "marginals_from_curve",
+    "pilot_curves",
 ]
 
 
@@ -83,3 +84,25 @@ def curve_from_marginals(marginals: np.ndarray, q0: float | np.ndarray = 0.0) ->
     m = np.asarray(marginals, dtype=float)
     q0 = np.broadcast_to(np.asarray(q0, dtype=float), m.shape[:-1])
     return np.concatenate([q0[..., None], q0[..., None] + np.cumsum(m, axis=-1)], axis=-1)
+
+
+def pilot_curves(rewards: np.ndarray, m: int, b_max: int | None = None) -> np.ndarray:
+    """Exact curves of a method that has already drawn the first `m` samples (its pilots) and
+    adds b - m more drawn without replacement from the other N - m: q(b) = E[max(M, max of
+    b - m others)], M the pilots' best, for b = m..b_max (NaN below m; the pilots are paid for).
+
+    Uses max(M, max_S r) = max_S max(M, r) for non-empty S, so it is the order-statistic curve of
+    the others' rewards clipped below at M.
+    """
+    r = np.asarray(rewards, dtype=float)
+    n_samples = r.shape[-1]
+    b_max = n_samples if b_max is None else int(b_max)
+    if not 1 <= m <= b_max <= n_samples:
+        raise ValueError(f"need 1 <= m <= b_max <= N, got m={m}, b_max={b_max}, N={n_samples}")
+    best = r[..., :m].max(axis=-1)
+    out = np.full((*r.shape[:-1], b_max + 1), np.nan)
+    out[..., m] = best
+    if b_max > m:
+        rest = np.maximum(r[..., m:], best[..., None])
+        out[..., m + 1:] = expected_max_curve(rest, b_max - m)[..., 1:]
+    return out
