@@ -40,7 +40,11 @@ from lmlab.studies.adaptive_compute.evaluation import (
     threshold_points,
     uniform_curve,
 )
-from lmlab.studies.adaptive_compute.labels import expected_max_curve, marginals_from_curve, pilot_curves
+from lmlab.studies.adaptive_compute.labels import (
+    expected_max_curve,
+    marginals_from_curve,
+    pilot_curves,
+)
 from lmlab.studies.adaptive_compute.predictors import Probe, gains_from_prediction, select_probe
 from lmlab.studies.adaptive_compute.routing import route_fraction, routed_quality, routing_curve
 
@@ -96,6 +100,7 @@ class Analysis:
     curves: dict[str, Curve] = field(default_factory=dict)
     routing: dict[str, np.ndarray] = field(default_factory=dict)
     offline: dict[str, Curve] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _labels(d: SplitData, b_max: int) -> np.ndarray:
@@ -144,6 +149,7 @@ def analyze(train: SplitData, val: SplitData, test: SplitData, s: AnalysisSettin
     preds = {"probe": sel.probe.predict(test.features),
              "length": heuristic("prompt_len").predict(test.prompt_len[:, None]),
              "pilot": heuristic("pilot").predict(test.pilot[:, None])}
+    out.predictions = dict(preds)
     gains = {k: gains_from_prediction(v, s.b_max) for k, v in preds.items()}
     gains["oracle"] = marginals_from_curve(true)
     rng = np.random.default_rng(derive(s.seed, "random-allocation"))

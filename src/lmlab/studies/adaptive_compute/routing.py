@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["routed_quality", "routing_curve", "route_fraction", "route_threshold"]
+__all__ = ["route_fraction", "route_threshold", "routed_quality", "routing_curve"]
 
 
 def route_fraction(scores: np.ndarray, alpha: float) -> np.ndarray:

@@ -34,3 +34,23 @@ def synthetic_split(n: int, seed: int, *, n_samples: int = 8, a: float = 0.5, b:
     feats = np.column_stack([logit + rng.normal(0, noise, n), rng.normal(size=(n, dims - 1))])
     return SplitData(rewards=rewards, features=feats, prompt_len=rng.integers(10, 60, n).astype(float),
                      pilot=agree, greedy=(p > 0.5).astype(float), level=None, true_p=p)
+
+
+def synthetic_table(sizes: dict[str, int], seed: int, **kwargs: object) -> list:
+    """Sample-table records (`tables.QueryRecord`) of synthetic splits, e.g.
+    ``{"train": 300, "val": 100, "test": 200}``; the hidden state is the informative feature
+    vector, the greedy answer and the pilot answers follow the rewards."""
+    from lmlab.studies.adaptive_compute.tables import QueryRecord, Sample
+
+    out = []
+    for k, (split, n) in enumerate(sizes.items()):
+        d = synthetic_split(n, seed=derive(seed, split, k), **kwargs)  # type: ignore[arg-type]
+        for i in range(n):
+            samples = [Sample("1" if r == 1 else f"{int(1000 * r)}", float(r), 1.0) for r in d.rewards[i]]
+            out.append(QueryRecord(
+                id=f"{split}-{i:05d}", split=split, domain="synthetic", prompt="x" * int(d.prompt_len[i]),
+                samples=samples, answer="1", meta={"level": int(4 * d.true_p[i])},  # type: ignore[index]
+                greedy=Sample("g", float(d.greedy[i]), 1.0),  # type: ignore[index]
+                features={"hidden": d.features[i].tolist(), "prompt_tokens": float(d.prompt_len[i])},
+            ))
+    return out
