@@ -131,9 +131,9 @@ def test_collect_is_resumable(tmp_path):
     splits = {q.id: "train" for q in qs}
     s = CollectSettings(n=4, chunk=6, hidden_layer=3, seed=1)
     full, st = collect(qs, splits, FakeLM(), exact_match, tmp_path / "full.jsonl", s)
-    assert st.queries == 20 and st.samples == 80 and st.resumed == 0
+    assert st.queries == 20 and st.samples == 100 and st.resumed == 0  # 4 samples + 1 greedy
     with pytest.raises(RuntimeError):
-        collect(qs, splits, FakeLM(fail_after=2), exact_match, tmp_path / "part.jsonl", s)  # 1 chunk + greedy
+        collect(qs, splits, FakeLM(fail_after=1), exact_match, tmp_path / "part.jsonl", s)  # 1 chunk
     lm = FakeLM()
     part, st2 = collect(qs, splits, lm, exact_match, tmp_path / "part.jsonl", s)
     assert st2.resumed == 6 and st2.queries == 14

@@ -52,7 +52,7 @@ class CollectStats:
     samples: int = 0
     tokens: int = 0
     wall_s: float = 0.0
-    sample_wall_s: float = 0.0  # time inside the sampling calls alone
+    sample_wall_s: float = 0.0  # time inside the sampling calls alone (greedy answers included)
     resumed: int = 0
 
     @property
@@ -97,12 +97,13 @@ def collect(
         chunk = todo[start:start + settings.chunk]
         seeds = [derive(settings.seed, "samples", q.id) for q in chunk]
         reqs = [_request(q, settings, settings.n, settings.temperature, sd) for q, sd in zip(chunk, seeds, strict=True)]
+        if settings.greedy:  # the greedy answers ride in the same batched call
+            reqs += [_request(q, settings, 1, 0.0, 0) for q in chunk]
         ts = time.perf_counter()
-        outs = backend.generate(reqs)
+        answers = backend.generate(reqs)
         stats.sample_wall_s += time.perf_counter() - ts
-        greedy = None
-        if settings.greedy:
-            greedy = backend.generate([_request(q, settings, 1, 0.0, 0) for q in chunk])
+        outs, greedy = answers[:len(chunk)], (answers[len(chunk):] if settings.greedy else None)
+        reqs = reqs[:len(chunk)]
         hidden = backend.hidden_states(reqs, settings.hidden_layer).tolist() if want_hidden else None  # type: ignore[attr-defined]
         lines = []
         for k, (q, comps) in enumerate(zip(chunk, outs, strict=True)):
@@ -121,7 +122,7 @@ def collect(
             rec = QueryRecord(q.id, splits[q.id], q.domain, q.prompt, samples, q.answer, dict(q.meta), g, feats)
             done[q.id] = rec
             lines.append(json.dumps(rec.to_dict()) + "\n")
-            stats.samples += len(comps)
+            stats.samples += len(comps) + (1 if g is not None else 0)
             stats.tokens += sum(c.completion_tokens for c in comps)
         with open(path, "a", encoding="utf-8") as f:  # one chunk at a time: resumable
             f.writelines(lines)

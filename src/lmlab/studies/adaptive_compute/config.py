@@ -28,13 +28,13 @@ class AdaptiveComputeConfig(StudyConfig):
     table: str = ""  # a sample table to analyse instead of collecting one
     domains: tuple[str, ...] = ("arithmetic", "word")
     n_queries: int = 240
-    train_frac: float = 0.5
+    train_frac: float = 0.4
     val_frac: float = 0.2
     n_samples: int = 8
     temperature: float = 0.7
     max_tokens: int = 16
     hidden_layer: int = 12
-    batch_size: int = 64
+    batch_size: int = 72  # rows per forward pass: a chunk of 8 queries x (8 samples + 1 greedy)
     chunk: int = 8  # queries per sampling call
     b_min: int = 1
     b_max: int = 8

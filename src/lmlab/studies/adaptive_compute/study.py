@@ -152,7 +152,7 @@ class AdaptiveComputeStudy(Study):
         a = analyze(data["train"], data["val"], data["test"], settings)
         metrics.update(a.metrics)
         metrics["analysis.wall_s"], metrics["analysis.cpu_s"] = time.perf_counter() - t0, _cpu_s() - cpu0
-        metrics.update(self._levels(data, a.metrics))
+        metrics.update(self._levels(records))
         for name, curve in a.curves.items():
             for b, q in zip(curve.budget, curve.quality, strict=True):
                 if abs(b - round(b * 4) / 4) < 1e-9:  # log the curve at quarter-sample steps
@@ -200,14 +200,15 @@ class AdaptiveComputeStudy(Study):
         return records, m
 
     @staticmethod
-    def _levels(data: dict[str, SplitData], metrics: dict[str, Any]) -> dict[str, Any]:
-        """Pass rates per difficulty level over all splits (what the model finds hard)."""
+    def _levels(records: list[QueryRecord]) -> dict[str, Any]:
+        """Pass rates per kind of query over all splits (what the model finds hard), and the
+        shares of queries never solved, always solved, and in between."""
         out: dict[str, Any] = {}
-        rewards = np.vstack([d.rewards for d in data.values()])
-        levels = [d.level for d in data.values()]
-        if any(lv is None for lv in levels):
-            return out
-        p = rewards.mean(1)
+        p = np.array([np.mean([s.reward for s in r.samples]) for r in records])
+        kinds = [str(r.meta.get("kind", r.domain)) for r in records]
+        for kind in sorted(set(kinds)):
+            sel = np.array([k == kind for k in kinds])
+            out[f"data.kind.{kind}.pass_rate"] = float(p[sel].mean())
         out["data.all.frac_p0"] = float(np.mean(p == 0))
         out["data.all.frac_p1"] = float(np.mean(p == 1))
         out["data.all.frac_between"] = float(np.mean((p > 0) & (p < 1)))
