@@ -49,6 +49,8 @@ def test_run_on_a_table(table, tmp_path):
     ({"table": "/no/such/table.jsonl"}, "no such file"),
     ({"model": "nope:x"}, "unknown LLM backend"),
     ({"domains": ("chess",)}, "domains"),
+    ({"predictor": "lora", "model": "openai:m@http://127.0.0.1:1/v1"}, "needs an hf: model"),
+    ({"predictor": "tree"}, "predictor"),
 ])
 def test_validate_rejects(override, message):
     import dataclasses

@@ -115,8 +115,10 @@ def _per_query_at(gains: np.ndarray, true: np.ndarray, budget: int, b_min: int, 
     return true[np.arange(true.shape[0]), b]
 
 
-def analyze(train: SplitData, val: SplitData, test: SplitData, s: AnalysisSettings) -> Analysis:
-    """Fit, allocate and measure; see the module docstring."""
+def analyze(train: SplitData, val: SplitData, test: SplitData, s: AnalysisSettings,
+            external: dict[str, np.ndarray] | None = None) -> Analysis:
+    """Fit, allocate and measure; see the module docstring. `external` replaces the MLP probe's
+    predictions with another predictor's (e.g. the LoRA head): ``{"train", "val", "test"}``."""
     out = Analysis()
     m = out.metrics
     if test.rewards.shape[1] < s.b_max:
@@ -146,7 +148,7 @@ def analyze(train: SplitData, val: SplitData, test: SplitData, s: AnalysisSettin
         return Probe(hidden=0, loss=loss, weight_decay=0.0, lr=3e-2, epochs=300, seed=seed).fit(
             x(train), _labels(train, s.b_max), x(val), _labels(val, s.b_max))
 
-    preds = {"probe": sel.probe.predict(test.features),
+    preds = {"probe": sel.probe.predict(test.features) if external is None else np.asarray(external["test"]),
              "length": heuristic("prompt_len").predict(test.prompt_len[:, None]),
              "pilot": heuristic("pilot").predict(test.pilot[:, None])}
     out.predictions = dict(preds)
@@ -228,7 +230,9 @@ def analyze(train: SplitData, val: SplitData, test: SplitData, s: AnalysisSettin
     # -- per-query thresholds calibrated on train + val (the paper's "offline") -------------------
     fit = SplitData(np.vstack([train.rewards, val.rewards]), np.vstack([train.features, val.features]),
                     np.r_[train.prompt_len, val.prompt_len], np.r_[train.pilot, val.pilot])
-    fit_gains = gains_from_prediction(sel.probe.predict(fit.features), s.b_max)
+    fit_pred = (sel.probe.predict(fit.features) if external is None
+                else np.concatenate([np.asarray(external["train"]), np.asarray(external["val"])]))
+    fit_gains = gains_from_prediction(fit_pred, s.b_max)
     off = threshold_points("probe (per-query)", fit_gains, gains["probe"], true,
                            np.array(s.offline_targets), s.b_min, s.b_max)
     out.offline["probe"] = off

@@ -43,7 +43,11 @@ class AdaptiveComputeConfig(StudyConfig):
     compare_budget: int = 3
     pilot_m: int = 2
     routing_k: int = 8
-    predictor: Literal["mlp"] = "mlp"  # the LoRA head (GPU) is not implemented yet
+    # mlp: the MLP probe on the cached hidden states (CPU); lora: the model itself LoRA-tuned
+    # (PEFT) with a linear head on the same layer's last-token state (GPU; hf models only)
+    predictor: Literal["mlp", "lora"] = "mlp"
+    lora_r: int = 8
+    lora_epochs: int = 3
     probe_epochs: int = 300
     n_boot: int = 1000
 

@@ -117,6 +117,8 @@ class AdaptiveComputeStudy(Study):
             (all(d in DOMAINS for d in c.domains) and c.domains,
              f"domains must be among {', '.join(DOMAINS)}, got {c.domains}"),
             (c.n_boot >= 100, f"n_boot must be >= 100, got {c.n_boot}"),
+            (c.predictor != "lora" or c.model.startswith("hf"),
+             f"predictor=lora fine-tunes the model itself: it needs an hf: model, got {c.model!r}"),
         ]
         for ok, msg in problems:
             if not ok:
@@ -149,7 +151,8 @@ class AdaptiveComputeStudy(Study):
         )
         t0, cpu0 = time.perf_counter(), _cpu_s()
         _say("fitting predictors, allocating, bootstrapping")
-        a = analyze(data["train"], data["val"], data["test"], settings)
+        external = self._lora(c, records) if c.predictor == "lora" else None
+        a = analyze(data["train"], data["val"], data["test"], settings, external)
         metrics.update(a.metrics)
         metrics["analysis.wall_s"], metrics["analysis.cpu_s"] = time.perf_counter() - t0, _cpu_s() - cpu0
         metrics.update(self._levels(records))
@@ -159,6 +162,26 @@ class AdaptiveComputeStudy(Study):
                     run.log(curve=name, budget=float(b), quality=float(q))
         self._figures(c, run, a, data)
         return metrics
+
+    def _lora(self, c: AdaptiveComputeConfig, records: list[QueryRecord]) -> dict[str, np.ndarray]:
+        """The LoRA head's pass-rate predictions for every split (trained on train, kept by val)."""
+        from lmlab.device import resolve_device
+        from lmlab.llm import parse_spec
+        from lmlab.models import load_model
+        from lmlab.studies.adaptive_compute.lora import LoraProbe
+
+        spec = parse_spec(c.model)
+        if spec.kind != "hf":
+            raise LmlabError("predictor=lora needs an hf: model (it fine-tunes the model itself)")
+        lm, tok = load_model(spec.target, device=resolve_device(c.device))
+        table = SampleTable(records)
+        split = {k: table.subset(k) for k in ("train", "val", "test")}
+        prompts = {k: [r.prompt for r in t] for k, t in split.items()}
+        labels = {k: t.rewards().mean(1) for k, t in split.items()}
+        _say("training the LoRA head")
+        probe = LoraProbe(lm, tok, layer=c.hidden_layer, r=c.lora_r, epochs=c.lora_epochs, seed=derive(c.seed, "lora"))
+        probe.fit(prompts["train"], labels["train"], prompts["val"], labels["val"])
+        return {k: probe.predict(v) for k, v in prompts.items()}
 
     def _collect(self, c: AdaptiveComputeConfig, run: Any) -> tuple[list[QueryRecord], dict[str, Any]]:
         from lmlab.llm import get_backend
