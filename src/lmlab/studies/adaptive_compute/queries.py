@@ -1,7 +1,9 @@
 """Generated queries of graded difficulty: arithmetic and short word problems.
 
 Eight arithmetic levels, from one-digit addition to three-digit multiplication, and four word-
-problem levels (one to four steps, GSM8K-style, with the answer after ``####`` accepted). Every
+problem levels (GSM8K-style, with the answer after ``####`` accepted): the kind ``word-Kstep``
+has K sentences of facts, i.e. K-1 operations after the opening count (``word-1step`` asks for
+the count just stated, which a small model tends to "update": a trick question, not the easiest). Every
 query is determined by (seed, index): the same seed gives the same queries on every machine.
 """
 
@@ -61,7 +63,8 @@ _NAMES = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana")
 
 
 def word_query(level: int, rng: np.random.Generator, qid: str) -> Query:
-    """A word problem with `level + 1` steps (level 0..3); numbers grow with the level."""
+    """A word problem with `level` operations after the opening count (level 0..3); numbers grow
+    with the level."""
     name = _NAMES[int(rng.integers(len(_NAMES)))]
     item = _ITEMS[int(rng.integers(len(_ITEMS)))]
     hi = (10, 20, 50, 100)[level]
