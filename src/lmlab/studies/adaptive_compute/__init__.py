@@ -11,8 +11,6 @@ word problems), `verifiers` and `sandbox` (rewards), `collect` (sampling through
 `synthetic` (tables with known pass rates), `figures`, `claims`, `config`, `study`.
 """
 
-from lmlab.studies.adaptive_compute.study import AdaptiveComputeStudy
-
-STUDY = AdaptiveComputeStudy()
+from lmlab.studies.adaptive_compute.study import STUDY, AdaptiveComputeStudy
 
 __all__ = ["STUDY", "AdaptiveComputeStudy"]

@@ -25,6 +25,7 @@ import numpy as np
 from lmlab.errors import LmlabError
 from lmlab.seeding import derive
 from lmlab.studies.adaptive_compute.analysis import AnalysisSettings, SplitData, analyze
+from lmlab.studies.adaptive_compute.claims import checks, claims
 from lmlab.studies.adaptive_compute.config import PRESETS, AdaptiveComputeConfig
 from lmlab.studies.adaptive_compute.tables import QueryRecord, SampleTable, read_table
 from lmlab.study import Check, Claim, Study, validate_literals
@@ -256,11 +257,10 @@ class AdaptiveComputeStudy(Study):
 
     # -- claims ---------------------------------------------------------------------------------
     def claims(self, config: AdaptiveComputeConfig, metrics: dict[str, Any]) -> list[Claim]:  # type: ignore[override]
-        from lmlab.studies.adaptive_compute.claims import claims
-
         return claims(config, metrics)
 
     def checks(self, config: AdaptiveComputeConfig, metrics: dict[str, Any]) -> list[Check]:  # type: ignore[override]
-        from lmlab.studies.adaptive_compute.claims import checks
-
         return checks(config, metrics)
+
+
+STUDY = AdaptiveComputeStudy()
