@@ -1,0 +1,1 @@
+"""MisinfoEval (Gabriel et al., EMNLP 2024): LLM-written interventions against misinformation."""
