@@ -4,8 +4,10 @@ Each explanation is requested through `lmlab.llm` (so a run's calls are accounte
 for offline replay when the backend is a `Recorder`). An answer is accepted when it has at most
 `max_words` words and never mentions AI or a language model; otherwise it is asked again with the
 next seed (`lmlab.seeding.derive(seed, "explain", key, attempt)`), up to `attempts` times. When
-every attempt fails, the last one is repaired: sentences that mention AI are dropped and the
-text is cut to `max_words` words at a sentence end where possible, and it is flagged.
+every attempt fails, each attempt is repaired (sentences that mention AI dropped, the text cut to
+`max_words` words at a sentence end where possible) and the longest repaired text is kept,
+flagged `repaired`; if nothing is left (every sentence mentioned AI) the text is empty and
+flagged `failed`, and the post shows the label alone.
 
 Small chat models often restate the prompt ("This headline is true because ..."); that is kept,
 since the release's explanations do the same. A leading "Explanation:" and wrapping quotes are
@@ -84,13 +86,17 @@ class Explanation:
     repaired: bool
     words: int
 
+    @property
+    def failed(self) -> bool:
+        return not self.text
+
 
 def generate_explanations(
     lm: Backend, items: Sequence[tuple[str, str]], *, seed: int, max_words: int = 100,
     attempts: int = 3, max_tokens: int = 180, temperature: float = 0.7,
 ) -> list[Explanation]:
     """Explain each (key, prompt): batched requests, regenerating the failures with new seeds."""
-    texts: dict[str, str] = {}
+    texts: dict[str, list[str]] = {k: [] for k, _ in items}
     tries: dict[str, int] = {}
     pending = list(items)
     for attempt in range(attempts):
@@ -101,14 +107,17 @@ def generate_explanations(
         outs = lm.generate(reqs)
         again = []
         for (k, p), comps in zip(pending, outs, strict=True):
-            texts[k] = clean(comps[0].text)
+            texts[k].append(clean(comps[0].text))
             tries[k] = attempt + 1
-            if problems(texts[k], max_words):
+            if problems(texts[k][-1], max_words):
                 again.append((k, p))
         pending = again
     failed = {k for k, _ in pending}
     out = []
     for k, p in items:
-        t = repair(texts[k], max_words) if k in failed else texts[k]
+        if k in failed:
+            t = max((repair(x, max_words) for x in texts[k]), key=lambda x: (len(x.split()), x))
+        else:
+            t = texts[k][-1]
         out.append(Explanation(k, p, t, tries[k], k in failed, word_count(t)))
     return out
