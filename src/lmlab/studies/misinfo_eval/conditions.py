@@ -165,7 +165,8 @@ def read_condition_file(path: Path, feeds: Mapping[str, Feed]) -> dict[tuple[str
     if "feed_id" not in cols:
         raise LmlabError(f"{path}: needs a feed_id column")
     out: dict[tuple[str, str], list[str]] = {}
-    for no, (row, parsed) in enumerate(zip(rows, feeds_from_rows(rows, f"{path}: "), strict=True),
+    for no, (row, parsed) in enumerate(zip(rows, feeds_from_rows(rows, f"{path}: ", unique=False),
+                                           strict=True),
                                        start=2):
         ref = feeds.get(parsed.feed_id)
         if ref is None:
@@ -179,5 +180,7 @@ def read_condition_file(path: Path, feeds: Mapping[str, Feed]) -> dict[tuple[str
         texts = [(row.get(f"explanation{i}") or "") for i in range(1, POSTS_PER_FEED + 1)]
         if path.stem != "control" and not all(t.strip() for t in texts):
             raise LmlabError(f"{path}:{no}: an explanation slot is empty")
+        if (parsed.feed_id, group) in out:
+            raise LmlabError(f"{path}:{no}: feed {parsed.feed_id} repeated for group {group!r}")
         out[(parsed.feed_id, group)] = texts
     return out

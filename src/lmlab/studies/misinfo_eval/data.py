@@ -187,8 +187,12 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return list(reader.fieldnames or []), rows
 
 
-def feeds_from_rows(rows: Sequence[dict[str, str]], where: str = "") -> list[Feed]:
-    """Feeds from wide-layout rows (see the module docstring); errors name the row and column."""
+def feeds_from_rows(rows: Sequence[dict[str, str]], where: str = "", unique: bool = True
+                    ) -> list[Feed]:
+    """Feeds from wide-layout rows (see the module docstring); errors name the row and column.
+
+    `unique`: feed ids must not repeat (a condition file with one row per group repeats them).
+    """
     feeds = []
     for no, row in enumerate(rows, start=1):
         at = f"{where}row {no}: "
@@ -210,7 +214,7 @@ def feeds_from_rows(rows: Sequence[dict[str, str]], where: str = "") -> list[Fee
             ))
         feeds.append(Feed(fid, tuple(posts)))
     ids = [f.feed_id for f in feeds]
-    if len(set(ids)) != len(ids):
+    if unique and len(set(ids)) != len(ids):
         raise LmlabError(f"{where}repeated feed ids")
     return feeds
 
