@@ -82,7 +82,7 @@ def test_assignment_is_balanced_and_follows_the_seeded_blocks(app_env, tmp_path)
     site, store, _ = app_env
     k = len(site.conditions)
     got = []
-    for i in range(2 * k):
+    for _ in range(2 * k):
         c = TestClient(create_app(site, store))
         join(c)
         got.append(store.by_token(c.cookies.get("mfe_token")).condition)
@@ -157,7 +157,7 @@ def test_cross_participant_submission_is_refused(app_env):
     site, store, alice = app_env
     pid_a, feed_a = join(alice)
     bob = TestClient(create_app(site, store))
-    pid_b, _ = join(bob)
+    join(bob)
     before = store.dump()
     r = answer(bob, pid_a, feed_a["posts"][0], "c" * 32)  # Bob names Alice
     assert r.status_code == 403
@@ -184,6 +184,6 @@ def test_design_change_and_bad_folders_are_one_line_errors(tmp_path):
         Store(tmp_path / "db.sqlite", load_site(tmp_path, seed=1).design)
     with pytest.raises(LmlabError, match="personalized"):
         load_site(tmp_path, ["control", "personalized"])
-    with pytest.raises(LmlabError, match="feeds.csv"):
+    with pytest.raises(LmlabError, match=r"feeds\.csv"):
         load_site(tmp_path / "nowhere")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
