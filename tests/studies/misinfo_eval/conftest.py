@@ -7,6 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from lmlab.llm import Backend, CallStats, Completion, Request
+from lmlab.studies.misinfo_eval import conditions as C
+from lmlab.studies.misinfo_eval.data import write_feeds
+from lmlab.studies.misinfo_eval.synthetic import synthetic_feeds
 
 
 class ScriptedLM(Backend):
@@ -34,3 +37,28 @@ class ScriptedLM(Backend):
 @pytest.fixture
 def scripted():
     return ScriptedLM
+
+
+def _make_folder(path, n_feeds=3, personalized=True):
+    feeds = synthetic_feeds(n_feeds, seed=5)
+    write_feeds(path / "feeds.csv", feeds)
+    for c in C.TEMPLATE_CONDITIONS[1:]:
+        C.write_condition_file(path, c, C.template_rows(c, feeds))
+    C.write_condition_file(path, "llm", [
+        C.fill_feed("llm", f, [C.explained_text(p.label, f"Generic {p.post_id}.") for p in f.posts])
+        for f in feeds])
+    if personalized:
+        rows = []
+        for key in ("liberal_white_college_male_18-29", "moderate_asian_college_female_45-64"):
+            for f in feeds:
+                texts = [C.explained_text(p.label, f"For {key}: {p.post_id}.") for p in f.posts]
+                rows.append({"group": key, **C.fill_feed("personalized", f, texts)})
+        C.write_condition_file(path, "personalized", rows, grouped=True)
+    return feeds
+
+
+
+@pytest.fixture
+def make_folder():
+    """Write a feeds folder (synthetic feeds, every condition but mrf) into a path."""
+    return _make_folder

@@ -6,37 +6,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lmlab.errors import LmlabError
-from lmlab.studies.misinfo_eval import conditions as C
 from lmlab.studies.misinfo_eval.assign import condition_for, nearest_group
-from lmlab.studies.misinfo_eval.data import Demographics, write_feeds
+from lmlab.studies.misinfo_eval.data import Demographics
 from lmlab.studies.misinfo_eval.store import Store, export_rows
-from lmlab.studies.misinfo_eval.synthetic import synthetic_feeds
 from lmlab.studies.misinfo_eval.web import MAX_BODY, create_app, is_loopback, load_site
 
 DEMO = {"politics": "moderate", "race": "asian", "education": "college", "gender": "female",
         "age": "30-44"}
 
 
-def make_folder(path, n_feeds=3, personalized=True):
-    feeds = synthetic_feeds(n_feeds, seed=5)
-    write_feeds(path / "feeds.csv", feeds)
-    for c in C.TEMPLATE_CONDITIONS[1:]:
-        C.write_condition_file(path, c, C.template_rows(c, feeds))
-    C.write_condition_file(path, "llm", [
-        C.fill_feed("llm", f, [C.explained_text(p.label, f"Generic {p.post_id}.") for p in f.posts])
-        for f in feeds])
-    if personalized:
-        rows = []
-        for key in ("liberal_white_college_male_18-29", "moderate_asian_college_female_45-64"):
-            for f in feeds:
-                texts = [C.explained_text(p.label, f"For {key}: {p.post_id}.") for p in f.posts]
-                rows.append({"group": key, **C.fill_feed("personalized", f, texts)})
-        C.write_condition_file(path, "personalized", rows, grouped=True)
-    return feeds
-
-
 @pytest.fixture
-def app_env(tmp_path):
+def app_env(tmp_path, make_folder):
     make_folder(tmp_path)
     site = load_site(tmp_path, seed=3)
     store = Store(tmp_path / "study.db", site.design)
@@ -175,7 +155,7 @@ def test_no_response_data_is_served(app_env):
     assert "reliable" not in str(again) and "response" not in str(again)
 
 
-def test_design_change_and_bad_folders_are_one_line_errors(tmp_path):
+def test_design_change_and_bad_folders_are_one_line_errors(tmp_path, make_folder):
     make_folder(tmp_path, personalized=False)
     site = load_site(tmp_path, seed=0)
     assert "personalized" not in site.conditions

@@ -79,7 +79,10 @@ def mrf_text(label: bool, writer_intent: str, reader_action: str) -> str:
 
 
 def explained_text(label: bool, explanation: str) -> str:
-    """The llm and personalized interventions: the label, then the explanation."""
+    """The llm and personalized interventions: the label, then the explanation (the label
+    alone when the explanation is empty: a generation that failed every check)."""
+    if not explanation.strip():
+        return label_text(label)
     return f"{label_text(label)}\n{explanation.strip()}"
 
 
