@@ -149,3 +149,27 @@ def test_downloader_checks_sums_and_says_what_it_needs_offline(tmp_path):
         R.download(tmp_path, opener=lambda url, timeout: Fake(b"not the release"))
     assert not list(tmp_path.iterdir())  # nothing saved
     assert R.COMMIT in R.url(R.FEEDS_FILE) and len(R.COMMIT) == 40
+
+
+def test_score_and_annotation_verbs_read_files(tmp_path):
+    from lmlab.studies.misinfo_eval.annotation import SHEET_COLUMNS
+    from lmlab.studies.misinfo_eval.data import RESPONSE_COLUMNS, write_csv
+
+    rows = []
+    for c, right in (("control", 1), ("label", 4)):
+        for k in range(3):
+            for pos in range(5):
+                ok = pos < right
+                rows.append({**dict.fromkeys(RESPONSE_COLUMNS, ""), "participant_id": f"{c}{k}",
+                             "condition": c, "post_id": f"f/{pos}", "gold": 1,
+                             "response": int(ok), "position": pos})
+    write_csv(tmp_path / "r.csv", RESPONSE_COLUMNS, rows)
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "r.csv")])
+    assert r.exit_code == 0, r.output
+    assert "control: accuracy 0.200" in r.output and "label: accuracy 0.800" in r.output
+    assert "gain +0.600 (+300.0%)" in r.output
+    write_csv(tmp_path / "a.csv", SHEET_COLUMNS, [
+        {**dict.fromkeys(SHEET_COLUMNS, "No"), "image": "x", SHEET_COLUMNS[5]: "Yes"},
+        {**dict.fromkeys(SHEET_COLUMNS, "No"), "image": "x"}])
+    r = CliRunner().invoke(app, ["annotation-stats", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0 and "2 of 2 rows kept" in r.output and "inaccurate: 50.00% (1)" in r.output
