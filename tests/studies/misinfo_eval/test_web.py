@@ -167,3 +167,12 @@ def test_design_change_and_bad_folders_are_one_line_errors(tmp_path, make_folder
     with pytest.raises(LmlabError, match=r"feeds\.csv"):
         load_site(tmp_path / "nowhere")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+def test_serve_refuses_a_public_address_before_touching_anything(tmp_path, make_folder):
+    from lmlab.studies.misinfo_eval.web import serve
+
+    make_folder(tmp_path)
+    with pytest.raises(LmlabError, match="not a loopback address"):
+        serve(tmp_path, tmp_path / "db.sqlite", host="0.0.0.0")
+    assert not (tmp_path / "db.sqlite").exists()

@@ -8,8 +8,7 @@ the five questions blank); and, when `simulate` is on, the answers of simulated 
 Metrics of simulated participants start with ``sim.``: they are model outputs, not the paper's
 result.
 
-Timing of the tiny preset (4 feeds, 36 simulated participants): see `README` of the study in
-the report; the measured numbers are in the preset note of `config.py`.
+The measured cost of the tiny preset is in the preset note of `config.py`.
 """
 
 from __future__ import annotations
