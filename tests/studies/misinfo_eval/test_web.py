@@ -176,3 +176,13 @@ def test_serve_refuses_a_public_address_before_touching_anything(tmp_path, make_
     with pytest.raises(LmlabError, match="not a loopback address"):
         serve(tmp_path, tmp_path / "db.sqlite", host="0.0.0.0")
     assert not (tmp_path / "db.sqlite").exists()
+
+
+def test_pages_script_and_style_are_served_under_a_strict_policy(app_env):
+    _, _, client = app_env
+    for path in ("/", "/demographics", "/feed", "/done"):
+        r = client.get(path)
+        assert r.status_code == 200 and "/static/app.js" in r.text and "<style" not in r.text
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+    assert "textContent" in client.get("/static/app.js").text

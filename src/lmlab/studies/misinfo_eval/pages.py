@@ -30,7 +30,8 @@ def page(body: str) -> str:
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>News feed study</title><style>{STYLE}</style></head><body>{body}"
+        "<title>News feed study</title><link rel=\"stylesheet\" href=\"/static/style.css\">"
+        f"</head><body>{body}"
         "<p id=\"error\" class=\"error\" role=\"alert\"></p>"
         "<script src=\"/static/app.js\"></script></body></html>"
     )

@@ -114,6 +114,15 @@ class Store:
         finally:
             db.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads (WAL: readers never wait for the writer)."""
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
     def _check_design(self, db: sqlite3.Connection, design: dict[str, Any]) -> None:
         blob = json.dumps(design, sort_keys=True)
         row = db.execute("SELECT value FROM meta WHERE key='design'").fetchone()
@@ -137,7 +146,7 @@ class Store:
         """The participant holding this token, or None."""
         if not token or len(token) > 100:
             return None
-        with self.transaction() as db:
+        with self.reading() as db:
             row = db.execute(
                 "SELECT participant_id, politics, race, education, gender, age, condition, "
                 "feed_id, group_key, seq FROM participants WHERE token_hash=?",
@@ -179,7 +188,7 @@ class Store:
     # -- responses ----------------------------------------------------------------------------
     def answered(self, pid: str) -> list[int]:
         """The positions this participant has answered."""
-        with self.transaction() as db:
+        with self.reading() as db:
             rows = db.execute("SELECT position FROM responses WHERE participant_id=? "
                               "ORDER BY position", (pid,)).fetchall()
         return [r[0] for r in rows]

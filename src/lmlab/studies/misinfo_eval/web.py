@@ -223,6 +223,10 @@ def create_app(site: Site, store: Store):
     async def script():
         return Response(pages.SCRIPT, media_type="text/javascript")
 
+    @app.get("/static/style.css")
+    async def style():  # a file, not inline: the Content-Security-Policy forbids inline styles
+        return Response(pages.STYLE, media_type="text/css")
+
     @app.post("/api/consent")
     async def consent(request: HTTPRequest):
         await _json_body(request, ConsentIn)
