@@ -43,10 +43,14 @@ class MisinfoEvalConfig(StudyConfig):
 
 
 PRESETS: dict[str, MisinfoEvalConfig] = {
-    # Offline, CPU: 4 synthetic feeds; generic and personalized explanations by the local model;
-    # 6 simulated participants per condition (MRF skipped: no model); scoring, figures, claims.
-    # Measured time in the study docstring.
-    "tiny": MisinfoEvalConfig(),
+    # Offline, CPU: 2 synthetic feeds (10 posts); generic explanations for every post and
+    # personalized ones for the personalized participants' groups, by the local model; 4
+    # simulated participants per condition (24 x 5 answers, 20 preference questions; MRF
+    # skipped: no model); scoring, figures, claims. Sized by compute: about 30 explanations
+    # (130 tokens max) and 140 prompts of ~150-350 tokens, ~8 TFLOP with SmolLM2-135M (~5 min on
+    # 2 quiet cores); Qwen2.5-Coder-0.5B costs ~3.7x more per token.
+    "tiny": MisinfoEvalConfig(n_feeds=2, participants_per_condition=4, attempts=2,
+                              explain_max_tokens=130),
     # The release's 30 feeds (downloaded from the pinned commit) with a served model writing the
     # generic and personalized explanations for a set of groups; no simulated participants: the
     # human study is run with `lmlab misinfo-eval serve` on the feeds folder this run writes.
