@@ -15,6 +15,7 @@ from rich.table import Table
 import lmlab
 from lmlab.errors import LmlabError
 from lmlab.llm.cli import llm_app
+from lmlab.models.cli import models_app
 
 app = typer.Typer(
     name="lmlab",
@@ -30,6 +31,7 @@ _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
 app.add_typer(llm_app, name="llm")  # `lmlab llm chat ...`: check a language-model backend by hand
+app.add_typer(models_app, name="models")  # `lmlab models list|fetch ID`: the embedded models
 
 
 def _version(value: bool) -> None:

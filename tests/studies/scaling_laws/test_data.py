@@ -12,6 +12,7 @@ from lmlab.studies.scaling_laws.data import (
     ENV_VAR,
     CheckpointTable,
     colpret_path,
+    colpret_source,
     load_colpret,
     read_table,
     write_table,
@@ -144,13 +145,26 @@ def test_the_shared_table_loads(colpret):
     assert math.isclose(colpret.loss.min(), 0.04749, rel_tol=1e-3)  # T5-Pile's log2 perplexity
 
 
-def test_where_the_shared_table_is_found(monkeypatch, tmp_path, colpret_csv):
+def test_where_the_table_is_found(monkeypatch, tmp_path, colpret_csv):
+    from lmlab.data import DATASETS, sha256_file
+
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert colpret_path() == colpret_csv  # the documented default, next to the checkout
-    assert colpret_path(colpret_csv.parent) == colpret_csv  # a folder means its compact.csv
+    assert ENV_VAR == "LMLAB_DATA_COLPRET"
+    packaged = colpret_source()
+    assert packaged.source == "package" and packaged.sha256 == DATASETS["colpret"].sha256
+    assert colpret_path() == colpret_csv  # the packaged copy, unpacked in the cache
+    assert sha256_file(colpret_csv) == next(
+        f.sha256 for f in DATASETS["colpret"].files if f.name == "compact.csv")
+    given = colpret_source(colpret_csv.parent)  # a folder means its compact.csv
+    assert given.source == "explicit" and colpret_path(colpret_csv.parent) == colpret_csv
+    assert given.sha256 == packaged.sha256  # the same files, the same manifest
+    assert colpret_source(colpret_csv).source == "explicit"  # or the table file itself
     monkeypatch.setenv(ENV_VAR, str(colpret_csv))
-    assert len(load_colpret()) == 14015
+    assert colpret_source().source == "env" and len(load_colpret()) == 14015
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(LmlabError) as e:
         colpret_path()
-    assert "LMLAB_COLPRET" in str(e.value) and "import-colpret" in str(e.value)
+    assert "LMLAB_DATA_COLPRET" in str(e.value) and "not found" in str(e.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LmlabError, match=r"has no compact\.csv"):
+        colpret_path(tmp_path / "empty")

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from lmlab.data import DATASETS
 from lmlab.errors import LmlabError
 from lmlab.runner import execute
 from lmlab.studies.scaling_laws import STUDY, Config
@@ -49,6 +50,9 @@ def test_a_run_on_one_family(tmp_path):
                                            "variants=models,no-cut"], out=tmp_path / "run")
     m = res["metrics"]
     assert m["shared.status"] == "ok" and m["shared.families"] == 1
+    # Where the table came from, and its checksum (the packaged copy: lmlab.data).
+    assert m["data.colpret.source"] == "package"
+    assert m["data.colpret.sha256"] == DATASETS["colpret"].sha256
     assert m["shared.family.OPT.are_pct"] == pytest.approx(7.416, abs=0.01)
     assert (tmp_path / "run" / "figures" / "fig1_OPT.png").stat().st_size > 0
     by_id = {c["id"]: c for c in res["claims"]}

@@ -3,8 +3,8 @@
 Fit scaling laws to checkpoint-level losses and measure how well they extrapolate, with the
 paper's protocol and best practices. The package holds:
 
-- `data`: the checkpoint schema, its validation, the shared ColPret table (`colpret`: the
-  importer for the paper's public release);
+- `data`: the checkpoint schema, its validation, the ColPret table (packaged with lmlab, found
+  through `lmlab.data`; `colpret`: the importer for the paper's public release);
 - `forms`: functional forms (Chinchilla, multiplicative, one-model, PCA, linked);
 - `fit`: least squares (the paper's) and the vectorized 4^5-start Huber L-BFGS, bootstrap;
 - `protocol`: target and fit-set selection, ARE, the variants; `summary`: cells to metrics;

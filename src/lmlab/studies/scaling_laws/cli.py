@@ -8,7 +8,7 @@
     lmlab scaling-laws import-colpret --out compact.csv [--clone DIR]
 
 DATA is a CSV or Parquet file in the schema of `lmlab.studies.scaling_laws.data`, or the word
-`colpret` for the shared ColPret table ($LMLAB_COLPRET or ../shared/data/colpret).
+`colpret` for the ColPret table ($LMLAB_DATA_COLPRET, else the copy packaged with lmlab).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 console = Console()
 
 DataArg = Annotated[str, typer.Argument(
-    help="Checkpoint table (CSV or Parquet), or 'colpret' for the shared ColPret table.")]
+    help="Checkpoint table (CSV or Parquet), or 'colpret' for the ColPret table packaged with lmlab.")]
 FamilyOpt = Annotated[str | None, typer.Option(
     "--family", "-f", help="Family to use (needed when the table has several).")]
 FormOpt = Annotated[str, typer.Option(

@@ -1,4 +1,4 @@
-"""Checkpoint-level losses: the schema, its validation, and where the shared ColPret table lives.
+"""Checkpoint-level losses: the schema, its validation, and where the ColPret table comes from.
 
 One row per (model, seed, checkpoint), in CSV or Parquet, with these columns:
 
@@ -19,10 +19,12 @@ row, and the line for CSV) and the column: a missing required column, a value th
 number, not finite or not positive, an unknown arch, a model whose size changes between rows, or
 a duplicated checkpoint (same family, model, seed and tokens).
 
-The shared compact table (`compact.csv`, rebuilt from the paper's public release; see its README)
-is found by `colpret_path`: an explicit path, else the environment variable `LMLAB_COLPRET`, else
-`../shared/data/colpret/compact.csv` next to the lmlab checkout. `lmlab scaling-laws import-colpret`
-rebuilds it from the public release (`lmlab.studies.scaling_laws.colpret`).
+The ColPret compact table (`compact.csv`, rebuilt from the paper's public release; see
+lmlab/datasets/colpret/PROVENANCE.md) ships inside lmlab. `colpret_source` finds it through
+`lmlab.data.resolve("colpret", path)`: an explicit path (a table file, or a folder holding
+`compact.csv`), else the environment variable `LMLAB_DATA_COLPRET`, else the packaged copy.
+`lmlab scaling-laws import-colpret` rebuilds it from the public release
+(`lmlab.studies.scaling_laws.colpret`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from lmlab.data import DataSource, env_var, resolve
 from lmlab.errors import LmlabError, require
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "CheckpointTable",
     "ModelInfo",
     "colpret_path",
+    "colpret_source",
     "load_colpret",
     "read_table",
     "write_table",
@@ -57,15 +61,9 @@ COLUMNS = ("family", "model", "num_params", "tokens", "flops", "loss", "seed", "
 REQUIRED = ("family", "model", "num_params", "tokens", "loss")
 OPTIONAL = {"flops": None, "seed": 0, "arch": "dec", "source": None}
 ARCHS = ("dec", "enc", "enc-dec", "moe", "ssm")
-ENV_VAR = "LMLAB_COLPRET"
+ENV_VAR = env_var("colpret")  # LMLAB_DATA_COLPRET
 _POSITIVE = ("num_params", "tokens", "loss", "flops")
 
-HOW_TO_GET = (
-    "pass its path (`lmlab run scaling-laws --set data=PATH`, or DATA in `lmlab scaling-laws "
-    "fit DATA`), set LMLAB_COLPRET=PATH, or rebuild it from the paper's public release with "
-    "`lmlab scaling-laws import-colpret --out compact.csv` (downloads IBM/ColPret at a pinned "
-    "commit and checks every file's SHA-256)"
-)
 
 
 @dataclass(frozen=True)
@@ -375,33 +373,21 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-# -- the shared ColPret table ----------------------------------------------------------------------
-def default_colpret_dir() -> Path:
-    """`<checkout>/../shared/data/colpret`: where the project keeps the shared table."""
-    here = Path(__file__).resolve()
-    # src/lmlab/studies/scaling_laws/data.py -> parents[4] is the checkout (repo root)
-    return here.parents[4].parent / "shared" / "data" / "colpret"
+# -- the ColPret table ------------------------------------------------------------------------------
+def colpret_source(path: str | os.PathLike | None = None) -> DataSource:
+    """Where the ColPret table comes from: `lmlab.data.resolve("colpret", path)` (an explicit
+    path, else $LMLAB_DATA_COLPRET, else the copy packaged with lmlab)."""
+    return resolve("colpret", path)
+
+
+def table_file(source: DataSource) -> Path:
+    """The table file of a resolved source: the file itself, or a folder's `compact.csv`."""
+    return source.path / "compact.csv" if source.path.is_dir() else source.path
 
 
 def colpret_path(path: str | os.PathLike | None = None) -> Path:
-    """Where the ColPret compact table is: `path`, else $LMLAB_COLPRET, else the shared default.
-
-    A folder is taken to hold `compact.csv`. A clear error says how to get the table when none
-    of these exists.
-    """
-    candidates: list[tuple[str, Path]] = []
-    if path is not None and str(path) not in ("", "auto"):
-        candidates.append(("the given path", Path(path)))
-    elif os.environ.get(ENV_VAR):
-        candidates.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
-    else:
-        candidates.append(("the shared default", default_colpret_dir()))
-    for what, p in candidates:
-        p = p / "compact.csv" if p.is_dir() else p
-        if p.is_file():
-            return p
-        raise LmlabError(f"ColPret table not found at {p} ({what}); {HOW_TO_GET}")
-    raise AssertionError("unreachable")
+    """The ColPret table's file (see `colpret_source` for where it is looked for)."""
+    return table_file(colpret_source(path))
 
 
 def colpret_available(path: str | os.PathLike | None = None) -> bool:
@@ -414,5 +400,5 @@ def colpret_available(path: str | os.PathLike | None = None) -> bool:
 
 
 def load_colpret(path: str | os.PathLike | None = None) -> CheckpointTable:
-    """The ColPret compact table (see `colpret_path` for where it is looked for)."""
+    """The ColPret compact table (see `colpret_source` for where it is looked for)."""
     return read_table(colpret_path(path))

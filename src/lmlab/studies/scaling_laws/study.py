@@ -2,9 +2,10 @@
 
 A run evaluates the paper's protocol on two sources of checkpoint losses:
 
-- `shared`: the ColPret compact table (the paper's public data; see `data.py` for where it is
-  found). Every family with at least 3 models gets the full grid of cells, OLMo (2 models) the
-  one-model fit. Skipped, with its claims marked untestable, when the table is not available.
+- `shared`: the ColPret compact table (the paper's public data, packaged with lmlab and found by
+  `lmlab.data.resolve`; the run records its source and checksum as `data.colpret.*`). Every
+  family with at least 3 models gets the full grid of cells, OLMo (2 models) the one-model fit.
+  Skipped, with its claims marked untestable, when the table is not available.
 - `grown`: a family of small lmlab GPTs trained here on a synthetic corpus (`grow.py`): every
   width x seed through the executor, checkpoint losses in the same schema (`grown.csv` in the
   run folder), then the same protocol, with the early-token cut scaled to the runs' length.
@@ -29,8 +30,9 @@ ALL_VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model",
 class Config(StudyConfig):
     """Every knob of a run; `--set key=value` overrides any of them."""
 
-    # The shared ColPret table: "auto" (LMLAB_COLPRET, else ../shared/data/colpret next to the
-    # checkout; skipped when absent), "none" (skip), or the path of a CSV/Parquet table.
+    # The ColPret table: "auto" ($LMLAB_DATA_COLPRET, else the copy packaged with lmlab; skipped
+    # when neither is there), "none" (skip), or a path: a CSV/Parquet table or a folder holding
+    # compact.csv (lmlab.data.resolve).
     data: str = "auto"
     families: tuple[str, ...] = ()  # empty: every family with >= 2 models
     variants: tuple[str, ...] = ALL_VARIANTS
@@ -142,10 +144,12 @@ class ScalingLawsStudy(Study):
             one_model_families=tuple(config.one_model_families) or None,
         )
         metrics: dict[str, Any] = {}
-        table = _shared_table(config.data)
-        if isinstance(table, str):
-            metrics["shared.status"] = table
+        found = _shared_table(config.data)
+        if isinstance(found, str):
+            metrics["shared.status"] = found
         else:
+            table, source = found
+            metrics.update(source.to_metrics())  # data.colpret.source, .sha256, .path, .files
             metrics.update(self._shared(config, settings, table, run))
         if config.grow:
             metrics.update(self._grown(config, settings, run))
@@ -264,18 +268,20 @@ class ScalingLawsStudy(Study):
 
 
 def _shared_table(data: str) -> Any:
-    """The shared table, or a one-line reason (str) why this run goes without it."""
-    from lmlab.studies.scaling_laws.data import colpret_path, read_table
+    """The shared table and its `DataSource`, or a one-line reason (str) why this run goes
+    without it."""
+    from lmlab.studies.scaling_laws.data import colpret_source, read_table, table_file
 
     if data == "none":
         return "skipped (data=none)"
     if data == "auto":
         try:
-            path = colpret_path(None)
+            source = colpret_source(None)
         except LmlabError as e:
             return f"not found: {e}"
-        return read_table(path)
-    return read_table(colpret_path(data))  # an explicit path must exist: a clear error if not
+    else:
+        source = colpret_source(data)  # an explicit path must exist: a clear error if not
+    return read_table(table_file(source)), source
 
 
 def _slug(name: str) -> str:
