@@ -21,7 +21,7 @@ class MisinfoEvalConfig(StudyConfig):
     n_feeds: int = 4  # synthetic feeds (5 posts each)
     conditions: tuple[str, ...] = CONDITIONS
     # The explanation writer: any lmlab.llm spec (hf:..., openai:MODEL@URL, replay:FILE).
-    llm: str = "hf:smollm2-135m-instruct"
+    llm: str = "hf:qwen2.5-coder-0.5b-instruct"
     max_words: int = 100
     attempts: int = 3  # generations per explanation before repairing the last one
     explain_max_tokens: int = 160
@@ -44,12 +44,14 @@ class MisinfoEvalConfig(StudyConfig):
 
 PRESETS: dict[str, MisinfoEvalConfig] = {
     # Offline, CPU: 2 synthetic feeds (10 posts); generic explanations for every post and
-    # personalized ones for the personalized participants' groups, by the local model; 4
-    # simulated participants per condition (24 x 5 answers, 20 preference questions; MRF
-    # skipped: no model); scoring, figures, claims. Sized by compute: about 30 explanations
-    # (130 tokens max) and 140 prompts of ~150-350 tokens, ~8 TFLOP with SmolLM2-135M (~5 min on
-    # 2 quiet cores); Qwen2.5-Coder-0.5B costs ~3.7x more per token.
-    "tiny": MisinfoEvalConfig(n_feeds=2, participants_per_condition=4, attempts=2,
+    # personalized ones for the personalized participants' groups, by Qwen2.5-Coder-0.5B; 3
+    # simulated participants per condition (18 x 5 answers, 15 preference questions; MRF
+    # skipped: no model); scoring, figures, claims. Sized by compute, not yet timed on a quiet
+    # machine: ~25 explanations (130 tokens max, about half regenerated once) and ~105 prompts
+    # of 150-350 tokens, about 15 TFLOP (~8-10 min on 2 cores). The same preset with
+    # `--set llm=hf:smollm2-135m-instruct --set participants_per_condition=4` costs ~4x less;
+    # its measured run is in the study docstring.
+    "tiny": MisinfoEvalConfig(n_feeds=2, participants_per_condition=3, attempts=2,
                               explain_max_tokens=130),
     # The release's 30 feeds (downloaded from the pinned commit) with a served model writing the
     # generic and personalized explanations for a set of groups; no simulated participants: the
