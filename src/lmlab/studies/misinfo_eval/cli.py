@@ -42,7 +42,6 @@ def serve(
     from lmlab.studies.misinfo_eval.web import serve as run_server
 
     conds = [c.strip() for c in conditions.split(",") if c.strip()] or None
-    print(f"serving {feeds} on http://{host}:{port}/ (database {db}); Ctrl-C stops", flush=True)
     run_server(feeds, db, host=host, port=port, seed=seed, conditions=conds,
                allow_remote=allow_remote)
 

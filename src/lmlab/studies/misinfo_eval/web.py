@@ -327,5 +327,7 @@ def serve(feeds: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     site = load_site(feeds, conditions, seed)
     store = Store(db, site.design)
     uvicorn = require("uvicorn", extra="misinfo")
+    print(f"serving {', '.join(site.conditions)} on http://{host}:{port}/ (database {db}); "
+          "Ctrl-C stops", flush=True)
     uvicorn.run(create_app(site, store), host=host, port=port, log_level=log_level,
                 limit_concurrency=64, timeout_keep_alive=5, h11_max_incomplete_event_size=16384)
