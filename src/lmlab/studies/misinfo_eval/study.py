@@ -8,7 +8,15 @@ the five questions blank); and, when `simulate` is on, the answers of simulated 
 Metrics of simulated participants start with ``sim.``: they are model outputs, not the paper's
 result.
 
-The measured cost of the tiny preset is in the preset note of `config.py`.
+Measured on the shared 2-core development machine (load average ~15-19, so wall times are
+inflated several-fold; CPU seconds are the comparable number), one torch thread
+(OMP_NUM_THREADS=1; with two threads on that oversubscribed machine generation was >10x slower):
+
+* tiny with ``llm=hf:smollm2-135m-instruct n_feeds=1 participants_per_condition=1 attempts=1
+  explain_max_tokens=60`` (10 explanations, 35 prompts): 49 CPU-s user + 2 s system, 3:01 wall;
+* the full tiny preset with SmolLM2 and 4 participants per condition, and with its default
+  Qwen2.5-Coder-0.5B: see the final report of the branch (they were still running at the
+  deadline on that machine).
 """
 
 from __future__ import annotations
