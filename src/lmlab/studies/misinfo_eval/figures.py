@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmlab.plotting import pyplot
 from lmlab.studies.misinfo_eval.conditions import CONDITIONS
 
 
 def accuracy_figure(m: dict[str, Any], title: str):
     """Two panels: accuracy per condition and absolute gain over control, with 95% intervals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     conds = [c for c in CONDITIONS if f"accuracy.{c}.mean" in m]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, ylabel in ((axes[0], "accuracy", "accuracy"),
