@@ -7,3 +7,7 @@ distractors), messages them and composes the answer; it is scored on the answer 
 Match, and an execution-based check against the reference rows), on efficiency, and on whom it
 contacted (people precision and recall).
 """
+
+from lmlab.studies.peoplejoin.study import STUDY
+
+__all__ = ["STUDY"]

@@ -20,6 +20,7 @@ Scripted policies (no model; labelled as such in every table): `ScriptedAgent` w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -188,10 +189,8 @@ class PlanExecuteAgent(_ComposingAgent):
             return format_action("EnterpriseSearch.search_relevant_people", query=_question(view))
         if self._planned is not None:
             return None
-        try:
+        with contextlib.suppress(json.JSONDecodeError, AttributeError):
             directory = "\n".join(f"{k}: {v}" for k, v in json.loads(directory).items())
-        except (json.JSONDecodeError, AttributeError):
-            pass
         p = self.org.person(view.requester)
         self._planning = True
         text = prompt("agent_plan").format(

@@ -24,7 +24,7 @@ from lmlab.studies.peoplejoin.data import Organization, QAItem, base_table
 __all__ = ["answer_check", "build_database", "canonical", "reproduce", "run_gold", "same_rows"]
 
 _NOT_ENOUGH = re.compile(
-    r"not enough information|insufficient information|cannot be answered|can ?not answer|"
+    r"(?:not|n.t|no) enough information|insufficient information|cannot be answered|can ?not answer|"
     r"unable to (?:find|answer|determine)|no (?:one|body) (?:has|had)|could ?n[o']t find|"
     r"do(?:es)? ?n[o']t have (?:the|enough|any|this|that)|no information|unanswerable|"
     r"not available|isn't available", re.IGNORECASE)
