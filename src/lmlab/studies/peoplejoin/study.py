@@ -45,7 +45,10 @@ class PeopleJoinStudy(Study):
                 parse_spec(spec)
         if config.items < 0 or config.max_actions < 1 or config.max_invalid < 1 or config.max_turns < 1:
             raise LmlabError("items must be >= 0; max_actions, max_invalid, max_turns >= 1")
-        data_dir(config.data)
+        from lmlab.studies.peoplejoin.evaluate import select_items
+
+        select_items(data_dir(config.data), split=config.split, organizations=config.organizations,
+                     max_member_chars=config.max_member_chars, n=config.items, seed=config.seed)
 
     def run(self, config: PeopleJoinConfig, run: Any) -> dict[str, Any]:
         from lmlab.studies.peoplejoin.data import data_dir, load_items
