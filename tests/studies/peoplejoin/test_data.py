@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_bad_item_names_line_and_field(data_root, mutate, message):
     mutate(d)
     lines[1] = json.dumps(d)
     (data_root / "dev.jsonl").write_text("\n".join(lines))
-    with pytest.raises(LmlabError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(LmlabError, match="^" + re.escape(message)):
         load_items(data_root / "dev.jsonl")
 
 
@@ -53,7 +54,7 @@ def test_bad_organization_and_missing_files(data_root):
     p = data_root / "tenant_data_v2" / "broken.json"
     p.write_text(json.dumps({"tenant_id": "x", "primary_user": {"user_id": "zed"}, "users": [],
                              "user_id_to_documents": {}}))
-    with pytest.raises(LmlabError, match="broken.json: the primary user 'zed' is not a member"):
+    with pytest.raises(LmlabError, match=r"broken\.json: the primary user 'zed' is not a member"):
         load_organization(data_root, "tenant_data_v2/broken")
     with pytest.raises(LmlabError, match="no such organization file"):
         load_organization(data_root, "tenant_data_v2/nowhere")

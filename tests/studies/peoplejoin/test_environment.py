@@ -13,7 +13,7 @@ from lmlab.studies.peoplejoin.transcript import AGENT, Transcript
 
 def test_actions_release_semantics(org):
     w = World(org)
-    obs, eff = w.execute(parse_action('Enterprise.send_message(user_id="BOB@company.com", content="hi")'))
+    _obs, eff = w.execute(parse_action('Enterprise.send_message(user_id="BOB@company.com", content="hi")'))
     assert eff == {"send": ("bob", "hi")}
     people = json.loads(w.execute(parse_action('EnterpriseSearch.search_relevant_people(query="weather")'))[0])
     assert list(people) == ["bob", "carol", "dave", "erin", "frank"] and people["erin"] == "unknown"
@@ -21,7 +21,7 @@ def test_actions_release_semantics(org):
     assert w.execute(parse_action('EnterpriseSearch.search_relevant_people(query="zzz")'))[0] == json.dumps(people)
     aware = World(org, query_aware=True, top_k=2)
     top = json.loads(aware.execute(parse_action('EnterpriseSearch.search_relevant_people(query="weather")'))[0])
-    assert list(top)[0] == "frank" and len(top) == 2
+    assert next(iter(top)) == "frank" and len(top) == 2
     docs = w.execute(parse_action('EnterpriseSearch.search_documents(query="book prices")'))[0]
     assert "Paris" in docs and "Dune" not in docs  # only the requester's own documents
     assert json.loads(w.execute(parse_action('Enterprise.resolve_person(name="Chen")'))[0])["user_id"] == "carol"
@@ -34,8 +34,7 @@ def test_search_documents_top5_bm25(org):
 
     from lmlab.studies.peoplejoin.data import Document
 
-    docs = tuple(Document(f"x/{i}", f"t{i}", f"filler text {i}") for i in range(7)) + (
-        Document("x/k", "key", "the zebra table"),)
+    docs = (*tuple(Document(f"x/{i}", f"t{i}", f"filler text {i}") for i in range(7)), Document("x/k", "key", "the zebra table"))
     w = World(replace(org, documents={**org.documents, "alice": docs}))
     out = w.execute(parse_action('EnterpriseSearch.search_documents(query="zebra")'))[0]
     assert out.startswith("Title: key") and out.count("Title:") == 5
@@ -56,8 +55,9 @@ class Script:
         return raw
 
 
-def _run(org, item, agent, limits=Limits(), mates=None):
-    gen = episode(item, org, agent, mates or TableServer(org), ScriptedRequester(item.question), limits)
+def _run(org, item, agent, limits=None, mates=None):
+    gen = episode(item, org, agent, mates or TableServer(org), ScriptedRequester(item.question),
+                  limits or Limits())
     return run_episodes([gen], {})[0]
 
 

@@ -29,26 +29,24 @@ OPEN = [(AGENT, "alice", "Hi Alice, how can I help you today?"), ("alice", AGENT
 
 
 def test_no_contacts_precision_zero():
-    t = make(OPEN + [(AGENT, "alice", "I do not know.")])
+    t = make([*OPEN, (AGENT, "alice", "I do not know.")])
     assert people_scores(t) == (0.0, 0.0)
 
 
 def test_empty_reference_recall_one():
-    t = make(OPEN + [(AGENT, "bob", "books?")], reference=("alice",))
+    t = make([*OPEN, (AGENT, "bob", "books?")], reference=("alice",))
     assert people_scores(t) == (0.0, 1.0)
     assert people_scores(make(OPEN, reference=())) == (0.0, 1.0)
 
 
 def test_precision_recall_values():
-    t = make(OPEN + [(AGENT, "bob", "books?"), (AGENT, "frank", "books?"), (AGENT, "bob", "again?")])
+    t = make([*OPEN, (AGENT, "bob", "books?"), (AGENT, "frank", "books?"), (AGENT, "bob", "again?")])
     p, r = people_scores(t)
     assert p == pytest.approx(0.5) and r == pytest.approx(0.5)
 
 
 def test_per_direction_counts():
-    t = make(OPEN + [(AGENT, "bob", "how many books"), ("bob", AGENT, "two books here"),
-                     (AGENT, "carol", "how many books"), ("carol", AGENT, "two"),
-                     (AGENT, "alice", "There are 4 books."), ("alice", AGENT, "Thanks")])
+    t = make([*OPEN, (AGENT, "bob", "how many books"), ("bob", AGENT, "two books here"), (AGENT, "carol", "how many books"), ("carol", AGENT, "two"), (AGENT, "alice", "There are 4 books."), ("alice", AGENT, "Thanks")])
     t.messages.append(Message(AGENT, "alice", "session completed", 1, kind="session_completed"))
     e = efficiency(t)
     assert e["msgs.requester_to_agent"] == 2 and e["msgs.agent_to_requester"] == 2
@@ -69,7 +67,7 @@ def test_judge_parsing(text, score, match):
 
 
 def test_judge_prompt_and_cache(tmp_path):
-    t = make(OPEN + [(AGENT, "alice", "There are 4 books.")])
+    t = make([*OPEN, (AGENT, "alice", "There are 4 books.")])
     req = judge_request(t)
     prompt = req.messages[-1]["content"]
     assert "[[4]]" in prompt and "agent-to-alice: There are 4 books." in prompt
@@ -78,12 +76,12 @@ def test_judge_prompt_and_cache(tmp_path):
     again = JudgeCache(tmp_path / "j.jsonl")
     assert again.get(t, "hf:m") == "score: 2"
     assert again.get(t, "hf:other") is None  # keyed by judge model
-    t2 = make(OPEN + [(AGENT, "alice", "There are 5 books.")])
+    t2 = make([*OPEN, (AGENT, "alice", "There are 5 books.")])
     assert again.get(t2, "hf:m") is None  # keyed by transcript, not only the item
 
 
 def test_score_transcript(items):
-    t = make(OPEN + [(AGENT, "bob", "books?"), (AGENT, "carol", "books?"), (AGENT, "alice", "There are 4 books.")])
+    t = make([*OPEN, (AGENT, "bob", "books?"), (AGENT, "carol", "books?"), (AGENT, "alice", "There are 4 books.")])
     row = score_transcript(t, items[1], "score: 2")
     assert row["match"] == 100.0 and row["exec"] == 1.0 and row["precision"] == 1.0 and row["recall"] == 1.0
     assert score_transcript(t, items[1], None)["match"] is None
