@@ -68,7 +68,7 @@ def test_opening_and_session_completed(org, items):
 
 
 def test_ten_actions_per_wakeup(org, items):
-    agent = Script(['Reflection.thought(thought="hmm")'] * 30)
+    agent = Script([f'Reflection.thought(thought="hmm {i}")' for i in range(30)])
     t = _run(org, items[0], agent, Limits(max_turns=5))
     assert len(t.steps) == 10 and t.end_reason == "idle"  # nothing was sent, nothing wakes it
 
@@ -118,3 +118,11 @@ def test_transcript_round_trip(org, items, tmp_path):
                                     'Enterprise.send_message(user_id="alice", content="4 books")']))
     again = Transcript.load(t.save(tmp_path / "t.json"))
     assert again == t and again.digest() == t.digest()
+
+
+def test_repeated_action_is_invalid(org, items):
+    send = 'Enterprise.send_message(user_id="bob", content="book?")'
+    t = _run(org, items[1], Script([send, send, send, send]))
+    assert [s.valid for s in t.steps[:4]] == [True, False, False, False]
+    t = _run(org, items[1], Script([send, send]), Limits(reject_repeats=False))
+    assert [s.valid for s in t.steps[:2]] == [True, True]

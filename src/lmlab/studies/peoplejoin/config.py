@@ -23,7 +23,7 @@ class PeopleJoinConfig(StudyConfig):
     split: Literal["dev", "test"] = "dev"  # test: the paper's 500 selected items (download first)
     organizations: tuple[str, ...] = SMALL_ORGS  # empty: every organization of the split
     max_member_chars: int = 6000  # skip organizations with a member holding more than this
-    items: int = 12  # items drawn at random (seeded) from those left; 0: all
+    items: int = 6  # items drawn at random (seeded) from those left; 0: all
     agents: tuple[str, ...] = ("reactive", "message-none", "message-all",
                                "oracle-contacts", "broadcast", "none")
     agent_model: str = "hf:qwen2.5-coder-0.5b-instruct"
@@ -34,9 +34,10 @@ class PeopleJoinConfig(StudyConfig):
     query_aware_people: bool = False  # search_relevant_people ranks by the query (not the release)
     max_actions: int = 10
     max_invalid: int = 3
-    max_turns: int = 6
+    max_turns: int = 4
     max_messages: int = 20
     max_time_s: float = 1250.0
+    reject_repeats: bool = True  # an immediate repeat of an action is invalid (not in the release)
     batch_size: int = 16  # rows per forward pass of the local backend
     threads: int = 0  # torch threads (0: leave as is)
     n_boot: int = 2000
@@ -44,7 +45,7 @@ class PeopleJoinConfig(StudyConfig):
 
 
 PRESETS: dict[str, PeopleJoinConfig] = {
-    # 12 dev items from the five small organizations; the 0.5B model as reactive agent,
+    # 6 dev items from the five small organizations; the 0.5B model as reactive agent,
     # Message-None, Message-All, teammates and judge, plus the three scripted contact policies.
     # Fits about 15 minutes on 2 CPU cores (measured in the study's README note).
     "tiny": PeopleJoinConfig(),

@@ -51,6 +51,9 @@ class Limits:
     max_turns: int = 8  # agent wake-ups
     max_messages: int = 20  # messages the agent may send (0: no cap)
     max_time_s: float = 1250.0  # wall time of one episode (0: no cap)
+    # Not in the release: the same action twice in a row within a turn counts as invalid (small
+    # models loop on one call until the 10-action cap; this ends such a turn after 3 repeats).
+    reject_repeats: bool = True
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,10 @@ def episode(
                 raw = text = out
             try:
                 action = parse_action(text)
+                last = next((s for s in reversed(t.steps) if s.turn == turn and s.valid), None)
+                if limits.reject_repeats and last is not None and last.action == str(action):
+                    raise ActionError("you just did exactly this; do something else, or "
+                                      "System.finish() to wait for replies")
                 obs, effect = world.execute(action)
             except ActionError as e:
                 invalid += 1

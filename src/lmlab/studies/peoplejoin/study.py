@@ -122,7 +122,7 @@ def _episodes(config: PeopleJoinConfig, run: Any, chosen: list) -> dict[str, Any
             kind = spec.split(":", 1)[0]
             o = dict(opts)
             if kind == "hf":
-                o = {"batch_size": config.batch_size, "seed": config.seed}
+                o = {"batch_size": config.batch_size, "seed": config.seed, "device": config.device}
             backends[spec] = get_backend(spec, run=run, record=record, **o)
         return backends[spec]
 
@@ -138,7 +138,7 @@ def _episodes(config: PeopleJoinConfig, run: Any, chosen: list) -> dict[str, Any
     if config.requester == "llm":
         roles["requester"] = backend(mate_spec)
     limits = Limits(config.max_actions, config.max_invalid, config.max_turns,
-                    config.max_messages, config.max_time_s)
+                    config.max_messages, config.max_time_s, config.reject_repeats)
     gens, keys = [], []
     for name in config.agents:
         model = agent_spec if name in LLM_AGENTS else "scripted"
