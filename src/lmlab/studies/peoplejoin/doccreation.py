@@ -75,7 +75,9 @@ def reference_people(item: DocItem, org: Organization) -> tuple[str, ...]:
 
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F1 of one prediction against its reference (stemmed, as rouge-score does)."""
-    from rouge_score import rouge_scorer
+    from lmlab.errors import require
+
+    rouge_scorer = require("rouge_score.rouge_scorer", extra="peoplejoin")
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return float(scorer.score(reference, prediction)["rougeL"].fmeasure)

@@ -72,7 +72,9 @@ class _BM25:
     """BM25-Okapi over a few texts (the release's tokenizer: lowercased \\w+ runs)."""
 
     def __init__(self, texts: list[str]):
-        import bm25s
+        from lmlab.errors import require
+
+        bm25s = require("bm25s", extra="peoplejoin")
 
         self.n = len(texts)
         self.retriever = None
