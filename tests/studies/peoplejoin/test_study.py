@@ -1,0 +1,72 @@
+"""The study end to end on the synthetic organization (a fake model only for plumbing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmlab.errors import LmlabError
+from lmlab.runner import execute
+
+from .fakes import FakeLM
+from .test_agents import fake_agent_brain
+
+
+def _brain(request):
+    text = request.messages[-1]["content"]
+    if "You grade an AI assistant" in text:
+        return "score: 2" if "4 books" in text else "score: 0"
+    if "Your one-line reply" in text:
+        return "Bob: I have two books: Dune and Emma." if "(user id: bob)" in text else "skip"
+    return fake_agent_brain(request)
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    import lmlab.llm
+
+    made = {}
+
+    def get_backend(spec, **kw):
+        made.setdefault(spec, FakeLM(_brain, model=spec))
+        return made[spec]
+
+    monkeypatch.setattr(lmlab.llm, "get_backend", get_backend)
+    return made
+
+
+def test_run_end_to_end(data_root, tmp_path, fake_models):
+    out = tmp_path / "run"
+    res = execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=bookshop", "items=0",
+                                         "agents=reactive,message-none,message-all,oracle-contacts,broadcast,none",
+                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200"], out=out)
+    m = res["metrics"]
+    assert m["items"] == 5 and m["gold.reproduced"] == 4 and m["gold.answerable"] == 4
+    assert m["check.rescore_equal"] == 1.0 and m["check.oracle.min_precision"] == 1.0
+    assert m["model.agent"] == "hf:a" and m["model.teammates"] == "hf:b" and m["model.judge"] == "hf:a"
+    assert set(fake_models) == {"hf:a", "hf:b"}
+    for a in ("reactive", "message-none", "oracle-contacts"):
+        assert 0 <= m[f"match.{a}.mean"] <= 100 and m[f"exec.{a}.ci_lo"] <= m[f"exec.{a}.mean"]
+    assert m["recall.broadcast.mean"] == 1.0
+    ids = {c["id"]: c for c in res["claims"]}
+    assert {"reactive_beats_none.match", "message_all_recall_precision", "hard_items.exec"} <= set(ids)
+    checks = {c["id"]: c for c in res["checks"]}
+    assert checks["oracle_people"]["holds"] is True and checks["rescore"]["holds"] is True
+    assert (out / "figures" / "peoplejoin.png").is_file() and (out / "efficiency.md").is_file()
+    assert len(list((out / "transcripts").glob("*/*.json"))) == 30
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 30
+
+
+def test_bad_config_fails_before_the_disk(data_root, tmp_path):
+    out = tmp_path / "bad"
+    with pytest.raises(LmlabError, match="unknown agent"):
+        execute("peoplejoin", "tiny", [f"data={data_root}", "agents=reactive,genius"], out=out)
+    with pytest.raises(LmlabError, match="unknown LLM backend"):
+        execute("peoplejoin", "tiny", [f"data={data_root}", "agent_model=gpt:4"], out=out)
+    with pytest.raises(LmlabError, match="not a PeopleJoin-QA folder"):
+        execute("peoplejoin", "tiny", [f"data={tmp_path / 'nowhere'}"], out=out)
+    with pytest.raises(LmlabError, match="no items left"):
+        execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=pets_1"], out=out)
+    assert not out.exists()
