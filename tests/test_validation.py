@@ -187,4 +187,9 @@ def test_every_preset_conforms_to_its_config_type(study_id: str) -> None:
         assert isinstance(preset, study.Config), (study_id, name)
         errors = _config_errors(preset)
         assert not errors, f"{study_id} preset {name!r}: {errors}"
-        study.validate(preset)  # and every preset passes its own study's validation
+        # and every preset passes its own study's validation; a preset beyond `tiny` may need what
+        # an offline machine lacks (released test data to download first), and then says so
+        try:
+            study.validate(preset)
+        except LmlabError as e:
+            assert name != "tiny" and "download" in str(e) and "\n" not in str(e), (study_id, name, e)

@@ -13,6 +13,7 @@ from lmlab.studies.peoplejoin import download as dl
 from lmlab.studies.peoplejoin.data import (
     UNANSWERABLE_ANSWER,
     data_dir,
+    data_source,
     load_items,
     load_organization,
     load_test_ids,
@@ -63,11 +64,14 @@ def test_bad_organization_and_missing_files(data_root):
 
 def test_data_dir(data_root, monkeypatch, tmp_path):
     monkeypatch.delenv("LMLAB_DATA_PEOPLEJOIN_QA", raising=False)
-    with pytest.raises(LmlabError, match="no PeopleJoin-QA data"):
-        data_dir("")
+    monkeypatch.setenv("LMLAB_CACHE", str(tmp_path / "cache"))
+    packaged = data_source("")  # no path, no variable: the copy that ships with lmlab
+    assert packaged.source == "package" and (packaged.path / "dev.jsonl").is_file()
+    assert len(load_items(packaged.path / "dev.jsonl")) == 852
     monkeypatch.setenv("LMLAB_DATA_PEOPLEJOIN_QA", str(data_root))
-    assert data_dir("") == data_root
-    with pytest.raises(LmlabError, match="not a PeopleJoin-QA folder"):
+    assert data_dir("") == data_root and data_source("").source == "env"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LmlabError, match="expected a folder holding dev.jsonl"):
         data_dir(str(tmp_path / "empty"))
 
 

@@ -37,10 +37,9 @@ def efficiency_table(metrics: dict[str, Any], agents: tuple[str, ...], path: Pat
 
 def plot_results(metrics: dict[str, Any], agents: tuple[str, ...], run: Any) -> None:
     """Match and execution accuracy per agent (95% intervals), and people precision vs recall."""
-    import matplotlib
+    from lmlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = [a for a in agents if f"{a}.items" in metrics]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
