@@ -37,6 +37,13 @@ def test_the_lora_copy_is_deterministic_with_intruders_every_third_layer(llama_f
     assert 4 <= len(big) <= 6 and rep.total >= 1
 
 
+def _ratio_of_rounded(ratio: float, num: float, den: float) -> bool:
+    """Whether `ratio` (rounded to 0.01) is num/den, given times rounded to 1 ms."""
+    lo = (num - 5e-4) / (den + 5e-4) - 0.005
+    hi = (num + 5e-4) / max(den - 5e-4, 1e-9) + 0.005
+    return lo <= ratio <= hi
+
+
 def test_bench_in_process_counts_agree_with_the_reference(llama_folders):
     out = bench_intruders(model=str(llama_folders["base"]), r=4, isolate=False, device="cpu")
     assert KEYS <= set(out)
@@ -49,11 +56,9 @@ def test_bench_in_process_counts_agree_with_the_reference(llama_folders):
     assert out["intruders_baseline"] == out["intruders_reference"]
     assert out["baseline_s"] == pytest.approx(out["baseline_base_s"] + out["baseline_warm_s"],
                                               abs=2e-3)
-    assert out["speedup"] == pytest.approx(out["baseline_s"] / out["fast_s"], rel=0.02, abs=0.02)
-    assert out["speedup_vs_full_svd"] == pytest.approx(out["reference_s"] / out["fast_s"],
-                                                       rel=0.02, abs=0.02)
-    assert out["speedup_warm"] == pytest.approx(out["baseline_warm_s"] / out["fast_warm_s"],
-                                                rel=0.02, abs=0.02)
+    assert _ratio_of_rounded(out["speedup"], out["baseline_s"], out["fast_s"])
+    assert _ratio_of_rounded(out["speedup_vs_full_svd"], out["reference_s"], out["fast_s"])
+    assert _ratio_of_rounded(out["speedup_warm"], out["baseline_warm_s"], out["fast_warm_s"])
     assert out["goal_met"] == (out["speedup_cpu"] >= 5)
 
 

@@ -37,7 +37,7 @@ class AlgaeConfig(StudyConfig):
     deep_steps: int = 150  # deep MaxEnt IRL optimiser steps
     # proposers: the library ablation everywhere, the LM on `lm_seeds` x `lm_demos`
     proposers: tuple[str, ...] = ("library", "lm")
-    lm: str = "hf:smollm2-135m-instruct"
+    lm: str = "hf:qwen2.5-coder-0.5b-instruct"
     lm_samples: int = 4  # answers per LM call
     lm_temperature: float = 0.8
     lm_max_tokens: int = 160
@@ -52,14 +52,13 @@ class AlgaeConfig(StudyConfig):
 
 # tiny: offline on 2 CPU cores. 5 worlds x demos {1,2,3,5,10} x (initial, all, oracle, deep,
 # ALGAE-library); the detector calibrated on 20 worlds and tested on 20 more per demo count; the
-# LM proposer on 2 worlds x 3 demos, 4 samples per call (default smollm2-135m-instruct until the
-# 0.5B coder model is in the catalog: `--set lm=hf:qwen2.5-coder-0.5b-instruct`); the
-# continuous task on 5 worlds. Measured on the shared 2-core machine (load ~18): everything
-# but the LM 73 CPU-s (user + sys; 30 min wall at a 3% CPU share); the LM part with smollm2
-# (6 calls x 4 samples x 160 tokens) about 150 CPU-s, so the whole preset is ~4 CPU-min and fits
-# 10 minutes on two quiet cores. smollm2 wrote 0 valid features of 24 samples. One call of the
-# 0.5B coder model (4 x 200 tokens, a longer prompt) took 537 CPU-s and gave 0 of 4 valid: at
-# that price the 0.5B does NOT fit the 10-minute budget on 2 cores.
+# LM proposer (Qwen2.5-Coder-0.5B-Instruct) on 2 worlds x 3 demos, 4 samples per call; the
+# continuous task on 5 worlds. Measured on a mostly quiet 2-core machine (a test suite running
+# beside it), OMP_NUM_THREADS=1: 5:57 wall, 283 CPU-s (user + sys), of which the 5 LM calls took
+# 272 s wall; the LM wrote 3 valid features of 20 samples (0.15) and recovered the missing one in
+# neither world. With `--set lm=hf:smollm2-135m-instruct` the preset takes 2:41 wall, 147 CPU-s
+# (valid-code rate 0.12). Under heavy load (load ~18) two torch threads made one 0.5B call cost
+# 537 CPU-s: on a busy machine, set OMP_NUM_THREADS=1.
 TINY = AlgaeConfig()
 
 # paper: a served coder model proposing on every world and demo count, larger rooms, 10 worlds.
