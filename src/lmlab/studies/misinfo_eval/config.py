@@ -46,9 +46,9 @@ PRESETS: dict[str, MisinfoEvalConfig] = {
     # Offline, CPU: 2 synthetic feeds (10 posts); generic explanations for every post and
     # personalized ones for the personalized participants' groups, by Qwen2.5-Coder-0.5B; 3
     # simulated participants per condition (18 x 5 answers, 15 preference questions; MRF
-    # skipped: no model); scoring, figures, claims. Sized by compute, not yet timed on a quiet
-    # machine: ~25 explanations (130 tokens max, about half regenerated once) and ~105 prompts
-    # of 150-350 tokens, about 15 TFLOP (~8-10 min on 2 cores). The same preset with
+    # skipped: no model); scoring, figures, claims. Measured (OMP_NUM_THREADS=1, another
+    # one-thread run beside it on the 2 cores): 6:25 wall, 364 CPU-s (25 explanations, 105
+    # simulated answers, all readable). The same preset with
     # `--set llm=hf:smollm2-135m-instruct --set participants_per_condition=4` costs ~4x less;
     # its measured run is in the study docstring.
     "tiny": MisinfoEvalConfig(n_feeds=2, participants_per_condition=3, attempts=2,
