@@ -53,6 +53,8 @@ PRESETS: dict[str, PeopleJoinConfig] = {
     # turns) with its teammates and judge: 70 CPU-s. Scaled to the 0.5B (about 3.7x the FLOPs)
     # and this preset's 4 items x 6 agents: about 1,100-1,300 CPU-s, i.e. 10-13 minutes on two
     # quiet cores. The intervals at 4 items are wide: the preset shows the method, not the paper.
+    # Measured whole (OMP_NUM_THREADS=1, a test suite on the other core): 26:29 wall, 1,487
+    # CPU-s, over the 15-minute budget; the estimate above was low (the 0.5B's turns run long).
     "tiny": PeopleJoinConfig(),
     # The same organizations with the 1.5B model, more items, and both reactive variants and the
     # plan-then-execute agent.
