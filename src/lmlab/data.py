@@ -359,8 +359,8 @@ def _folder_files(root: Path) -> list[str]:
 
 # -- locations -------------------------------------------------------------------------------------
 def cache_root() -> Path:
-    """lmlab's cache root: ``$LMLAB_CACHE``, else ``$XDG_CACHE_HOME/lmlab``, else ``~/.cache/lmlab``
-    (the same rule as the model cache)."""
+    """lmlab's cache root, for data and models alike: ``$LMLAB_CACHE``, else
+    ``$XDG_CACHE_HOME/lmlab``, else ``~/.cache/lmlab``."""
     if os.environ.get("LMLAB_CACHE"):
         return Path(os.environ["LMLAB_CACHE"]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from lmlab.data import cache_root
 from lmlab.errors import LmlabError, require
 from lmlab.models import sources
 from lmlab.models.catalog import ModelCard
@@ -40,13 +41,6 @@ FORMAT = 1  # bump when the converted folder's layout changes, to force a re-con
 LOCK_TIMEOUT_S = 1800.0
 # progress(stage, done, total): stage "assemble" (bytes) or "convert" (total 0: no measure)
 Progress = Callable[[str, int, int], None]
-
-
-def cache_root() -> Path:
-    """lmlab's cache root (``$LMLAB_CACHE``, else ``$XDG_CACHE_HOME/lmlab`` or ``~/.cache/lmlab``)."""
-    from lmlab.models.smollm2 import cache_root as root
-
-    return root()
 
 
 def _read_marker(folder: Path) -> dict[str, Any] | None:

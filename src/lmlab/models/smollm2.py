@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from lmlab.data import cache_root
 from lmlab.errors import LmlabError, MissingDependency, require
 from lmlab.models.hf import load_folder, transformers_module
 
@@ -45,14 +46,6 @@ FOLDER = "smollm2-135m-instruct-q4_1"
 MARKER = "lmlab-source.json"
 FORMAT = 1  # bump when the converted folder's layout changes, to force a re-conversion
 LOCK_TIMEOUT_S = 900.0
-
-
-def cache_root() -> Path:
-    """lmlab's cache root: ``$LMLAB_CACHE``, else ``$XDG_CACHE_HOME/lmlab``, else ``~/.cache/lmlab``."""
-    if os.environ.get("LMLAB_CACHE"):
-        return Path(os.environ["LMLAB_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lmlab"
 
 
 def folder_path() -> Path:

@@ -71,7 +71,7 @@ def test_data_dir(data_root, monkeypatch, tmp_path):
     monkeypatch.setenv("LMLAB_DATA_PEOPLEJOIN_QA", str(data_root))
     assert data_dir("") == data_root and data_source("").source == "env"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LmlabError, match="expected a folder holding dev.jsonl"):
+    with pytest.raises(LmlabError, match=r"expected a folder holding dev\.jsonl"):
         data_dir(str(tmp_path / "empty"))
 
 

@@ -65,7 +65,7 @@ def test_bad_config_fails_before_the_disk(data_root, tmp_path):
         execute("peoplejoin", "tiny", [f"data={data_root}", "agents=reactive,genius"], out=out)
     with pytest.raises(LmlabError, match="unknown LLM backend"):
         execute("peoplejoin", "tiny", [f"data={data_root}", "agent_model=gpt:4"], out=out)
-    with pytest.raises(LmlabError, match="expected a folder holding dev.jsonl"):
+    with pytest.raises(LmlabError, match=r"expected a folder holding dev\.jsonl"):
         execute("peoplejoin", "tiny", [f"data={tmp_path / 'nowhere'}"], out=out)
     with pytest.raises(LmlabError, match="no items left"):
         execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=pets_1"], out=out)
