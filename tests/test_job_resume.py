@@ -78,3 +78,13 @@ def test_kept_results_are_used_only_when_resuming(tmp_path: Path) -> None:
     out = map_jobs(_double, [1, 2, 3, 4], run=Run(tmp_path / "run", resume=True),
                    on_result=lambda i, r: seen.append(i))
     assert out == [-1, -1, -1, 8] and sorted(seen) == [0, 1, 2, 3]
+
+
+def test_study_runs_harness_on_the_toy_study(tmp_path: Path) -> None:
+    """The harness the per-study tests use (tests/study_runs.py) kills, resumes and compares."""
+    from tests.study_runs import assert_kill_resume_matches
+
+    full = assert_kill_resume_matches(tmp_path, "toy-jobs", ["--set", "sleep=0.5"],
+                                      marker="jobs/**/*.pkl", count=2, timeout=120,
+                                      LMLAB_PLUGINS="tests.plugins.toy_jobs")
+    assert full["metrics"]
