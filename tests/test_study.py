@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
-from lmlab.study import CATALOG, Claim, apply_overrides, catalog, get_study, implemented
+from lmlab.study import (
+    CATALOG,
+    Claim,
+    StudyConfig,
+    apply_overrides,
+    catalog,
+    get_study,
+    implemented,
+)
 
 TEN = ["state-tracking", "peoplejoin", "ttt-arc", "intruders", "scaling-laws", "misinfo-eval",
        "linear-attention", "adaptive-compute", "random-transformers", "algae"]
@@ -90,3 +101,26 @@ def test_claim_verdict_is_the_truth_value_of_the_measurement():
     assert Claim.check("a", "s", "p", None, None).holds is None
     d = Claim.untestable("a", "s", "p", "needs a GPU").to_dict()
     assert d == {"id": "a", "statement": "s", "paper": "p", "measured": "needs a GPU", "holds": None}
+
+
+
+@dataclass(frozen=True)
+class _Inner:
+    steps: int = 10
+    mode: Literal["a", "b"] = "a"
+
+
+@dataclass
+class _Outer(StudyConfig):
+    inner: _Inner = field(default_factory=_Inner)
+    lr: float = 0.1
+
+
+def test_dotted_overrides_reach_nested_sub_configs() -> None:
+    c = apply_overrides(_Outer(), ["inner.steps=200", "lr=0.5", "inner.mode=b"])
+    assert c.inner == _Inner(200, "b") and c.lr == 0.5 and _Outer().inner.steps == 10
+    for bad, words in [("inner.stpes=3", "did you mean 'inner.steps'"),
+                       ("inner=3", "inner.steps"), ("lr.x=1", "has no fields"),
+                       ("inner.mode=c", "expected one of a, b")]:
+        with pytest.raises(LmlabError, match=words):
+            apply_overrides(_Outer(), [bad])

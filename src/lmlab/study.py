@@ -308,23 +308,39 @@ def _parse_value(raw: str, tp: Any, key: str) -> Any:
 
 
 def apply_overrides(config: StudyConfig, overrides: Sequence[str]) -> StudyConfig:
-    """Return a copy of `config` with `key=value` overrides applied, each checked against its type."""
-    hints = typing.get_type_hints(type(config))
-    names = [f.name for f in dataclasses.fields(config)]
-    changes: dict[str, Any] = {}
+    """Return a copy of `config` with `key=value` overrides applied, each checked against its type.
+
+    A dotted key reaches into a nested sub-config: `--set pretrain.steps=200`.
+    """
     for item in overrides:
         if "=" not in item:
             raise LmlabError(f"bad override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        key = key.strip()
-        if key not in names:
-            import difflib
+        config = _override(config, key.strip().split("."), raw.strip(), "")
+    return config
 
-            near = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; keys: {', '.join(names)}"
-            raise LmlabError(f"unknown override key {key!r}{hint}")
-        changes[key] = _parse_value(raw.strip(), hints[key], key)
-    return dataclasses.replace(config, **changes)
+
+def _override(config: Any, path: list[str], raw: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    key = path[0]
+    if key not in names:
+        import difflib
+
+        near = difflib.get_close_matches(key, names, n=1)
+        hint = f"; did you mean {prefix + near[0]!r}?" if near else f"; keys: {', '.join(names)}"
+        raise LmlabError(f"unknown override key {prefix + key!r}{hint}")
+    current = getattr(config, key)
+    if len(path) > 1:
+        if not (dataclasses.is_dataclass(current) and not isinstance(current, type)):
+            raise LmlabError(f"cannot override {prefix + '.'.join(path)}: {prefix + key} has no fields")
+        value = _override(current, path[1:], raw, f"{prefix}{key}.")
+    elif dataclasses.is_dataclass(current) and not isinstance(current, type):
+        fields = ", ".join(f"{prefix}{key}.{f.name}" for f in dataclasses.fields(current))
+        raise LmlabError(f"{prefix + key} is a group of settings; set one of {fields}")
+    else:
+        value = _parse_value(raw, hints[key], prefix + key)
+    return dataclasses.replace(config, **{key: value})
 
 
 def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
