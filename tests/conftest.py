@@ -88,11 +88,11 @@ def converted(lmlab_cache) -> dict:
     import io
     import time
 
-    from lmlab.models import smollm2
+    from lmlab.models import DEFAULT_MODEL, EMBEDDED
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         start = time.perf_counter()
-        folder = smollm2.ensure_converted()
+        folder = EMBEDDED[DEFAULT_MODEL].ensure_converted()
         seconds = time.perf_counter() - start
     return {"root": lmlab_cache, "folder": folder, "seconds": seconds, "stderr": err.getvalue()}

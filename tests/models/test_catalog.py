@@ -235,7 +235,7 @@ def test_models_list_and_fetch_commands(cli, cache: Path, tmp_path: Path,
     fake = EmbeddedModel(_card(), chunk_path=[site], use_hub=False)
     monkeypatch.setitem(CATALOG, "synthetic-model", fake.card)
     monkeypatch.setitem(EMBEDDED, "synthetic-model", fake)
-    monkeypatch.setattr("lmlab.models.smollm2.convert", _fake_convert)
+    monkeypatch.setattr("lmlab.models.convert.convert", _fake_convert)
     r = cli("models", "list", "--json")
     assert r.code == 0, r.err
     rows = {row["id"]: row for row in json.loads(r.out)}

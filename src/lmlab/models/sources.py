@@ -88,9 +88,14 @@ def locate_chunks(transport: Transport, path: Sequence[str | os.PathLike] | None
         if dist.version != transport.version:
             found.problems.append(f"{name} is version {dist.version}, not {transport.version}")
             continue
-        bins = [f for f in (dist.files or []) if f.suffix == ".bin" and f.parent.name == "data"]
+        if transport.member is not None:
+            bins = [f for f in (dist.files or []) if f.name == transport.member]
+            wanted = transport.member
+        else:
+            bins = [f for f in (dist.files or []) if f.suffix == ".bin" and f.parent.name == "data"]
+            wanted = "data/*.bin"
         if len(bins) != 1:
-            found.problems.append(f"{name} lists {len(bins)} data/*.bin files, not 1")
+            found.problems.append(f"{name} lists {len(bins)} {wanted} files, not 1")
             continue
         file = Path(str(dist.locate_file(bins[0])))
         if not file.is_file():

@@ -60,9 +60,10 @@ def test_plain_lora_scaling_is_alpha_over_r(tmp_path, make_llama):
 def test_embedded_model_by_name(llama_folders, monkeypatch):
     """The embedded name resolves through lmlab.models to its converted folder (stood in for by
     the tiny Llama, so the suite does not convert SmolLM2; `lmlab bench intruders` reads it)."""
-    from lmlab.models import smollm2
+    from lmlab.models import EMBEDDED
 
-    monkeypatch.setattr(smollm2, "ensure_converted", lambda: llama_folders["base"])
+    monkeypatch.setattr(EMBEDDED["smollm2-135m-instruct"], "ensure_converted",
+                        lambda: llama_folders["base"])
     w = load_weights("SmolLM2-135M-Instruct",
                      only=lambda k: k.startswith("model.layers.0.") and k.endswith("proj.weight"))
     assert sorted(w) == sorted(f"model.layers.0.{p}.weight" for p in (
