@@ -46,8 +46,10 @@ def test_the_report_exists_after_the_first_study(tmp_path):
     first = seen["toy-phases"]  # ... and, as the second starts, the first one's section
     assert first is not None and 'id="study-toy-quick"' in first
     assert 'id="study-toy-phases"' not in first
+    assert "Still running: toy-phases" in first
     final = (out / "report.html").read_text()
     assert 'id="study-toy-quick"' in final and 'id="study-toy-phases"' in final
+    assert "Still running" not in final
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["studies"]) == {"toy-quick", "toy-phases"}
 

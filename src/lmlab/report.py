@@ -414,17 +414,19 @@ def write_report(
     runs_dir: str | Path,
     results: Sequence[Mapping[str, Any]] | None = None,
     failures: Mapping[str, str] | None = None,
+    pending: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained `runs_dir/report.html` atomically and return its path.
 
     `results` defaults to `load_results(runs_dir)`; `failures` maps a study id to the error that
-    stopped it. A result's figures are read from its `_run_dir` (else `runs_dir/<study>`).
+    stopped it; `pending` names the studies still to come (`reproduce` rewrites the page after
+    each study). A result's figures are read from its `_run_dir` (else `runs_dir/<study>`).
     """
     root = Path(runs_dir)
     if results is None:
         results = [] if failures and not _result_paths(root) else load_results(root)
     path = root / REPORT
-    atomic_write_text(path, render_html(root, results, failures))
+    atomic_write_text(path, render_html(root, results, failures, pending))
     return path
 
 
@@ -432,12 +434,15 @@ def render_html(
     runs_dir: Path,
     results: Sequence[Mapping[str, Any]],
     failures: Mapping[str, str] | None = None,
+    pending: Sequence[str] = (),
 ) -> str:
     """The report page as one string."""
     entries = _entries(results, failures)
     summary = summarize(results, failures)
     body = [
         _header(summary),
+        *([f'<p class="pending" role="status">Still running: {_e(", ".join(pending))}. This page '
+           "is rewritten as each study finishes.</p>"] if pending else []),
         _summary_table(entries),
         *(_section(e, runs_dir) for e in entries),
     ]

@@ -272,7 +272,8 @@ def reproduce(
     def done(i: int, outcome: Outcome) -> None:
         finished[i] = outcome
         if write_reports:
-            _write_reports(out, [finished[k] for k in sorted(finished)])
+            _write_reports(out, [finished[k] for k in sorted(finished)],
+                           [sid for k, sid in enumerate(ordered) if k not in finished])
         if on_result is not None:
             on_result(i, outcome)
 
@@ -290,11 +291,11 @@ def reproduce(
     return results, failures
 
 
-def _write_reports(out: Path, outcomes: Sequence[Outcome]) -> None:
-    """summary.json and report.html of the studies finished so far."""
+def _write_reports(out: Path, outcomes: Sequence[Outcome], pending: Sequence[str] = ()) -> None:
+    """summary.json and report.html of the studies finished so far (`pending`: still to come)."""
     from lmlab.report import write_report, write_summary
 
     results = [r for _, r, _ in outcomes if r is not None]
     failures = {sid: err for sid, _, err in outcomes if err is not None}
     write_summary(out, results, failures)
-    write_report(out, results, failures)
+    write_report(out, results, failures, pending)
