@@ -65,6 +65,17 @@ def test_phases_are_attributed_to_the_innermost_recognized_frame():
     assert classify("/x/lmlab/studies/s/claims.py", "claims") is None  # neutral: analysis
 
 
+def test_time_is_placed_at_the_innermost_lmlab_function():
+    import sys
+
+    from lmlab.bench.phases import _where
+    from lmlab.stats import bootstrap_ci
+
+    seen = []
+    bootstrap_ci([1.0, 2.0], stat=lambda x: seen.append(_where(sys._getframe())) or 0.0, n_boot=1)
+    assert seen[0].startswith("stats:")  # lmlab/stats.py, not the test's own frame
+
+
 def test_bench_reproduce_splits_the_time_by_phase(cli, monkeypatch):
     from lmlab.bench.reproduce import bench_reproduce
 
@@ -80,6 +91,7 @@ def test_bench_reproduce_splits_the_time_by_phase(cli, monkeypatch):
     assert cpu["generation"] == 0.0
     assert s["cpu_s"] >= sum(cpu.values()) - 0.05 and s["wall_s"] > 0 and s["claims_hold"] == 1
     assert res["total"]["training_cpu_s"] == cpu["training"]
+    assert max(s["top"]["evaluation"], key=s["top"]["evaluation"].get) == "-"  # a plugin's code
 
     r = cli("bench", "reproduce", "--json", "--only", "toy-quick")
     assert r.code == 0, r.err

@@ -59,6 +59,19 @@ def classify(filename: str, name: str) -> str | None:
     return None
 
 
+_LMLAB_FILE = re.compile(r"[/\\]lmlab[/\\](.+)\.py$")
+
+
+def _where(frame: FrameType | None) -> str:
+    """The innermost frame in lmlab's own code, as `module/path:function` (else `-`)."""
+    while frame is not None:
+        m = _LMLAB_FILE.search(frame.f_code.co_filename)
+        if m:
+            return f"{m.group(1).replace(chr(92), '/')}:{frame.f_code.co_name}"
+        frame = frame.f_back
+    return "-"
+
+
 def _phase(frame: FrameType | None, roots: frozenset[Any] = frozenset()) -> str:
     """The phase of a whole stack: its innermost recognized frame; else analysis when inside
     the study's code (a file under lmlab/studies, or one of the `roots` code objects, e.g. the
@@ -83,12 +96,16 @@ class PhaseProfile:
     phases: dict[str, dict[str, float]] = field(
         default_factory=lambda: {p: {"wall_s": 0.0, "cpu_s": 0.0} for p in PHASES})
     samples: int = 0
+    # phase -> innermost lmlab function -> CPU seconds (where inside each phase the time goes)
+    where: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, top: int = 5) -> dict[str, Any]:
         attributed = sum(p["cpu_s"] for p in self.phases.values())
         return {"wall_s": self.wall_s, "cpu_s": self.cpu_s, "samples": self.samples,
                 "phases": {k: dict(v) for k, v in self.phases.items()},
-                "unattributed_cpu_s": max(0.0, self.cpu_s - attributed)}
+                "unattributed_cpu_s": max(0.0, self.cpu_s - attributed),
+                "top": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])[:top])
+                        for k, v in self.where.items() if v}}
 
 
 class _Sampler(threading.Thread):
@@ -117,7 +134,11 @@ class _Sampler(threading.Thread):
         phase = _phase(frame, self.roots)
         slot = self.profile.phases[phase]
         slot["wall_s"] += time.perf_counter() - wall
-        slot["cpu_s"] += self._cpu() - cpu
+        spent = self._cpu() - cpu
+        slot["cpu_s"] += spent
+        where = self.profile.where.setdefault(phase, {})
+        key = _where(frame)
+        where[key] = where.get(key, 0.0) + spent
         self.profile.samples += 1
 
 
