@@ -78,7 +78,9 @@ def test_time_is_placed_at_the_innermost_lmlab_function():
 
 def test_bench_reproduce_splits_the_time_by_phase(cli, monkeypatch):
     from lmlab.bench.reproduce import bench_reproduce
+    from tests.plugins.toy_phases import train_toy
 
+    train_toy(0.05)  # the first optimizer step imports torch's compiler stack (~1 CPU-s): not here
     res = bench_reproduce(["toy-phases"], sets=["train_s=0.8", "eval_s=0.4", "analysis_s=0.4",
                                                  "no_such_field=1"])
     s = res["studies"]["toy-phases"]
