@@ -230,9 +230,9 @@ def dfa_job(job: DfaJob) -> dict[str, Any]:
     `history_acc`, `state_acc`, `seq_acc` and `reached_99` are on the test split; the
     `val_` ones, which stopped training, on the validation split.
     """
-    from lmlab.studies.linear_attention.experiments import threads
+    from lmlab.executor import torch_threads
 
-    with threads(job.threads):
+    with torch_threads(job.threads):
         voc = Vocab(job.n_states, job.n_symbols)
         shape = (job.n_states, job.n_symbols, job.word_len)
         train = dfa_dataset(job.seed, job.n_train, *shape, split="train")
