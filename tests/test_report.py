@@ -398,3 +398,21 @@ def test_metrics_are_grouped_by_dotted_key_with_seeds_in_columns(tmp_path: Path)
     assert text.count('<details class="metric-group">') == 3  # collapsed by default
     assert "<th class=\"num\">seed0</th><th class=\"num\">seed1</th>" in text
     assert text.index("<code>modadd</code>") < text.index("<code>other</code>")
+
+
+def test_a_large_metric_group_is_split_by_its_first_two_key_parts(tmp_path: Path) -> None:
+    from lmlab.report import metric_groups
+
+    metrics = {f"teacher.mhla_{h}h.d{d}.val_nmse": 0.1 for h in (1, 2, 4) for d in (2, 4, 8)}
+    metrics.update({f"teacher.mhla_4h.d2.val_nmse.seed{s}": 0.01 * s for s in range(3)})
+    metrics.update({f"teacher.alg1.d{d}.val_nmse": 1e-30 for d in (2, 4, 8)})
+    metrics.update({f"teacher.stacked_{n}L.d{d}.val_nmse": 1.0 for n in (2, 4) for d in (2, 4)})
+    metrics.update({"teacher.sgd_wall_s": 3.0, "memory.n": 4})
+    groups = metric_groups(metrics)  # 19 rows under "teacher": split
+    assert "teacher" in groups and groups["teacher"] == {"sgd_wall_s": {"value": 3.0}}
+    assert groups["teacher.mhla_4h"]["d2.val_nmse"] == {"value": 0.1, "seed0": 0.0,
+                                                         "seed1": 0.01, "seed2": 0.02}
+    assert set(groups["teacher.alg1"]) == {"d2.val_nmse", "d4.val_nmse", "d8.val_nmse"}
+    assert groups["memory"] == {"n": {"value": 4}}  # small groups stay whole
+    assert len(metric_groups(metrics, max_rows=100)) == 2
+    assert all(len(rows) <= 16 for rows in groups.values())

@@ -27,7 +27,7 @@ STUDY_SPECIFIC = {
     "ttt-arc": (["ttt_transforms=rot90,spin"], "ttt_transforms"),
     "intruders": (["mitigate_method=alpha2r:x"], "mitigate_method"),
     "scaling-laws": (["variants=bogus"], "variant"),
-    "linear-attention": (["dfa_width=65"], "dfa_width"),
+    "linear-attention": (["dfa.width=65"], "dfa.width"),
     "random-transformers": (["tasks=modadd,sorting"], "tasks"),
 }
 

@@ -107,6 +107,7 @@ def reproduce(
     from lmlab.executor import BACKENDS
     from lmlab.report import print_claims, write_report, write_summary
     from lmlab.runner import reproduce as reproduce_studies
+    from lmlab.runner import run_order
     from lmlab.study import catalog, get_study, implemented
 
     if executor not in BACKENDS:
@@ -124,7 +125,9 @@ def reproduce(
             f"Planned: {planned}. See `lmlab list`."
         )
         return
-    console.print(f"reproducing {len(ids)} studies with the {executor} executor: {', '.join(ids)}")
+    ids = run_order(ids, out)
+    console.print(f"reproducing {len(ids)} studies with the {executor} executor, fastest expected "
+                  f"first: {', '.join(ids)}; {out / 'report.html'} is rewritten after each")
     results, failures = reproduce_studies(ids, out, executor, force=force, reuse=reuse,
                                           **_reproduce_progress(ids))
     write_summary(out, results, failures)
@@ -186,22 +189,66 @@ def report(runs_dir: Annotated[Path, typer.Argument(help="A folder of runs (or o
     console.print(f"report: {path}")
 
 
+@app.command("compare-threads")
+def compare_threads(
+    study: Annotated[str, typer.Argument(help="Study id (see `lmlab list`).")],
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name.")] = "tiny",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override key=value (repeatable).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the runs (one sub-folder per thread count).")] = Path("runs/compare-threads"),
+    threads: Annotated[str, typer.Option(help="Comma-separated torch thread counts.")] = "1,2",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a study's preset under each torch thread count; list the verdicts that differ."""
+    from lmlab.threadcheck import compare_threads as compare
+
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise LmlabError(f"--threads must be comma-separated integers, got {threads!r}") from None
+    res = compare(study, out / study, preset, set_ or [], counts)
+    if as_json:
+        print(json.dumps(res, indent=2, default=str))
+        return
+    for n, r in res["runs"].items():
+        console.print(f"{n} thread(s): {r['claims_hold']} of {r['claims']} claims hold "
+                      f"({r['wall_s']:.0f} s)")
+    if not res["differ"]:
+        console.print(f"no verdict differs between {threads} threads")
+        return
+    table = Table(title=f"{study}: verdicts that differ (not established at this scale)")
+    table.add_column("id")
+    for n in counts:
+        table.add_column(f"{n} thread(s)")
+    for row in res["differ"]:
+        table.add_row(f"{row['id']} ({row['kind']})",
+                      *(f"{row['holds'].get(n)}: {row['measured'].get(n)}" for n in counts))
+    console.print(table)
+
+
 @app.command()
 def bench(
     name: Annotated[str | None, typer.Argument(help="Benchmark name (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     model: Annotated[str | None, typer.Option("--model", help="The model (backend spec) of a benchmark that takes one, e.g. `bench llm --model hf:qwen2.5-coder-0.5b-instruct`.")] = None,
+    only: Annotated[str | None, typer.Option(help="bench reproduce: comma-separated study ids (default: all implemented).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="bench reproduce: key=value override for every study that has the key (repeatable).")] = None,
+    preset: Annotated[str, typer.Option(help="bench reproduce: the preset each study runs.")] = "tiny",
 ) -> None:
-    """Speed benchmarks, measured against a reference in the same run."""
+    """Speed benchmarks, measured against a reference in the same run; `bench reproduce` profiles
+    the studies themselves (wall and CPU seconds by phase)."""
     import inspect
 
-    from lmlab.bench import benchmarks, run_benchmark
+    from lmlab.bench import EXPLICIT_ONLY, benchmarks, run_benchmark
 
     found = benchmarks()
     if name is not None and name not in found:
         raise LmlabError(f"unknown benchmark {name!r}; benchmarks: {', '.join(found)}")
-    names = [name] if name else list(found)
-    kwargs = {}
+    names = [name] if name else [n for n in found if n not in EXPLICIT_ONLY]
+    kwargs: dict[str, Any] = {}
+    if only is not None or set_ or preset != "tiny":
+        if name != "reproduce":
+            raise LmlabError("--only, --set and --preset belong to `lmlab bench reproduce`")
+        kwargs.update(only=only, sets=list(set_ or []), preset=preset)
     if model is not None:
         takes = [n for n in names if "model" in inspect.signature(found[n]).parameters
                  or n == "llm"]
@@ -217,12 +264,29 @@ def bench(
         print(json.dumps(results[names[0]] if name else results, indent=2))
         return
     for n, res in results.items():
+        if n == "reproduce":
+            console.print(_phases_table(res))
+            continue
         table = Table(title=f"bench {n}")
         table.add_column("metric")
         table.add_column("value")
         for k, v in res.items():
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         console.print(table)
+
+
+def _phases_table(res: dict[str, Any]) -> Table:
+    """`bench reproduce` as a table: per study, wall and CPU seconds, and CPU-s by phase."""
+    from lmlab.bench.phases import PHASES
+
+    table = Table(title="bench reproduce (CPU seconds by phase)")
+    for col in ("study", "wall s", "CPU s", *PHASES, "unattributed"):
+        table.add_column(col, justify="left" if col == "study" else "right")
+    for sid, s in res["studies"].items():
+        table.add_row(sid, f"{s['wall_s']:.1f}", f"{s['cpu_s']:.1f}",
+                      *(f"{s['phases'][p]['cpu_s']:.1f}" for p in PHASES),
+                      f"{s['unattributed_cpu_s']:.1f}")
+    return table
 
 
 def _add_study_verbs() -> None:

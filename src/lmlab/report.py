@@ -414,17 +414,19 @@ def write_report(
     runs_dir: str | Path,
     results: Sequence[Mapping[str, Any]] | None = None,
     failures: Mapping[str, str] | None = None,
+    pending: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained `runs_dir/report.html` atomically and return its path.
 
     `results` defaults to `load_results(runs_dir)`; `failures` maps a study id to the error that
-    stopped it. A result's figures are read from its `_run_dir` (else `runs_dir/<study>`).
+    stopped it; `pending` names the studies still to come (`reproduce` rewrites the page after
+    each study). A result's figures are read from its `_run_dir` (else `runs_dir/<study>`).
     """
     root = Path(runs_dir)
     if results is None:
         results = [] if failures and not _result_paths(root) else load_results(root)
     path = root / REPORT
-    atomic_write_text(path, render_html(root, results, failures))
+    atomic_write_text(path, render_html(root, results, failures, pending))
     return path
 
 
@@ -432,12 +434,15 @@ def render_html(
     runs_dir: Path,
     results: Sequence[Mapping[str, Any]],
     failures: Mapping[str, str] | None = None,
+    pending: Sequence[str] = (),
 ) -> str:
     """The report page as one string."""
     entries = _entries(results, failures)
     summary = summarize(results, failures)
     body = [
         _header(summary),
+        *([f'<p class="pending" role="status">Still running: {_e(", ".join(pending))}. This page '
+           "is rewritten as each study finishes.</p>"] if pending else []),
         _summary_table(entries),
         *(_section(e, runs_dir) for e in entries),
     ]
@@ -608,11 +613,17 @@ def _claims_html(claims: Sequence[Mapping[str, Any]], head: str = "Claim") -> st
 _SEED = re.compile(r"seed\d+")
 
 
-def metric_groups(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+MAX_GROUP_ROWS = 16  # a group with more rows is split by its first two key parts
+
+
+def metric_groups(metrics: Mapping[str, Any],
+                  max_rows: int = MAX_GROUP_ROWS) -> dict[str, dict[str, dict[str, Any]]]:
     """Metrics grouped by the first part of their dotted key: group -> row -> column -> value.
 
-    A key part `seedN` becomes a column (per-seed values side by side); every other key has the
-    one column "value". A key without dots falls in the group "" (shown as "other").
+    A key part `seedN` becomes a column (per-seed values side by side, beside the key's value
+    without it); every other key has the one column "value". A key without dots falls in the
+    group "" (shown as "other"). A group of more than `max_rows` rows is split by the first two
+    parts (`teacher` -> `teacher.mhla_4h`, `teacher.alg1`, ...), so every table stays small.
     """
     groups: dict[str, dict[str, dict[str, Any]]] = {}
     for key, value in metrics.items():
@@ -623,7 +634,17 @@ def metric_groups(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, A
         rest = [p for p in parts[1 if group else 0:] if p != column]
         row = ".".join(rest) or parts[0]
         groups.setdefault(group, {}).setdefault(row, {})[column] = value
-    return groups
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for group, rows in groups.items():
+        heads = {row.split(".", 1)[0] for row in rows if "." in row}
+        if not group or len(rows) <= max_rows or len(heads) < 2:
+            out[group] = rows
+            continue
+        for row, cols in rows.items():
+            head, _, tail = row.partition(".")
+            sub, name = (f"{group}.{head}", tail) if tail else (group, row)
+            out.setdefault(sub, {})[name] = cols
+    return out
 
 
 def _metrics_html(metrics: Mapping[str, Any]) -> str:

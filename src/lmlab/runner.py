@@ -217,19 +217,47 @@ def _reproduce_one(job: tuple[str, str, bool, bool]) -> tuple[str, dict[str, Any
 Outcome = tuple[str, dict[str, Any] | None, str | None]  # (study, result or None, error or None)
 
 
+def expected_seconds(study_id: str, out: str | Path | None = None, preset: str = "tiny") -> float:
+    """How long `study_id`'s preset is expected to take: the wall time recorded in its last
+    result under `out` (if any), else the study's declared `expected_s`, else infinity."""
+    if out is not None:
+        path = Path(out) / study_id / RESULT
+        if path.is_file():
+            try:
+                wall = (read_json(path).get("timing") or {}).get("wall_s")
+            except (OSError, ValueError):
+                wall = None
+            if isinstance(wall, int | float) and wall >= 0:
+                return float(wall)
+    declared = getattr(get_study(study_id), "expected_s", {}) or {}
+    return float(declared.get(preset, float("inf")))
+
+
+def run_order(study_ids: Sequence[str], out: str | Path | None = None,
+              preset: str = "tiny") -> list[str]:
+    """`study_ids` fastest expected first (ties, e.g. unknown times, keep their given order), so
+    the first results of `reproduce` are readable within minutes."""
+    pos = {sid: i for i, sid in enumerate(study_ids)}
+    return sorted(study_ids, key=lambda sid: (expected_seconds(sid, out, preset), pos[sid]))
+
+
 def reproduce(
     study_ids: Sequence[str], out: str | Path, executor: str = "serial", *, force: bool = False,
     reuse: bool = False,
     on_start: Callable[[int, str], None] | None = None,
     on_result: Callable[[int, Outcome], None] | None = None,
+    write_reports: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Run each study's `tiny` preset into `out/<study>` through an executor.
+    """Run each study's `tiny` preset into `out/<study>` through an executor, the fastest
+    expected first (`run_order`), rewriting `out/summary.json` and `out/report.html` after each
+    study (with `write_reports`) so the first results are readable while the rest still run.
 
     A finished result already in `out` is reused (marked `reused_from`) when its configuration
     hash and lmlab version match this code's, or with `reuse` whatever they are; otherwise, or
     with `force`, the study runs again. Returns the results and the
     failures (study -> error line). `on_start(i, study)` is called as a study starts (serial
-    executor only: elsewhere studies start together) and `on_result(i, outcome)` as it ends.
+    executor only: elsewhere studies start together) and `on_result(i, outcome)` as it ends;
+    `i` indexes the run order.
     """
     from lmlab.executor import get_executor
 
@@ -237,17 +265,37 @@ def reproduce(
     _check_out(out)
     if force and reuse:
         raise LmlabError("--force and --reuse cannot be combined")
-    jobs = [(sid, str(out / sid), force, reuse) for sid in study_ids]
+    ordered = run_order(study_ids, out)
+    jobs = [(sid, str(out / sid), force, reuse) for sid in ordered]
+    finished: dict[int, Outcome] = {}
+
+    def done(i: int, outcome: Outcome) -> None:
+        finished[i] = outcome
+        if write_reports:
+            _write_reports(out, [finished[k] for k in sorted(finished)],
+                           [sid for k, sid in enumerate(ordered) if k not in finished])
+        if on_result is not None:
+            on_result(i, outcome)
+
     if executor == "serial":
         outcomes = []
         for i, job in enumerate(jobs):
             if on_start is not None:
                 on_start(i, job[0])
             outcomes.append(_reproduce_one(job))
-            if on_result is not None:
-                on_result(i, outcomes[-1])
+            done(i, outcomes[-1])
     else:
-        outcomes = get_executor(executor).map(_reproduce_one, jobs, on_result=on_result)
+        outcomes = get_executor(executor).map(_reproduce_one, jobs, on_result=done)
     results = [r for _, r, _ in outcomes if r is not None]
     failures = {sid: err for sid, _, err in outcomes if err is not None}
     return results, failures
+
+
+def _write_reports(out: Path, outcomes: Sequence[Outcome], pending: Sequence[str] = ()) -> None:
+    """summary.json and report.html of the studies finished so far (`pending`: still to come)."""
+    from lmlab.report import write_report, write_summary
+
+    results = [r for _, r, _ in outcomes if r is not None]
+    failures = {sid: err for sid, _, err in outcomes if err is not None}
+    write_summary(out, results, failures)
+    write_report(out, results, failures, pending)

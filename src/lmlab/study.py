@@ -88,6 +88,9 @@ class Study:
     cli: Any = None
     # Optional: speed benchmarks `lmlab bench NAME` runs, name -> function returning a dict.
     benchmarks: ClassVar[dict[str, Callable[..., dict[str, Any]]]] = {}
+    # Optional: expected wall seconds of a preset on a quiet 2-core machine, e.g. {"tiny": 240};
+    # `lmlab reproduce` runs the fastest studies first (a recorded result's time wins).
+    expected_s: ClassVar[dict[str, float]] = {}
 
     def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         """Do the work in the run folder `run` (a `lmlab.runs.Run`: the one interface a study

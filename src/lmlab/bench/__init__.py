@@ -13,7 +13,7 @@ from typing import Any
 
 from lmlab.errors import LmlabError
 
-__all__ = ["BENCHMARKS", "benchmarks", "run_benchmark"]
+__all__ = ["BENCHMARKS", "EXPLICIT_ONLY", "benchmarks", "run_benchmark"]
 
 
 def _train(**kwargs: Any) -> dict:
@@ -28,11 +28,21 @@ def _llm(**kwargs: Any) -> dict:
     return bench_llm(**kwargs)
 
 
+def _reproduce(**kwargs: Any) -> dict:
+    from lmlab.bench.reproduce import bench_reproduce
+
+    return bench_reproduce(**kwargs)
+
+
 _train.__doc__ = "Training tokens/s of lmlab's GPT vs Hugging Face GPT-2 of the same shape."
 _llm.__doc__ = "hf backend: batched sampling vs one call per sample, samples/s."
+_reproduce.__doc__ = "Each study's preset profiled: wall and CPU s in training/evaluation/generation/analysis."
 
 # lmlab's own benchmarks; studies add theirs through `Study.benchmarks`.
-BENCHMARKS: dict[str, Callable[..., dict]] = {"train": _train, "llm": _llm}
+BENCHMARKS: dict[str, Callable[..., dict]] = {"train": _train, "llm": _llm,
+                                               "reproduce": _reproduce}
+# Run only when named (`lmlab bench reproduce`), never by a bare `lmlab bench`: it runs studies.
+EXPLICIT_ONLY = frozenset({"reproduce"})
 
 
 def benchmarks() -> dict[str, Callable[..., dict]]:

@@ -68,3 +68,16 @@ def test_claims_follow_the_measurements():
     assert c_good.holds is True and c_bad.holds is False
     c_none = next(c for c in STUDY.claims(cfg, {}) if c.id == "detector_finds_missing_feature")
     assert c_none.holds is None
+
+
+def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path):
+    """SIGKILL once a world's method job is kept, then --resume: identical metrics and verdicts
+    (so the same seed also gives the same numbers). Library proposer only: no language model."""
+    from tests.study_runs import assert_kill_resume_matches
+
+    small = ["seeds=3", "demos=1,3", "n_test=2", "train_sizes=7", "test_sizes=7",
+             "calib_seeds=3", "detector_seeds=3", "deep_steps=5", "nav_seeds=2",
+             "nav_samples=300", "proposers=library"]
+    args = ["--preset", "tiny", *[a for o in small for a in ("--set", o)]]
+    full = assert_kill_resume_matches(tmp_path, "algae", args, marker="jobs/**/*.pkl", count=2)
+    assert full["metrics"]["algae_library.runs"] == 6

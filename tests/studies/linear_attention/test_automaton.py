@@ -107,7 +107,8 @@ def test_example_key_reads_back_the_dfa_and_word_whatever_the_table_order():
 
 def test_the_job_stops_on_validation_and_reports_test():
     r = dfa_job(DfaJob(seed=0, n_states=2, n_symbols=2, word_len=2, n_train=64, epochs=1,
-                       batch_size=32, d_model=16, n_head=2, n_layer=1, n_val=64, n_test=96))
+                       batch_size=32, lr=1e-3, d_model=16, n_head=2, n_layer=1, n_val=64,
+                       n_test=96, threads=1, device="cpu"))
     assert {"val_history_acc", "val_reached_99", "history_acc", "reached_99"} <= set(r)
     assert r["n_test"] == 96 and r["reached_99"] == (r["history_acc"] >= 0.99)
     assert r["val_reached_99"] == (r["val_history_acc"] >= 0.99)

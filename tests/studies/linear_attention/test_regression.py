@@ -186,7 +186,8 @@ def test_the_memory_job_reports_gradient_descent_it_ran():
 
     def job(steps):
         return memory_job(MemoryJob(seed=0, d=2, N=256, frac=0.0, heads=2, steps=5, batch_size=64,
-                                    lr=1e-2, gd_steps=steps))
+                                    lr=1e-2, gd_steps=steps, noise=None, threads=1,
+                                    device="cpu"))
 
     start, some, many = (job(s)["pdist_gd"] for s in (0, 20, 2000))
     assert start > some > many

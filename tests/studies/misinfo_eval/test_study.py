@@ -173,3 +173,22 @@ def test_score_and_annotation_verbs_read_files(tmp_path):
         {**dict.fromkeys(SHEET_COLUMNS, "No"), "image": "x"}])
     r = CliRunner().invoke(app, ["annotation-stats", str(tmp_path / "a.csv")])
     assert r.exit_code == 0 and "2 of 2 rows kept" in r.output and "inaccurate: 50.00% (1)" in r.output
+
+
+def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path):
+    """The real `lmlab run` killed after its first recorded LLM call, then --resume: the record
+    is the resume point (its calls are replayed, the rest made), and metrics and verdicts equal
+    an uninterrupted run's (so the same seed also gives the same numbers). The model is a
+    scripted, slow stand-in (tests/plugins/scripted_llm.py): plumbing, not results."""
+    import re
+
+    from tests.study_runs import TIMING, assert_kill_resume_matches
+
+    args = ["--preset", "tiny", "--set", "llm=replay:scripted", "--set", "n_feeds=1",
+            "--set", "participants_per_condition=2", "--set", "n_boot=200", "--set", "batch=8"]
+    # how many answers came from the record is bookkeeping, not a result
+    ignore = re.compile(f"{TIMING.pattern}|^llm\\.replayed$")
+    full = assert_kill_resume_matches(tmp_path, "misinfo-eval", args, marker="llm_record.jsonl",
+                                      ignore=ignore, LMLAB_PLUGINS="tests.plugins.scripted_llm")
+    assert full["metrics"]["sim.model"] == "fake:scripted"
+    assert (tmp_path / "killed" / "llm_record.jsonl").is_file()

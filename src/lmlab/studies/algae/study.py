@@ -139,7 +139,7 @@ class AlgaeStudy(Study):
 
     def _methods(self, config: AlgaeConfig, world: WorldSpec, thresholds: dict[int, float],
                  run: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
-        from lmlab.executor import get_executor
+        from lmlab.executor import map_jobs
 
         jobs = [(derive(config.seed, "world", i), n) for i in range(config.seeds)
                 for n in config.demos]
@@ -157,7 +157,8 @@ class AlgaeStudy(Study):
                  f"({done[0]}/{len(specs)}): regret algae {r['algae_library.regret']:.3f}, "
                  f"all {r['all.regret']:.3f}, deep {r['deep.regret']:.3f}")
 
-        rows = get_executor(config.executor).map(_job, specs, on_result=on_result)
+        # through map_jobs with the run: each finished world is kept, and --resume skips it
+        rows = map_jobs(_job, specs, config.executor, on_result=on_result, run=run)
         by: dict[tuple[str, int, str], list[float]] = defaultdict(list)
         for r in rows:
             for k, v in r.items():

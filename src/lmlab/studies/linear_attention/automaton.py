@@ -213,15 +213,15 @@ class DfaJob:
     word_len: int
     n_train: int
     epochs: int
-    batch_size: int = 64
-    lr: float = 1e-3
-    n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 64
-    n_val: int = 512
-    threads: int = 1
-    device: str = "cpu"
-    n_test: int = 512
+    batch_size: int
+    lr: float
+    n_layer: int
+    n_head: int
+    d_model: int
+    n_val: int
+    n_test: int
+    threads: int
+    device: str
 
 
 def dfa_job(job: DfaJob) -> dict[str, Any]:
@@ -230,9 +230,9 @@ def dfa_job(job: DfaJob) -> dict[str, Any]:
     `history_acc`, `state_acc`, `seq_acc` and `reached_99` are on the test split; the
     `val_` ones, which stopped training, on the validation split.
     """
-    from lmlab.studies.linear_attention.experiments import threads
+    from lmlab.executor import torch_threads
 
-    with threads(job.threads):
+    with torch_threads(job.threads):
         voc = Vocab(job.n_states, job.n_symbols)
         shape = (job.n_states, job.n_symbols, job.word_len)
         train = dfa_dataset(job.seed, job.n_train, *shape, split="train")

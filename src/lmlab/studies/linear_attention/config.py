@@ -1,32 +1,38 @@
 """The linear-attention study's configuration and its presets.
 
-`tiny` (the default values) runs the three experiments at toy sizes in a few CPU minutes; `paper`
-is the paper's grid (Sec. 4, App. G.4): hours on a GPU.
+One sub-config per experiment (`--set teacher.dims=2,4`, `--set memory.seeds=3`, `--set dfa.width=32`):
+
+- `teacher`: (a) the random MHLA teacher of Sec. 4.1 (Algorithm 1 against gradient training);
+- `memory`: (b) the associative memories of Sec. 4.2 (certificate against recovery);
+- `dfa`: (c) DFA execution of App. G.4.
+
+`tiny` (the default values) runs the three experiments at toy sizes, 63 jobs: 181 CPU-s measured
+on one thread (about 3-4 minutes wall on a quiet 2-core machine; 22:48 wall at load ~17). `paper` is the paper's grid (Sec. 4,
+App. G.4): hours on a GPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from lmlab.errors import LmlabError
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["PAPER", "PRESETS", "TINY", "LinearAttentionConfig"]
+__all__ = ["PAPER", "PRESETS", "TINY", "DfaConfig", "LinearAttentionConfig", "MemoryConfig",
+           "TeacherConfig"]
 
 
-@dataclass
-class LinearAttentionConfig(StudyConfig):
-    """Every knob of the three experiments; `tiny` and `paper` presets below."""
+@dataclass(frozen=True)
+class TeacherConfig:
+    """(a) Random teacher, Sec. 4.1: tokens N(0, I/T), teacher entries N(0, 1/d)."""
 
-    executor: ExecutorName = "serial"  # where the jobs of each sweep run
-    threads: int = 1  # torch threads per job (tiny models run fastest on one; 0: leave as is)
-    seeds: int = 3
-    # (a) random teacher, Sec. 4.1 (tokens N(0, I/T), teacher entries N(0, 1/d))
+    seeds: int = 3  # teachers per d (each model is trained on every one: paired comparisons)
     dims: tuple[int, ...] = (2, 4)
     seq_len: int = 20  # T; every prefix is an example
     n_train: int = 512  # N sequences
-    n_val: int = 512
+    n_val: int = 512  # held-out sequences the error is reported on
     teacher_heads: int = 1  # the paper's script draws a one-head teacher ...
     d_out: int = 1  # ... with V in R^{1 x d} (0: d_out = d)
     heads: tuple[int, ...] = (1, 2, 4, 16)  # MHLA students (only those <= d^2 run)
@@ -39,94 +45,136 @@ class LinearAttentionConfig(StudyConfig):
     exact_d: int = 4  # Algorithm 1 at the paper's size, d_out = d (W is d^2 x d^2)
     exact_seq_len: int = 100
     exact_n_train: int = 2048
-    rank_dims: tuple[int, ...] = (2, 3, 4)
-    # (b) associative memory, Sec. 4.2 (width 2 d, d + 1 tokens)
-    memory_d: int = 4
-    memory_n: int = 4096
-    memory_fractions: tuple[float, ...] = (0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 1.0)
-    memory_seeds: int = 2
-    memory_heads: int = 4
-    memory_steps: int = 1000
-    memory_batch_size: int = 256
-    memory_lr: float = 3e-2
-    memory_gd_steps: int = 1000
-    # (c) DFA execution, App. G.4
-    dfa_vary: Literal["states", "symbols", "word_len"] = "states"
-    dfa_values: tuple[int, ...] = (2,)
-    dfa_fixed: int = 2  # the two quantities not varied (4 in the paper)
-    dfa_n_train: tuple[int, ...] = (2048,)
-    dfa_epochs: int = 10
-    dfa_batch_size: int = 64
-    dfa_lr: float = 1e-3
-    dfa_layers: int = 2
-    dfa_heads: int = 4
-    dfa_width: int = 64
-    dfa_seeds: int = 1
+    rank_dims: tuple[int, ...] = (2, 3, 4)  # the cubic design's rank, checked for these d
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """(b) Associative memory, Sec. 4.2: width 2d, d + 1 tokens, a fraction of orthonormal keys."""
+
+    d: int = 4
+    n: int = 4096  # memories per dataset
+    fractions: tuple[float, ...] = (0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 1.0)
+    seeds: int = 2
+    heads: int = 4  # of the MHLA trained by Adam
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 3e-2
+    gd_steps: int = 1000  # full-batch gradient descent on Algorithm 1's objective
+
+
+@dataclass(frozen=True)
+class DfaConfig:
+    """(c) DFA execution, App. G.4: one of states / symbols / word length varied over `values`."""
+
+    vary: Literal["states", "symbols", "word_len"] = "states"
+    values: tuple[int, ...] = (2,)
+    fixed: int = 2  # the two quantities not varied (4 in the paper)
+    n_train: tuple[int, ...] = (2048,)
+    n_val: int = 512  # stops training and chooses the run
+    n_test: int = 512  # reported; disjoint from train and validation
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    layers: int = 2
+    heads: int = 4
+    width: int = 64
+    seeds: int = 1
+
+
+@dataclass
+class LinearAttentionConfig(StudyConfig):
+    """The three experiments' settings (nested) and where their jobs run."""
+
+    executor: ExecutorName = "serial"  # where the jobs run
+    threads: int = 1  # torch threads per job (tiny models run fastest on one; 0: leave as is)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    dfa: DfaConfig = field(default_factory=DfaConfig)
 
     def __post_init__(self) -> None:
         """Reject settings that cannot run, with one line naming the field (before any work)."""
-        from lmlab.errors import LmlabError
         from lmlab.executor import BACKENDS
 
-        def bad(field: str, why: str) -> LmlabError:
-            return LmlabError(f"linear-attention: {field} {why}, got {getattr(self, field)!r}")
-
         if self.executor not in BACKENDS:
-            raise bad("executor", f"must be one of {', '.join(BACKENDS)}")
-        positive = ("seeds", "seq_len", "n_train", "steps", "batch_size", "exact_d",
-                    "exact_seq_len", "exact_n_train", "memory_seeds", "memory_d", "memory_n",
-                    "memory_heads", "memory_steps", "memory_batch_size", "dfa_fixed", "dfa_epochs",
-                    "dfa_batch_size", "dfa_layers", "dfa_heads", "dfa_width", "dfa_seeds")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise bad(name, "must be >= 1")
-        for name in ("threads", "d_out", "softmax_layers", "memory_gd_steps"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must be >= 0")
-        if self.n_val < 2:
-            raise bad("n_val", "must be >= 2")
-        for name in ("lr", "memory_lr", "dfa_lr"):
-            if not getattr(self, name) > 0:
-                raise bad(name, "must be > 0")
-        for name in ("dims", "memory_fractions"):
-            if not getattr(self, name):
-                raise bad(name, "needs at least one value")
-        for name in ("dims", "heads", "layers", "rank_dims", "dfa_values", "dfa_n_train"):
-            if any(v < 1 for v in getattr(self, name)):
-                raise bad(name, "must hold values >= 1")
-        if any(not 0.0 <= f <= 1.0 for f in self.memory_fractions):
-            raise bad("memory_fractions", "must hold fractions in [0, 1]")
-        if self.softmax_width % 4:
-            raise bad("softmax_width", "must be divisible by the 4 attention heads")
-        if self.dfa_width % self.dfa_heads:
-            raise bad("dfa_width", f"must be divisible by dfa_heads = {self.dfa_heads}")
+            raise _bad(self, "executor", f"must be one of {', '.join(BACKENDS)}")
+        if self.threads < 0:
+            raise _bad(self, "threads", "must be >= 0")
+        t, m, a = self.teacher, self.memory, self.dfa
+        _positive(t, "teacher", "seeds", "seq_len", "n_train", "steps", "batch_size", "exact_d",
+                  "exact_seq_len", "exact_n_train")
+        _positive(m, "memory", "seeds", "d", "n", "heads", "steps", "batch_size")
+        _positive(a, "dfa", "fixed", "epochs", "batch_size", "layers", "heads", "width", "seeds",
+                  "n_val", "n_test")
+        for sub, group, names in ((t, "teacher", ("d_out", "softmax_layers")),
+                                  (m, "memory", ("gd_steps",))):
+            for name in names:
+                if getattr(sub, name) < 0:
+                    raise _bad(sub, name, "must be >= 0", group)
+        if t.n_val < 2:
+            raise _bad(t, "n_val", "must be >= 2", "teacher")
+        for sub, group in ((t, "teacher"), (m, "memory"), (a, "dfa")):
+            if not sub.lr > 0:
+                raise _bad(sub, "lr", "must be > 0", group)
+        for sub, group, name in ((t, "teacher", "dims"), (m, "memory", "fractions")):
+            if not getattr(sub, name):
+                raise _bad(sub, name, "needs at least one value", group)
+        for sub, group, names in ((t, "teacher", ("dims", "heads", "layers", "rank_dims")),
+                                  (a, "dfa", ("values", "n_train"))):
+            for name in names:
+                if any(v < 1 for v in getattr(sub, name)):
+                    raise _bad(sub, name, "must hold values >= 1", group)
+        if any(not 0.0 <= f <= 1.0 for f in m.fractions):
+            raise _bad(m, "fractions", "must hold fractions in [0, 1]", "memory")
+        if t.softmax_width % 4:
+            raise _bad(t, "softmax_width", "must be divisible by the 4 attention heads", "teacher")
+        if a.width % a.heads:
+            raise _bad(a, "width", f"must be divisible by dfa.heads = {a.heads}", "dfa")
+
+
+def _bad(obj: object, name: str, why: str, group: str = "") -> LmlabError:
+    key = f"{group}.{name}" if group else name
+    return LmlabError(f"linear-attention: {key} {why}, got {getattr(obj, name)!r}")
+
+
+def _positive(obj: object, group: str, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < 1:
+            raise _bad(obj, name, "must be >= 1", group)
 
 
 TINY = LinearAttentionConfig()
 PAPER = LinearAttentionConfig(
     threads=0,
-    dims=(2, 4, 8, 16),
-    seq_len=100,
-    n_train=2048,
-    heads=(1, 2, 4, 8, 16, 64, 256),
-    layers=(2, 4),
-    softmax_layers=2,
-    softmax_width=128,
-    steps=16_000,  # 500 epochs of 2048 sequences in batches of 64 (the script)
-    memory_n=2**14,
-    memory_seeds=3,
-    memory_fractions=(0.0, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0),
-    memory_steps=20_000,
-    memory_gd_steps=10_000,
-    dfa_values=(2, 3, 4, 5, 6),
-    dfa_fixed=4,
-    dfa_n_train=(16, 64, 256, 1024, 4096, 16384, 65536),
-    dfa_epochs=100,
-    dfa_lr=2.5e-4,
-    dfa_layers=4,
-    dfa_heads=16,
-    dfa_width=2048,
-    dfa_batch_size=64,
+    teacher=TeacherConfig(
+        dims=(2, 4, 8, 16),
+        seq_len=100,
+        n_train=2048,
+        heads=(1, 2, 4, 8, 16, 64, 256),
+        layers=(2, 4),
+        softmax_layers=2,
+        softmax_width=128,
+        steps=16_000,  # 500 epochs of 2048 sequences in batches of 64 (the script)
+    ),
+    memory=MemoryConfig(
+        n=2**14,
+        seeds=3,
+        fractions=(0.0, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0),
+        steps=20_000,
+        gd_steps=10_000,
+    ),
+    dfa=DfaConfig(
+        values=(2, 3, 4, 5, 6),
+        fixed=4,
+        n_train=(16, 64, 256, 1024, 4096, 16384, 65536),
+        epochs=100,
+        lr=2.5e-4,
+        layers=4,
+        heads=16,
+        width=2048,
+        batch_size=64,
+    ),
 )
+"""The paper's grid: hours on a GPU."""
 
 PRESETS: dict[str, LinearAttentionConfig] = {"tiny": TINY, "paper": PAPER}

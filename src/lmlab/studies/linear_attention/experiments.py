@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from lmlab.executor import torch_threads
-from lmlab.seeding import generator
+from lmlab.seeding import derive, generator
 from lmlab.studies.linear_attention.certificate import certify
 from lmlab.studies.linear_attention.data import memory_data, memory_truth, teacher_data
 from lmlab.studies.linear_attention.features import scale_vector
@@ -46,7 +46,8 @@ from lmlab.studies.linear_attention.regression import RCOND, fit_mhla, gradient_
 
 threads = torch_threads  # run a job with its torch threads (lmlab.executor owns thread control)
 
-__all__ = ["ExactJob", "MemoryJob", "SgdJob", "exact_job", "memory_job", "sgd_job", "threads"]
+__all__ = ["ExactJob", "MemoryJob", "Plan", "SgdJob", "describe", "dfa_shape", "exact_job", "memory_job",
+           "plan", "run_job", "sgd_job", "sgd_models", "teacher_seed", "threads"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,11 @@ class ExactJob:
     d: int
     T: int
     N: int
-    n_val: int = 512
-    teacher_heads: int = 1
-    d_out: int = 0  # 0: d
-    threads: int = 1
-    device: str = "cpu"
+    n_val: int
+    teacher_heads: int
+    d_out: int  # 0: d
+    threads: int
+    device: str
 
 
 def exact_job(job: ExactJob) -> dict[str, Any]:
@@ -100,13 +101,12 @@ class SgdJob:
     steps: int
     batch_size: int
     lr: float
-    n_val: int = 512
-    teacher_heads: int = 1
-    d_out: int = 0  # 0: d
-    d_model: int = 32
-    eval_every: int = 0
-    threads: int = 1
-    device: str = "cpu"
+    n_val: int
+    teacher_heads: int
+    d_out: int  # 0: d
+    d_model: int
+    threads: int
+    device: str
 
 
 def sgd_job(job: SgdJob) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def sgd_job(job: SgdJob) -> dict[str, Any]:
         X, X_val = model.encode(data.Z), model.encode(data.Z_val)
         res = train_regressor(model, X, data.Y, X_val, data.Y_val, steps=job.steps,
                               batch_size=job.batch_size, lr=job.lr, seed=job.seed,
-                              eval_every=job.eval_every, device=job.device)
+                              device=job.device)
         out: dict[str, Any] = {
             **asdict(job),
             "val_nmse": res.val_nmse,
@@ -144,16 +144,16 @@ class MemoryJob:
     batch_size: int
     lr: float
     gd_steps: int
-    noise: float | None = None
-    threads: int = 1
-    device: str = "cpu"
+    noise: float | None  # scale of the noise token (None: 1/sqrt(d), as in the paper)
+    threads: int
+    device: str
 
 
 def memory_job(job: MemoryJob) -> dict[str, Any]:
     """Certificate and p-distances to the truth for one mixture dataset."""
     with threads(job.threads):
         Z, Y = memory_data(job.seed, job.N, job.d, job.frac, job.noise)
-        Z_val, Y_val = memory_data(job.seed + 10_000, 1024, job.d, job.frac, job.noise)
+        Z_val, Y_val = memory_data(derive(job.seed, "memory-val"), 1024, job.d, job.frac, job.noise)
         truth = memory_truth(job.d)
         p_true = p_map(truth)
         cert = certify(Z)
@@ -192,3 +192,91 @@ def memory_job(job: MemoryJob) -> dict[str, Any]:
             "pdist_sgd": p_distance(model.heads(), truth, relative=True),
             "sgd_val_nmse": res.val_nmse,
         }
+
+
+# -- the study's jobs, derived from its configuration ----------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Every job of one run, by experiment (each list in a fixed order the analysis reads)."""
+
+    paper_size: list[ExactJob]  # Algorithm 1 at the paper's size, one per teacher seed
+    exact: list[ExactJob]  # Algorithm 1 on the sweep's data, per (d, seed)
+    sgd: list[SgdJob]  # gradient-trained models, per (d, model, seed)
+    memory: list[MemoryJob]  # per (seed, fraction)
+    dfa: list[Any]  # automaton.DfaJob, per (grid value, N, seed)
+
+    def all(self) -> list[Any]:
+        return [*self.paper_size, *self.exact, *self.sgd, *self.memory, *self.dfa]
+
+    def split(self, results: list[Any]) -> dict[str, list[Any]]:
+        """`results` of `all()`'s jobs, back into the experiments."""
+        out, i = {}, 0
+        for name in ("paper_size", "exact", "sgd", "memory", "dfa"):
+            n = len(getattr(self, name))
+            out[name], i = results[i : i + n], i + n
+        return out
+
+
+def teacher_seed(seed: int, s: int) -> int:
+    """Teacher `s` of run seed `seed`: its data, and the init of every model trained on it."""
+    return derive(seed, "teacher", s)
+
+
+def sgd_models(cfg: Any, d: int) -> list[tuple[str, int]]:
+    """The gradient-trained models of dimension d: (kind, heads or layers)."""
+    t = cfg.teacher
+    models = [("mhla", h) for h in t.heads if h <= d * d] + [("stacked", L) for L in t.layers]
+    if t.softmax_layers:
+        models.append(("softmax", t.softmax_layers))
+    return models
+
+
+def dfa_shape(cfg: Any, v: int) -> tuple[int, int, int]:
+    """(states, symbols, word length) of the DFA grid point `v`."""
+    a = cfg.dfa
+    return (v if a.vary == "states" else a.fixed, v if a.vary == "symbols" else a.fixed,
+            v if a.vary == "word_len" else a.fixed)
+
+
+def plan(cfg: Any, device: str) -> Plan:
+    """Every job of a `LinearAttentionConfig`, each seeded by `lmlab.seeding.derive` so that no
+    job of `--seed 1` repeats one of `--seed 0`."""
+    from lmlab.studies.linear_attention.automaton import DfaJob
+
+    t, m, a, th = cfg.teacher, cfg.memory, cfg.dfa, cfg.threads
+    seeds = [teacher_seed(cfg.seed, s) for s in range(t.seeds)]
+    paper_size = [ExactJob(s, t.exact_d, t.exact_seq_len, t.exact_n_train, t.n_val,
+                           t.teacher_heads, 0, th, device) for s in seeds]
+    exact = [ExactJob(s, d, t.seq_len, t.n_train, t.n_val, t.teacher_heads, t.d_out, th, device)
+             for d in t.dims for s in seeds]
+    sgd = [SgdJob(s, d, t.seq_len, t.n_train, kind, size, t.steps, t.batch_size, t.lr, t.n_val,
+                  t.teacher_heads, t.d_out, t.softmax_width, th, device)
+           for d in t.dims for kind, size in sgd_models(cfg, d) for s in seeds]
+    memory = [MemoryJob(derive(cfg.seed, "memory", s), m.d, m.n, f, m.heads, m.steps,
+                        m.batch_size, m.lr, m.gd_steps, None, th, device)
+              for s in range(m.seeds) for f in m.fractions]
+    dfa = [DfaJob(derive(cfg.seed, "dfa", s), *dfa_shape(cfg, v), n, a.epochs, a.batch_size, a.lr,
+                  a.layers, a.heads, a.width, a.n_val, a.n_test, th, device)
+           for v in a.values for n in a.n_train for s in range(a.seeds)]
+    return Plan(paper_size, exact, sgd, memory, dfa)
+
+
+def run_job(job: Any) -> dict[str, Any]:
+    """Run one job of any experiment (the study maps this over all its jobs at once)."""
+    from lmlab.studies.linear_attention.automaton import DfaJob, dfa_job
+
+    fns = {ExactJob: exact_job, SgdJob: sgd_job, MemoryJob: memory_job, DfaJob: dfa_job}
+    return fns[type(job)](job)
+
+
+def describe(result: dict[str, Any]) -> str:
+    """A finished job's short name for the progress display."""
+    if "kind" in result:
+        label = f"mhla {result['size']}h" if result["kind"] == "mhla" else \
+            f"{result['kind']} {result['size']}L"
+        return f"teacher d={result['d']}: {label}"
+    if "frac" in result:
+        return f"memory: fraction {result['frac']:g}"
+    if "n_states" in result:
+        return f"dfa: {result['n_states']} states, N={result['n_train']}"
+    return f"Algorithm 1: d={result['d']}, T={result['T']}"

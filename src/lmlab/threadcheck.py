@@ -1,0 +1,82 @@
+"""Do a study's verdicts hang on the torch thread count? (`lmlab compare-threads STUDY`)
+
+Float reductions split over a different number of threads sum in a different order, so tiny
+training runs can drift apart, and a verdict that flips between 1 and 2 threads is not
+established at this scale. This runs the study's preset once per thread setting, each in its own
+`lmlab run` process (so the setting is in force before torch starts: `OMP_NUM_THREADS`,
+`MKL_NUM_THREADS`, and `--set threads=N` when the study's config has a `threads` field), and
+lists every claim and check whose verdict differs, with the measured values of each run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError
+
+__all__ = ["compare_threads", "thread_overrides"]
+
+
+def thread_overrides(study_id: str, preset: str, threads: int) -> list[str]:
+    """`threads=N` when the study's config has the field (its jobs set their own thread count)."""
+    from lmlab.study import get_study
+
+    config = get_study(study_id).preset(preset)
+    return [f"threads={threads}"] if "threads" in {f.name for f in dataclasses.fields(config)} \
+        else []
+
+
+def _run(study_id: str, preset: str, sets: Sequence[str], threads: int, out: Path,
+         timeout: float | None) -> dict[str, Any]:
+    args = ["run", study_id, "--preset", preset, "--out", str(out), "--force"]
+    for s in [*sets, *thread_overrides(study_id, preset, threads)]:
+        args += ["--set", s]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "LMLAB_PROGRESS": os.environ.get("LMLAB_PROGRESS", "lines")}
+    proc = subprocess.run([sys.executable, "-c", "from lmlab.cli import main; main()", *args],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise LmlabError(f"{study_id} with {threads} thread(s) failed: {tail[0]}")
+    return json.loads((out / "result.json").read_text())
+
+
+def compare_threads(study_id: str, out: str | Path, preset: str = "tiny",
+                    sets: Sequence[str] = (), threads: Sequence[int] = (1, 2),
+                    timeout: float | None = None) -> dict[str, Any]:
+    """Run `study_id` once per thread count into `out/threads<N>`; the verdicts side by side.
+
+    Returns {"study", "preset", "threads", "runs": {N: {"wall_s", "claims_hold", ...}},
+    "verdicts": {id: {N: holds}}, "differ": [{"id", "kind", "holds": {N: ...},
+    "measured": {N: ...}}]}.
+    """
+    from lmlab.study import get_study
+
+    get_study(study_id)  # an unknown study: one clear line before anything runs
+    if len(set(threads)) < 2 or any(n < 1 for n in threads):
+        raise LmlabError("compare-threads needs at least two different thread counts >= 1")
+    root = Path(out)
+    results = {n: _run(study_id, preset, sets, n, root / f"threads{n}", timeout) for n in threads}
+    rows: dict[str, dict[str, Any]] = {}
+    for n, res in results.items():
+        for kind in ("claims", "checks"):
+            for c in res.get(kind, []):
+                row = rows.setdefault(c["id"], {"id": c["id"], "kind": kind[:-1], "holds": {},
+                                                "measured": {}})
+                row["holds"][n] = c.get("holds")
+                row["measured"][n] = c.get("measured")
+    differ = [r for r in rows.values() if len({repr(v) for v in r["holds"].values()}) > 1
+              or len(r["holds"]) < len(threads)]
+    runs = {n: {"wall_s": (res.get("timing") or {}).get("wall_s"),
+                "claims_hold": sum(c.get("holds") is True for c in res.get("claims", [])),
+                "claims": len(res.get("claims", [])), "out": str(root / f"threads{n}")}
+            for n, res in results.items()}
+    return {"study": study_id, "preset": preset, "sets": list(sets), "threads": list(threads),
+            "runs": runs, "verdicts": {k: r["holds"] for k, r in rows.items()}, "differ": differ}
