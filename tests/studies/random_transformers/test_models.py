@@ -16,17 +16,22 @@ from lmlab.studies.random_transformers.analysis import (
     needle_head_scores,
     subspace_concentration,
 )
+from lmlab.studies.random_transformers.config import TINY
 from lmlab.studies.random_transformers.experiments import (
-    Job,
     build_model,
     expected_trainable,
     run_job,
 )
 from lmlab.studies.random_transformers.imitation import kl_last, random_teacher
+from lmlab.studies.random_transformers.jobs import job
 from lmlab.studies.random_transformers.lstm import LSTMLM
 from lmlab.studies.random_transformers.tasks import needle_sequence
+from lmlab.study import apply_overrides
 
-PARENS = (("n_pairs", 3), ("n_test", 50), ("n_val", 50), ("batch_size", 16))
+# a toy parentheses grid: jobs derive from a config, as in the study
+PARENS = apply_overrides(TINY, ["parens.pairs=3", "grid.n_test=50", "grid.n_val=50",
+                                "grid.batch=16", "parens.steps=5", "grid.warmup_steps=0",
+                                "grid.lr=1e-2", "grid.full_lr=1e-2", "grid.stop_at=0"])
 
 
 @pytest.mark.parametrize("mode", ["random", "unembed", "embed", "tok_unembed", "full"])
@@ -34,7 +39,7 @@ def test_freeze_modes_keep_frozen_tensors_bit_identical(mode: str) -> None:
     torch.manual_seed(0)
     model = build_model(mode, vocab_size=4, block_size=8, width=16)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    r = run_job(Job("parens", mode, 16, 0, PARENS, steps=5, warmup_steps=0, lr=1e-2))
+    r = run_job(job(PARENS, "parens", mode, 16, 0))
     assert r["steps_done"] == 5
     if mode == "full":
         assert r["frozen_identical"] is None and r["n_trainable"] == r["n_params"]
@@ -148,9 +153,10 @@ def test_early_stopping_reads_validation_and_never_the_test_set(monkeypatch) -> 
 
     monkeypatch.setattr(train_mod.Trainer, "fit", fit_flagged)
     monkeypatch.setattr(tasks.ModularAddition, "test_batch", guarded)
-    kw = (("p", 7), ("test_fraction", 0.2), ("val_fraction", 0.2), ("batch_size", 16))
-    r = run_job(Job("modadd", "full", 16, 0, kw, steps=20, warmup_steps=0, lr=1e-2,
-                    eval_every=5, stop_at=0.01))
+    c = apply_overrides(TINY, ["modadd.p=7", "modadd.test_fraction=0.2", "modadd.val_fraction=0.2",
+                               "modadd.batch=16", "modadd.steps=20", "grid.warmup_steps=0",
+                               "grid.full_lr=1e-2", "grid.eval_every=5", "grid.stop_at=0.01"])
+    r = run_job(job(c, "modadd", "full", 16, 0))
     # a validation accuracy of at least 0.01 is met at the first evaluation (step 5)
     assert r["steps_done"] in (5, 10, 15, 20) and 0.0 <= r["val_acc"] <= 1.0
     assert 0.0 <= r["test_acc"] <= 1.0
