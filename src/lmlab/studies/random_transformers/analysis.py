@@ -101,7 +101,8 @@ def paired_ratio_interval(a: Sequence[bool], b: Sequence[bool], scale: float, n_
     r = ratio(draws[:, 0] + draws[:, 1], draws[:, 0] + draws[:, 2])
     point = float(ratio(np.array(cells[0] + cells[1]), np.array(cells[0] + cells[2])))
     q = (1 - level) / 2
-    return point, float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
+    with np.errstate(invalid="ignore"):  # inf - inf between infinite draws (mean(b) = 0)
+        return point, float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
 
 
 def needle_head_scores(pattern: Tensor, seq: Tensor, n_keys: int, vocab: int) -> dict[str, Tensor]:
