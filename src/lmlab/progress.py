@@ -76,6 +76,10 @@ class _Tracker:
             self._bar.start()
             self._task = self._bar.add_task(label, total=self.total, last="")
 
+    def restart(self) -> None:
+        """Start the clock again (the ETA's pace and the elapsed time count from now)."""
+        self.t0 = time.perf_counter()
+
     def eta(self) -> float | None:
         """Seconds left at the mean pace so far (None before the first unit)."""
         if not self.done:
@@ -173,7 +177,8 @@ def work_progress(label: str, total: float, unit: str = "%") -> Iterator[_Tracke
 
     For work measured in something other than finished jobs or one loop's steps, e.g. the steps
     of several jobs running at once, weighted by their cost. In "lines" mode every `update`
-    prints a line, so the caller decides how often to call it.
+    prints a line, so the caller decides how often to call it; `.restart()` starts the clock
+    when the work itself begins (after worker processes have started, say).
     """
     tracker = _Tracker(label, total, unit, mode())
     try:

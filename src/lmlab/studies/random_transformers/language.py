@@ -177,14 +177,14 @@ class TinyStories:
             import datasets  # type: ignore[import-not-found]
         except ImportError:
             raise LmlabError("TinyStories needs the `datasets` package (pip install datasets) "
-                             "and network access; use lm_corpus=grammar offline") from None
+                             "and network access; use lm.corpus=grammar offline") from None
         try:
             train = datasets.load_dataset("roneneldan/TinyStories",
                                           split=f"train[:{self.n_train_stories}]")
             test = datasets.load_dataset("roneneldan/TinyStories", split="validation[:2000]")
         except Exception as e:  # network, hub or cache failures all end here
             raise LmlabError(f"cannot load TinyStories ({type(e).__name__}); it needs network "
-                             "access to the Hugging Face hub; use lm_corpus=grammar offline"
+                             "access to the Hugging Face hub; use lm.corpus=grammar offline"
                              ) from None
         cache = (self.pack([r["text"] for r in train]), self.pack([r["text"] for r in test]))
         object.__setattr__(self, "_cache", cache)

@@ -11,6 +11,7 @@ Without the environment variable (a job run by hand, or on Ray) `counting_steps`
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -60,8 +61,8 @@ def watch_steps(label: str, folder: Path, jobs: Sequence[tuple[str, int, float]]
 
     Yields `on_result(i, result)` for the executor: job `i` counts as done. Between results a
     thread reads the step files every second; a bar shows every reading, piped output one line
-    per finished job plus one line `first_line_s` in and every `lines_every_s` after (each with
-    the ETA).
+    per finished job plus one line `first_line_s` after the first step is seen and one every
+    `lines_every_s` after that.
     """
     from lmlab.progress import mode, work_progress
 
@@ -92,13 +93,23 @@ def watch_steps(label: str, folder: Path, jobs: Sequence[tuple[str, int, float]]
         how = mode()
 
         def poll() -> None:
-            next_line = time.monotonic() + first_line_s
+            # The clock restarts at the first step seen, so the ETA's pace leaves out the
+            # start of the worker processes; piped, the first line comes `first_line_s` later.
+            started: float | None = None
+            next_line = math.inf
             while not stop.wait(min(1.0, first_line_s)):
-                if how == "lines" and time.monotonic() < next_line:
-                    continue
-                next_line = time.monotonic() + lines_every_s
                 with lock:
-                    tracker.update(done(), "running")
+                    work = done()
+                    now = time.monotonic()
+                    if started is None:
+                        if work == 0:
+                            continue
+                        started, next_line = now, now + first_line_s
+                        tracker.restart()
+                    if how == "lines" and now < next_line:
+                        continue
+                    next_line = now + lines_every_s
+                    tracker.update(work, "running")
 
         thread = threading.Thread(target=poll, daemon=True)
         if how != "off":

@@ -14,7 +14,27 @@ are trained, against fully trained ones, on the paper's tasks:
 5. analyses of the widest random models: subspace concentration per layer, and on the needle
    task the marker-to-value and query-to-value heads (with a figure).
 
-Every job goes through `lmlab.executor` (`executor=serial|process|ray`).
+Every job goes through `lmlab.executor` (`executor=serial|process|ray`); a killed run resumes
+with `--resume` (finished jobs are kept in the run folder). Progress shows the steps of the
+running jobs, weighted by their cost, with an ETA (`steps.py`).
+
+Metric keys (dotted, `task.condition.size.metric`; medians over seeds unless they end in
+`.seedN`; every interval is a 95% bootstrap interval, `ci_lo`/`ci_hi` beside its value):
+
+- `{task}.{mode}.d{width}.acc`, `.acc.seedN`, `.acc_min`, `.val_acc`, `.steps`, `.seeds`;
+  `{task}.majority.acc`; for language modelling also `.loss`;
+- `{task}.random.width_gain.diff` (widest minus narrowest random width, paired over seeds),
+  `{task}.random.width_gain_5x.diff`, `{task}.random_minus_full.d{width}.diff`;
+- `memorize.{mode}.d{width}.acc|bits_per_param|n_trainable|saturated`,
+  `memorize.full_over_random.d{width}.ratio` (paired over the table's entries);
+- `{task}.random.d{width}.l{layer}.pca10|neuron10|gap_ci_lo|gap_ci_hi`,
+  `subspace.random.d{width}.min_gap|min_gap_ci_lo`, `needle.random.d{width}.l{layer}.*_max`;
+- `imitation.{mode}.t{teacher}.kl`, `.kl.seedN`, `imitation.uniform.t{teacher}.kl`,
+  `imitation.{mode}.trend.spearman` (over every (width, seed) point);
+- `lm.corpus` (the corpus used), `lm.corpus_requested`, `lm.fallback`,
+  `{corpus}.random_minus_full.d{width}.loss`, `{corpus}.random.width_gain.loss` (paired over
+  test windows);
+- `freeze.frozen_identical|trainable_exact|models_checked`, `jobs.count|wall_s|cpu_s`.
 """
 
 from __future__ import annotations
