@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["job_progress", "mode", "step_progress"]
+__all__ = ["job_progress", "mode", "step_progress", "work_progress"]
 
 OnResult = Callable[[int, Any], None]
 Describe = Callable[[int, Any], str]
@@ -50,7 +50,7 @@ def _clock(seconds: float) -> str:
 class _Tracker:
     """Counts finished units and renders them (a rich bar, or one line each)."""
 
-    def __init__(self, label: str, total: int, unit: str, how: str):
+    def __init__(self, label: str, total: float, unit: str, how: str):
         self.label, self.total, self.unit, self.how = label, max(0, total), unit, how
         self.done = 0
         self.t0 = time.perf_counter()
@@ -75,6 +75,10 @@ class _Tracker:
             )
             self._bar.start()
             self._task = self._bar.add_task(label, total=self.total, last="")
+
+    def restart(self) -> None:
+        """Start the clock again (the ETA's pace and the elapsed time count from now)."""
+        self.t0 = time.perf_counter()
 
     def eta(self) -> float | None:
         """Seconds left at the mean pace so far (None before the first unit)."""
@@ -163,5 +167,21 @@ def step_progress(run: Any, label: str, total: int) -> Iterator[Any]:
     tracker = _Tracker(label, total, "steps", mode())
     try:
         yield _StepWatcher(run, tracker)
+    finally:
+        tracker.close()
+
+
+@contextmanager
+def work_progress(label: str, total: float, unit: str = "%") -> Iterator[_Tracker]:
+    """Yield a display of `total` units of work that the caller moves with `.update(done, last)`.
+
+    For work measured in something other than finished jobs or one loop's steps, e.g. the steps
+    of several jobs running at once, weighted by their cost. In "lines" mode every `update`
+    prints a line, so the caller decides how often to call it; `.restart()` starts the clock
+    when the work itself begins (after worker processes have started, say).
+    """
+    tracker = _Tracker(label, total, unit, mode())
+    try:
+        yield tracker
     finally:
         tracker.close()

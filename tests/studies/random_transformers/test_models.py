@@ -14,19 +14,26 @@ from lmlab.stats import median
 from lmlab.studies.random_transformers.analysis import (
     bits_per_parameter,
     needle_head_scores,
+    paired_ratio_interval,
     subspace_concentration,
+    subspace_gap_interval,
 )
+from lmlab.studies.random_transformers.config import TINY
 from lmlab.studies.random_transformers.experiments import (
-    Job,
     build_model,
     expected_trainable,
     run_job,
 )
 from lmlab.studies.random_transformers.imitation import kl_last, random_teacher
+from lmlab.studies.random_transformers.jobs import job
 from lmlab.studies.random_transformers.lstm import LSTMLM
 from lmlab.studies.random_transformers.tasks import needle_sequence
+from lmlab.study import apply_overrides
 
-PARENS = (("n_pairs", 3), ("n_test", 50), ("n_val", 50), ("batch_size", 16))
+# a toy parentheses grid: jobs derive from a config, as in the study
+PARENS = apply_overrides(TINY, ["parens.pairs=3", "grid.n_test=50", "grid.n_val=50",
+                                "grid.batch=16", "parens.steps=5", "grid.warmup_steps=0",
+                                "grid.lr=1e-2", "grid.full_lr=1e-2", "grid.stop_at=0"])
 
 
 @pytest.mark.parametrize("mode", ["random", "unembed", "embed", "tok_unembed", "full"])
@@ -34,7 +41,7 @@ def test_freeze_modes_keep_frozen_tensors_bit_identical(mode: str) -> None:
     torch.manual_seed(0)
     model = build_model(mode, vocab_size=4, block_size=8, width=16)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    r = run_job(Job("parens", mode, 16, 0, PARENS, steps=5, warmup_steps=0, lr=1e-2))
+    r = run_job(job(PARENS, "parens", mode, 16, 0))
     assert r["steps_done"] == 5
     if mode == "full":
         assert r["frozen_identical"] is None and r["n_trainable"] == r["n_params"]
@@ -148,9 +155,79 @@ def test_early_stopping_reads_validation_and_never_the_test_set(monkeypatch) -> 
 
     monkeypatch.setattr(train_mod.Trainer, "fit", fit_flagged)
     monkeypatch.setattr(tasks.ModularAddition, "test_batch", guarded)
-    kw = (("p", 7), ("test_fraction", 0.2), ("val_fraction", 0.2), ("batch_size", 16))
-    r = run_job(Job("modadd", "full", 16, 0, kw, steps=20, warmup_steps=0, lr=1e-2,
-                    eval_every=5, stop_at=0.01))
+    c = apply_overrides(TINY, ["modadd.p=7", "modadd.test_fraction=0.2", "modadd.val_fraction=0.2",
+                               "modadd.batch=16", "modadd.steps=20", "grid.warmup_steps=0",
+                               "grid.full_lr=1e-2", "grid.eval_every=5", "grid.stop_at=0.01"])
+    r = run_job(job(c, "modadd", "full", 16, 0))
     # a validation accuracy of at least 0.01 is met at the first evaluation (step 5)
     assert r["steps_done"] in (5, 10, 15, 20) and 0.0 <= r["val_acc"] <= 1.0
     assert 0.0 <= r["test_acc"] <= 1.0
+
+
+def test_subspace_gap_interval_brackets_the_gap_and_sees_a_rotated_direction() -> None:
+    g = torch.Generator().manual_seed(0)
+    direction = torch.ones(32) / math.sqrt(32)
+    h = torch.randn(600, 1, generator=g) * 5 * direction + 0.3 * torch.randn(600, 32, generator=g)
+    pc, neuron = subspace_concentration(h, k=4)
+    gap, lo, hi = subspace_gap_interval(h, k=4, n_boot=100)
+    assert gap == pytest.approx(pc - neuron)
+    assert 0.3 < lo <= gap <= hi < 1
+    # isotropic noise: no concentration beyond sampling error, the interval reaches near 0
+    _, lo0, _ = subspace_gap_interval(torch.randn(600, 32, generator=g), k=4, n_boot=100)
+    assert lo0 < 0.05
+
+
+def test_paired_ratio_interval_on_known_outcomes() -> None:
+    a = [True] * 80 + [False] * 20  # 0.8
+    b = [True] * 20 + [False] * 80  # 0.2
+    ratio, lo, hi = paired_ratio_interval(a, b, scale=0.5)
+    assert ratio == pytest.approx(0.5 * 0.8 / 0.2)
+    assert lo < ratio < hi and lo > 1.0
+    assert paired_ratio_interval(a, [False] * 100, 1.0)[0] == math.inf
+    with pytest.raises(LmlabError):
+        paired_ratio_interval(a, b[:10], 1.0)
+
+
+def test_memorization_correct_agrees_with_its_accuracy_and_lm_windows_with_the_loss() -> None:
+    from lmlab.studies.random_transformers.language import GrammarCorpus
+    from lmlab.studies.random_transformers.tasks import Memorization
+
+    task = Memorization(n=6, n_labels=5)
+    model = build_model("full", task.vocab_size, task.block_size, 8)
+    assert task.correct(model).float().mean().item() == pytest.approx(
+        task.evaluate(model)["test_acc"])
+    corpus = GrammarCorpus(seq_len=8, n_test=12)
+    lm = build_model("random", corpus.vocab_size, corpus.block_size, 8)
+    windows = corpus.window_losses(lm)
+    assert len(windows) == 12
+    assert sum(windows) / 12 == pytest.approx(corpus.evaluate(lm)["test_loss"], rel=1e-5)
+
+
+def test_step_files_give_an_eta_before_any_job_finishes(tmp_path, monkeypatch, capsys) -> None:
+    import os
+    import time
+
+    from lmlab.studies.random_transformers.steps import (
+        STEPS_DIR_ENV,
+        counting_steps,
+        watch_steps,
+    )
+
+    def batches(step, gen):
+        return step
+
+    monkeypatch.delenv(STEPS_DIR_ENV, raising=False)
+    assert counting_steps(batches, "a") is batches  # no folder named: nothing changes
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    jobs = [("t/random/d8/s0", 100, 1.0), ("t/full/d8/s0", 100, 3.0)]
+    with watch_steps("rt", tmp_path / "steps", jobs, lambda i, r: f"job {i} done",
+                     first_line_s=0.2) as on_result:
+        counted = counting_steps(batches, "t/random/d8/s0", every_s=0.0)  # as a worker would
+        assert counted(50, None) == 50
+        time.sleep(1.5)
+        early = capsys.readouterr().err
+        on_result(0, {})
+    assert STEPS_DIR_ENV not in os.environ  # restored
+    late = capsys.readouterr().err
+    assert "[12.5/100.0 %]" in early and "eta" in early  # 50 steps x 1 of 400 units of work
+    assert "[25.0/100.0 %] job 0 done" in late

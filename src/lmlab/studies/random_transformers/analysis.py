@@ -5,6 +5,9 @@ Every function takes plain tensors, arrays or numbers and validates its input at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -13,7 +16,9 @@ from lmlab.errors import LmlabError
 __all__ = [
     "bits_per_parameter",
     "needle_head_scores",
+    "paired_ratio_interval",
     "subspace_concentration",
+    "subspace_gap_interval",
 ]
 
 
@@ -28,13 +33,76 @@ def subspace_concentration(h: Tensor, k: int = 10) -> tuple[float, float]:
         raise LmlabError(f"subspace_concentration: expected (N >= 2, d) activations, got "
                          f"{tuple(h.shape)}")
     x = h.double() - h.double().mean(0)
-    cov = x.T @ x / (len(x) - 1)  # (d, d)
+    return _fractions(x.T @ x / (len(x) - 1), k)  # (d, d) covariance
+
+
+def _fractions(cov: Tensor, k: int) -> tuple[float, float]:
     total = float(cov.diagonal().sum())
     if total <= 0:
         return float("nan"), float("nan")
     eig = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
     neuron = cov.diagonal().sort(descending=True).values
     return float(eig[:k].sum()) / total, float(neuron[:k].sum()) / total
+
+
+def subspace_gap_interval(h: Tensor, k: int = 10, n_blocks: int = 50, n_boot: int = 200,
+                          seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """The PC-minus-neuron gap of `subspace_concentration` with a block-bootstrap interval.
+
+    Rows of h (N, d) are cut into `n_blocks` (at most N/2) contiguous blocks (rows come sequence by sequence,
+    so a block holds whole sequences, up to its edges); blocks are resampled with replacement and
+    the covariance is rebuilt from per-block sums, so each resample costs one eigendecomposition.
+    Returns (gap, lo, hi).
+    """
+    if h.dim() != 2 or h.shape[0] < 4:
+        raise LmlabError(f"subspace_gap_interval: expected (N >= 4, d) activations, got "
+                         f"{tuple(h.shape)}")
+    n_blocks = min(n_blocks, h.shape[0] // 2)  # at least two rows a block
+    x = h.double()
+    blocks = torch.tensor_split(x, n_blocks)
+    counts = torch.tensor([len(b) for b in blocks], dtype=torch.float64)
+    sums = torch.stack([b.sum(0) for b in blocks])  # (B, d)
+    outer = torch.stack([b.T @ b for b in blocks])  # (B, d, d)
+
+    def gap(w: Tensor) -> float:
+        n = float(w @ counts)
+        mean = (w @ sums) / n
+        cov = (torch.einsum("b,bij->ij", w, outer) - n * torch.outer(mean, mean)) / (n - 1)
+        pc, neuron = _fractions(cov, k)
+        return pc - neuron
+
+    point = gap(torch.ones(n_blocks, dtype=torch.float64))
+    g = torch.Generator().manual_seed(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = torch.randint(n_blocks, (n_blocks,), generator=g)
+        boots.append(gap(torch.bincount(idx, minlength=n_blocks).double()))
+    q = torch.tensor(boots, dtype=torch.float64)
+    a = (1 - level) / 2
+    return point, float(torch.quantile(q, a)), float(torch.quantile(q, 1 - a))
+
+
+def paired_ratio_interval(a: Sequence[bool], b: Sequence[bool], scale: float, n_boot: int = 2000,
+                          seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Ratio scale * mean(a) / mean(b) of two 0/1 outcomes on the same items, with a paired
+    bootstrap interval (items resampled together; done on the 2x2 table of outcomes, which is
+    equivalent and costs nothing at any size). Returns (ratio, lo, hi); inf where mean(b) is 0."""
+    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if x.shape != y.shape or x.size == 0:
+        raise LmlabError(f"paired_ratio_interval: need two equal, non-empty outcome vectors, got "
+                         f"{x.shape} and {y.shape}")
+    cells = np.array([np.sum(x & y), np.sum(x & ~y), np.sum(~x & y), np.sum(~x & ~y)])
+    draws = np.random.default_rng(seed).multinomial(x.size, cells / x.size, size=n_boot)
+
+    def ratio(na: np.ndarray, nb: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(nb > 0, scale * na / np.maximum(nb, 1), np.inf)
+
+    r = ratio(draws[:, 0] + draws[:, 1], draws[:, 0] + draws[:, 2])
+    point = float(ratio(np.array(cells[0] + cells[1]), np.array(cells[0] + cells[2])))
+    q = (1 - level) / 2
+    with np.errstate(invalid="ignore"):  # inf - inf between infinite draws (mean(b) = 0)
+        return point, float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
 
 
 def needle_head_scores(pattern: Tensor, seq: Tensor, n_keys: int, vocab: int) -> dict[str, Tensor]:

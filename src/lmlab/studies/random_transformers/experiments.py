@@ -14,16 +14,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
-from lmlab.studies.random_transformers.analysis import needle_head_scores, subspace_concentration
+from lmlab.studies.random_transformers.analysis import (
+    needle_head_scores,
+    subspace_concentration,
+    subspace_gap_interval,
+)
 from lmlab.studies.random_transformers.catalog import make_task
 from lmlab.studies.random_transformers.lstm import LSTMLM
-from lmlab.studies.random_transformers.tasks import Task, majority_accuracy
+from lmlab.studies.random_transformers.steps import counting_steps
+from lmlab.studies.random_transformers.tasks import Memorization, Task, majority_accuracy
 
 __all__ = ["Job", "build_model", "expected_trainable", "run_job"]
 
@@ -32,28 +38,34 @@ MODES = ("full", "random", "unembed", "embed", "tok_unembed", "lstm")
 
 @dataclass(frozen=True)
 class Job:
-    """Everything one training run needs; `task_kw` are the task's settings as (key, value)."""
+    """Everything one training run needs, derived from the study config by `jobs.grid_jobs`
+    (no defaults here: the config holds them); `task_kw` are the task's settings as (key, value).
+
+    `seed` fixes the frozen random weights and the data order; `replicate` is its index among the
+    seeds of one condition (for names and per-seed metrics).
+    """
 
     task: str
     mode: str
     width: int
+    replicate: int
     seed: int
-    task_kw: tuple[tuple[str, Any], ...] = ()
-    n_layer: int = 2
-    n_head: int = 4
-    steps: int = 10_000
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    warmup_steps: int = 500
-    eval_every: int = 0
-    stop_at: float | None = None  # stop early once validation accuracy reaches this
-    threads: int = 0  # torch threads in this job (0: leave as is)
-    analyze: bool = False  # subspace concentration (and attention scores on the needle task)
-    device: str = "cpu"
+    task_kw: tuple[tuple[str, Any], ...]
+    n_layer: int
+    n_head: int
+    steps: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    eval_every: int
+    stop_at: float | None  # stop early once validation accuracy reaches this
+    threads: int  # torch threads in this job (0: leave as is)
+    device: str
+    analyze: bool  # subspace concentration (and attention scores on the needle task)
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.mode}/d{self.width}/s{self.seed}"
+        return f"{self.task}/{self.mode}/d{self.width}/s{self.replicate}"
 
 
 def build_model(mode: str, vocab_size: int, block_size: int, width: int, n_layer: int = 2,
@@ -101,6 +113,8 @@ def _analyze(model: GPT, task: Task, job: Job) -> dict[str, Any]:
             h = h[nonpad]
         pc, neuron = subspace_concentration(h, k=10)
         out[f"pca10_l{i}"], out[f"neuron10_l{i}"] = pc, neuron
+        _, lo, hi = subspace_gap_interval(h, k=10, seed=job.seed % 2**31)
+        out[f"gap10_l{i}"] = [lo, hi]
     if want_attn:
         kw = dict(job.task_kw)
         seq = torch.cat([x, batch["targets"][:1000, -1:]], 1)
@@ -144,12 +158,14 @@ def run_job(job: Job) -> dict[str, Any]:
 
         raise LmlabError(f"{job.task}: early stopping needs a validation set, which it lacks")
     # Sequences of varied length (needle, parentheses) train without their padding.
-    metrics = Trainer(model, cfg, task, evaluate=validate, loss_fn=bucketed_loss()).fit()
+    metrics = Trainer(model, cfg, counting_steps(task, job.key), evaluate=validate,
+                      loss_fn=bucketed_loss()).fit()
     model.cpu()
     final = task.evaluate(model)
     acc = float(final["test_acc"])
     result: dict[str, Any] = {
-        "key": job.key, "task": job.task, "mode": job.mode, "width": job.width, "seed": job.seed,
+        "key": job.key, "task": job.task, "mode": job.mode, "width": job.width,
+        "replicate": job.replicate, "seed": job.seed,
         "test_acc": acc, "steps_done": metrics["steps_done"], "train_loss": metrics["train_loss"],
         "n_trainable": n_trainable,
         "n_params": sum(p.numel() for p in model.parameters()),
@@ -163,6 +179,10 @@ def run_job(job: Job) -> dict[str, Any]:
         result["val_acc"] = float(validate(model)["val_acc"])
     if "test_loss" in final:
         result["test_loss"] = float(final["test_loss"])
+    if hasattr(task, "window_losses"):  # language modelling: per held-out window, for intervals
+        result["window_losses"] = task.window_losses(model)
+    if isinstance(task, Memorization):  # which table entries are right, for a paired interval
+        result["correct_bits"] = np.packbits(task.correct(model).numpy()).tobytes()
     if job.analyze and isinstance(model, GPT):
         result.update(_analyze(model, task, job))
     result["wall_s"] = time.perf_counter() - t0

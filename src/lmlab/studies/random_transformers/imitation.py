@@ -21,11 +21,11 @@ from torch import Tensor
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
-from lmlab.seeding import generator
+from lmlab.seeding import derive, generator
+from lmlab.studies.random_transformers.steps import counting_steps
 
 __all__ = ["ImitationJob", "kl_last", "random_teacher", "run_imitation"]
 
-TEACHER_SEED_STREAM = 0x7EAC
 TEST_STREAM = 0x7E57
 
 
@@ -57,24 +57,31 @@ def kl_last(teacher_logits: Tensor, student_logits: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class ImitationJob:
-    """One student (mode, width) imitating one teacher width."""
+    """One student (mode, width) imitating one teacher width; derived from the study config by
+    `jobs.imitation_jobs` (no defaults here). `seed` fixes the teacher, the student's frozen
+    weights and the data; `replicate` is its index among the seeds."""
 
     teacher_width: int
-    mode: str = "random"
-    student_width: int = 256
-    seed: int = 0
-    vocab_size: int = 512
-    seq_len: int = 40
-    n_layer: int = 3
-    n_head: int = 2
-    steps: int = 10_000
-    batch_size: int = 1000
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    warmup_steps: int = 500
-    n_test: int = 2000
-    threads: int = 0
-    device: str = "cpu"
+    mode: str
+    student_width: int
+    replicate: int
+    seed: int
+    vocab_size: int
+    seq_len: int
+    n_layer: int
+    n_head: int
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    n_test: int
+    threads: int
+    device: str
+
+    @property
+    def key(self) -> str:
+        return f"imitation/{self.mode}/t{self.teacher_width}/s{self.replicate}"
 
 
 def run_imitation(job: ImitationJob) -> dict[str, Any]:
@@ -82,7 +89,7 @@ def run_imitation(job: ImitationJob) -> dict[str, Any]:
     job_threads(job.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     teacher = random_teacher(job.teacher_width, job.vocab_size, job.seq_len, job.n_layer,
-                             job.n_head, seed=job.seed * 1000 + TEACHER_SEED_STREAM)
+                             job.n_head, seed=derive(job.seed, "teacher"))
     torch.manual_seed(job.seed)
     student = GPT(GPTConfig(vocab_size=job.vocab_size, block_size=job.seq_len,
                             n_layer=job.n_layer, n_head=job.n_head, d_model=job.student_width,
@@ -107,11 +114,13 @@ def run_imitation(job: ImitationJob) -> dict[str, Any]:
     cfg = TrainConfig(steps=job.steps, lr=job.lr, weight_decay=job.weight_decay,
                       warmup_steps=min(job.warmup_steps, job.steps // 2), min_lr_ratio=0.0,
                       log_every=max(job.steps, 1), device=job.device, seed=job.seed)
-    Trainer(student, cfg, batches, evaluate=evaluate, loss_fn=loss_fn).fit()
+    Trainer(student, cfg, counting_steps(batches, job.key), evaluate=evaluate,
+            loss_fn=loss_fn).fit()
     student.cpu().eval()
     with torch.no_grad():
         kl = float(kl_last(test_t, student(test_x)[0]))
         uniform = float(kl_last(test_t, torch.zeros_like(test_t)))
-    return {"teacher_width": job.teacher_width, "mode": job.mode, "seed": job.seed,
+    return {"key": job.key, "teacher_width": job.teacher_width, "mode": job.mode,
+            "replicate": job.replicate, "seed": job.seed,
             "test_kl": kl, "uniform_kl": uniform, "wall_s": time.perf_counter() - t0,
             "cpu_s": time.process_time() - c0}

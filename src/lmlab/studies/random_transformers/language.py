@@ -81,19 +81,31 @@ def _lm_batch(seq: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _evaluate_lm(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    from lmlab.nn import GPT
-
+def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     device = model_device(model)
     was = model.training
     model.eval()
     try:
-        logits = model(batch["input_ids"].to(device))[0].float().cpu()
+        return model(batch["input_ids"].to(device))[0].float().cpu()
     finally:
         model.train(was)
+
+
+def _evaluate_lm(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    from lmlab.nn import GPT
+
+    logits = _logits(model, batch)
     loss = float(GPT.loss(logits, batch["targets"]))
     acc = float((logits.argmax(-1) == batch["targets"]).float().mean())
     return {"test_loss": loss, "test_acc": acc}
+
+
+def _window_losses(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[float]:
+    """Mean next-token loss (nats) of each held-out window, in order (their mean: test_loss)."""
+    logits = _logits(model, batch)
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["targets"],
+                                            reduction="none")
+    return [float(x) for x in nll.mean(1)]
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,9 @@ class GrammarCorpus:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return _evaluate_lm(model, self.test_batch())
 
+    def window_losses(self, model: nn.Module) -> list[float]:
+        return _window_losses(model, self.test_batch())
+
 
 @dataclass(frozen=True)
 class TinyStories:
@@ -162,14 +177,14 @@ class TinyStories:
             import datasets  # type: ignore[import-not-found]
         except ImportError:
             raise LmlabError("TinyStories needs the `datasets` package (pip install datasets) "
-                             "and network access; use lm_corpus=grammar offline") from None
+                             "and network access; use lm.corpus=grammar offline") from None
         try:
             train = datasets.load_dataset("roneneldan/TinyStories",
                                           split=f"train[:{self.n_train_stories}]")
             test = datasets.load_dataset("roneneldan/TinyStories", split="validation[:2000]")
         except Exception as e:  # network, hub or cache failures all end here
             raise LmlabError(f"cannot load TinyStories ({type(e).__name__}); it needs network "
-                             "access to the Hugging Face hub; use lm_corpus=grammar offline"
+                             "access to the Hugging Face hub; use lm.corpus=grammar offline"
                              ) from None
         cache = (self.pack([r["text"] for r in train]), self.pack([r["text"] for r in test]))
         object.__setattr__(self, "_cache", cache)
@@ -193,3 +208,6 @@ class TinyStories:
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         return _evaluate_lm(model, self.test_batch())
+
+    def window_losses(self, model: nn.Module) -> list[float]:
+        return _window_losses(model, self.test_batch())

@@ -483,5 +483,20 @@ class Memorization:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return {"test_acc": evaluate_accuracy(model, self.test_batch(), chunk=8192)}
 
+    @torch.no_grad()
+    def correct(self, model: nn.Module, chunk: int = 8192) -> torch.Tensor:
+        """Whether `model` predicts each table entry's label (a bool per entry, in table order)."""
+        device = model_device(model)
+        was_training = model.training
+        model.eval()
+        table, out = self.table(), []
+        try:
+            for i in range(0, len(table), chunk):
+                logits = model(table[i : i + chunk, :2].to(device))[0]
+                out.append(logits[:, -1].argmax(-1).cpu() == table[i : i + chunk, 2])
+        finally:
+            model.train(was_training)
+        return torch.cat(out)
+
 
 Task = ModularAddition | Needle | DecimalAddition | Parentheses | Memorization
