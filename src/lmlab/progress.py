@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["job_progress", "mode", "step_progress"]
+__all__ = ["counter_progress", "job_progress", "mode", "step_progress"]
 
 OnResult = Callable[[int, Any], None]
 Describe = Callable[[int, Any], str]
@@ -163,5 +163,17 @@ def step_progress(run: Any, label: str, total: int) -> Iterator[Any]:
     tracker = _Tracker(label, total, "steps", mode())
     try:
         yield _StepWatcher(run, tracker)
+    finally:
+        tracker.close()
+
+
+@contextmanager
+def counter_progress(label: str, total: int, unit: str = "steps") -> Iterator[_Tracker]:
+    """Yield a bare display of `total` units that the caller moves with `.update(done, last)`:
+    for progress gathered some other way (e.g. polled from jobs' logs by a thread). A rich bar
+    with ETA on a terminal; piped, one line per `update` call."""
+    tracker = _Tracker(label, total, unit, mode())
+    try:
+        yield tracker
     finally:
         tracker.close()
