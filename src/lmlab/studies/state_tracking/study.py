@@ -204,7 +204,8 @@ def _training_progress(jobs: list[ModelJob], log_dir: Path):
     finished: set[int] = set()
     lock = threading.Lock()
     stop = threading.Event()
-    interval = 1.0 if mode() == "bar" else 30.0
+    # a terminal bar is refreshed every second; piped, a line after 8 s, then every 30 s
+    first, interval = (1.0, 1.0) if mode() == "bar" else (8.0, 30.0)
 
     def steps_done() -> int:
         n = 0
@@ -219,7 +220,9 @@ def _training_progress(jobs: list[ModelJob], log_dir: Path):
 
     with counter_progress("state-tracking: training steps", total, "steps") as bar:
         def poll() -> None:
-            while not stop.wait(interval):
+            wait = first
+            while not stop.wait(wait):
+                wait = interval
                 with lock:
                     bar.update(steps_done(), f"{len(finished)}/{len(jobs)} models done")
 
