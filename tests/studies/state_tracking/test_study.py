@@ -158,3 +158,26 @@ def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path) -> None:
             "--set", "analysis.patch_pairs=10", "--set", "n_seeds=3", "--set", "executor=serial"]
     full = assert_kill_resume_matches(tmp_path, "state-tracking", args, marker="jobs/**/*.pkl")
     assert full["metrics"]["mechanism.all.n_models"] == 3
+
+
+def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) -> None:
+    """The steps bar counts each model's logged steps (intermediate + state phase) and a
+    finished model's whole budget; piped, one line per finished model."""
+    from lmlab.runs import Run
+    from lmlab.studies.state_tracking.study import _last_step, _training_progress
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity", "n_seeds=1",
+                                               "train.steps=100", "intermediate_steps=50"])
+    jobs = c.jobs()
+    assert [j.budget for j in jobs] == [100, 150]
+    Run(tmp_path / "parity.seed0" / "intermediate").log(step=40, train_loss=1.0)
+    Run(tmp_path / "parity.seed0" / "state").log(step=20, train_loss=1.0)
+    Run(tmp_path / "parity.seed0" / "state").log(step=None, note="not a step")
+    assert _last_step(tmp_path / "parity.seed0" / "state" / "metrics.jsonl") == 20
+    assert _last_step(tmp_path / "none.seed0" / "state" / "metrics.jsonl") == 0  # none yet
+    with _training_progress(jobs, tmp_path) as on_result:
+        on_result(0, {"label": "PAA"})
+    err = capsys.readouterr().err.strip().splitlines()
+    # model 0 finished (its whole budget, 100) + model 1's 40 + 20 logged steps
+    assert len(err) == 1 and "[160/250 steps]" in err[0] and "none seed 0: PAA" in err[0]
