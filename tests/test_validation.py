@@ -106,7 +106,7 @@ def test_choice_literals_match_the_code_they_choose_in() -> None:
     from lmlab.studies.intruders.data import TASKS
     from lmlab.studies.random_transformers.config import Mode
     from lmlab.studies.random_transformers.experiments import MODES
-    from lmlab.studies.state_tracking.config import StateTrackingConfig
+    from lmlab.studies.state_tracking.config import ModelSpec, StateTrackingConfig
     from lmlab.studies.state_tracking.groups import GROUPS
     from lmlab.studies.state_tracking.steering import INTERMEDIATE_TASKS
 
@@ -115,7 +115,7 @@ def test_choice_literals_match_the_code_they_choose_in() -> None:
     assert set(typing.get_args(Mode)) == set(MODES) - {"lstm"}
     hints = typing.get_type_hints(StateTrackingConfig)
     assert set(typing.get_args(hints["group"])) == set(GROUPS)
-    assert set(typing.get_args(hints["pos"])) == set(POS_SCHEMES)
+    assert set(typing.get_args(typing.get_type_hints(ModelSpec)["pos"])) == set(POS_SCHEMES)
     assert set(typing.get_args(typing.get_args(hints["conditions"])[0])) == set(INTERMEDIATE_TASKS)
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.studies.state_tracking.data import with_bos
 from lmlab.studies.state_tracking.groups import make_group
 from lmlab.studies.state_tracking.mechanism import classify, first_action_corruptions
 from lmlab.studies.state_tracking.oracles import OracleScan
@@ -23,21 +25,38 @@ G = make_group("S3")
 ACTIONS = np.random.default_rng(0).integers(0, 6, size=(500, T))
 
 
-def _signature(model: torch.nn.Module, group=G, actions=ACTIONS):
+def _profile(model: torch.nn.Module, group=G, actions=ACTIONS, bos: int | None = None):
+    """Probe and patching arrays of `model` on `actions`, as the study computes them."""
+    skip = 0 if bos is None else 1
     sites = residual_hooks(model)
-    acts = collect_activations(model, torch.from_numpy(actions), sites)
+    acts = collect_activations(model, with_bos(torch.from_numpy(actions), bos), sites)
+    acts = {k: v[:, skip:] for k, v in acts.items()}
     tr = {k: v[:300] for k, v in acts.items()}
     te = {k: v[300:] for k, v in acts.items()}
     st = group.compose(actions)
     state = probe_grid(tr, st[:300], te, st[300:], group.order)
     parity = probe_grid(tr, group.parity[st[:300]], te, group.parity[st[300:]], 2)
+    L = actions.shape[1]
+    windows = {}
+    for k in (2, 4, 8):
+        if k < L:
+            prod = group.product_of_last(actions, k)
+            windows[k] = probe_grid(tr, prod[:300], te, prod[300:], group.order)
     rng = np.random.default_rng(1)
     clean = actions[:100]
     same = first_action_corruptions(group, clean, True, rng)
     opp = first_action_corruptions(group, clean, False, rng)
-    ps = patch_grid(model, torch.from_numpy(clean), torch.from_numpy(same), sites)
-    po = patch_grid(model, torch.from_numpy(clean), torch.from_numpy(opp), sites)
-    return state, parity, ps, po, classify(state, parity, ps, po)
+    pos = range(skip, skip + L)
+    ps = patch_grid(model, with_bos(torch.from_numpy(clean), bos),
+                    with_bos(torch.from_numpy(same), bos), sites, pos)
+    po = patch_grid(model, with_bos(torch.from_numpy(clean), bos),
+                    with_bos(torch.from_numpy(opp), bos), sites, pos)
+    return state, parity, ps, po, windows
+
+
+def _signature(model: torch.nn.Module, group=G, actions=ACTIONS):
+    state, parity, ps, po, windows = _profile(model, group, actions)
+    return state, parity, ps, po, classify(state, parity, ps, po, windows)
 
 
 @pytest.mark.parametrize("convention", ["gather", "scatter"])
@@ -51,31 +70,83 @@ def test_oracles_track_state(kind: str, convention: str) -> None:
 @pytest.mark.parametrize("kind", ["AA", "PAA"])
 def test_oracles_are_classified_correctly(kind: str) -> None:
     _state, _parity, ps, po, sig = _signature(OracleScan(G, 4, kind))
-    assert sig.label == kind
+    e = sig.evidence
+    assert sig.label == kind and sig.base_label == kind
     assert sig.state_layer == 4  # the full product of 16 actions needs log2(16) layers
     assert sig.parity_layer == (1 if kind == "PAA" else 4)
-    # AA: layer l holds the product of the last 2^l actions, so patching one position at layer l
+    # the tree: position t is decoded at depth ceil(log2 t); window k at depth log2 k
+    assert e.depth == [int(np.ceil(np.log2(t))) for t in range(1, T + 1)]
+    assert e.window_layers == {2: 1, 4: 2, 8: 3}
+    # layer l holds the product of the last 2^l actions, so patching one position at layer l
     # moves the answer exactly at position 2^l - 1 (the carrier of the first action)
+    assert e.carrier == [2.0**layer - 1 for layer in range(5)]
     if kind == "AA":
         for layer in range(5):
             expect = np.zeros(T)
             expect[2**layer - 1] = 1.0
             assert np.allclose(ps[layer], expect) and np.allclose(po[layer], expect)
+        assert e.aa_probe and e.aa_patch and not e.paa_probe and not e.paa_patch
     else:
-        assert sig.patch_gap > 0.5 and sig.probe_says_paa and sig.patch_says_paa
+        assert sig.patch_gap > 0.5 and e.paa_probe and e.paa_patch
+        assert not e.aa_probe and not e.aa_patch
 
 
-def test_classification_rules_and_thresholds() -> None:
-    state, parity, ps, po, _ = _signature(OracleScan(G, 4, "PAA"))
-    assert classify(state, parity, ps, po, rule="probe").label == "PAA"
-    assert classify(state, parity, ps, po, rule="patch").label == "PAA"
-    # a patch threshold above the measured gap leaves only the probe signature: mixed
-    assert classify(state, parity, ps, po, patch_gap_threshold=0.99).label == "mixed"
-    assert classify(state, parity, ps, po, patch_gap_threshold=0.99, rule="either").label == "PAA"
+def test_a_flat_lookup_that_tracks_the_state_is_neither() -> None:
+    """AA is detected from its own signature: tracking the state without parity first is not
+    enough. The lookup decodes every position at layer 1 (no depth growth, no windows)."""
+    model = OracleScan(G, 4, "LOOKUP")
+    logits, _ = model(torch.from_numpy(ACTIONS))
+    assert np.array_equal(logits.argmax(-1).numpy(), G.compose(ACTIONS))
+    _state, _parity, _ps, _po, sig = _signature(model)
+    e = sig.evidence
+    assert e.tracks_state and not e.paa_probe and not e.paa_patch
+    assert e.depth[1:] == [1] * (T - 1) and set(e.window_layers.values()) == {None}
+    assert not e.aa_probe and sig.label == "neither"
+
+
+def test_a_model_trained_on_random_labels_is_neither() -> None:
+    """A small GPT trained a few hundred steps on random states (labels independent of the
+    actions) tracks nothing: no signature, label "neither"."""
+    T8 = 8
+    gpt = GPT(GPTConfig(vocab_size=9, block_size=T8 + 1, n_layer=2, n_head=2, d_model=32,
+                        pos="rope", tie_embeddings=False))
+    rng = np.random.default_rng(5)
+
+    def batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        x = torch.randint(0, 6, (32, T8), generator=gen)
+        y = torch.randint(0, 6, (32, T8), generator=gen)  # random labels
+        return {"input_ids": with_bos(x, 8), "targets": torch.cat([torch.full((32, 1), -100), y], 1)}
+
+    Trainer(gpt, TrainConfig(steps=150, lr=3e-3, log_every=50, device="cpu", seed=3),
+            batches).fit()
+    actions = rng.integers(0, 6, size=(500, T8))
+    state, parity, ps, po, windows = _profile(gpt, actions=actions, bos=8)
+    sig = classify(state, parity, ps, po, windows)
+    assert not sig.evidence.tracks_state
+    assert sig.label == "neither" and set(sig.labels_in_margin) == {"neither"}
+
+
+def test_classification_rules_thresholds_and_ambiguity() -> None:
+    state, parity, ps, po, windows = _profile(OracleScan(G, 4, "PAA"))
+    assert classify(state, parity, ps, po, windows, rule="probe").label == "PAA"
+    assert classify(state, parity, ps, po, windows, rule="patch").label == "PAA"
+    gap = classify(state, parity, ps, po, windows).patch_gap
+    # a patch threshold above the measured gap leaves only the probe signature: neither
+    assert classify(state, parity, ps, po, windows, patch_gap_threshold=gap + 0.2).label == "neither"
+    assert classify(state, parity, ps, po, windows, patch_gap_threshold=gap + 0.2,
+                    rule="probe").label == "PAA"
+    # "either": the probe says PAA but patching (no parity route left) now says AA: neither
+    assert classify(state, parity, ps, po, windows, patch_gap_threshold=gap + 0.2,
+                    rule="either").label == "neither"
+    # a threshold within the margin of the measured gap decides the label: ambiguous
+    amb = classify(state, parity, ps, po, windows, patch_gap_threshold=gap + 0.01, gap_margin=0.05)
+    assert amb.label == "ambiguous" and amb.base_label == "neither" and "PAA" in amb.labels_in_margin
     never = np.zeros_like(state)
-    assert classify(never, never, ps, po).label == "none"
-    # parity decoded where the state never is: the parity leads
-    assert classify(never, parity, ps, po).probe_says_paa
+    assert classify(never, never, ps, po, windows).label == "neither"
+    # AA needs the window probes: without them the AA probe signature cannot be shown
+    aa = _profile(OracleScan(G, 4, "AA"))
+    assert classify(*aa[:4], aa[4]).label == "AA"
+    assert classify(*aa[:4]).label == "neither"
     with pytest.raises(ValueError, match="rule"):
         classify(state, parity, ps, po, rule="vote")
     with pytest.raises(ValueError, match="shape"):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from lmlab.studies.state_tracking.config import Recipe
 from lmlab.studies.state_tracking.data import make_stories, make_story_data
 from lmlab.studies.state_tracking.evaluation import cutoff
 from lmlab.studies.state_tracking.groups import make_group
 from lmlab.studies.state_tracking.steering import intermediate_batch, topic_word_matrix
-from lmlab.studies.state_tracking.training import Recipe, curriculum_length
+from lmlab.studies.state_tracking.training import curriculum_length
 
 G = make_group("S3")
 

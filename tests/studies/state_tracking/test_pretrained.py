@@ -5,12 +5,15 @@ No download: the model is built from a config and saved to a local folder.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
-from lmlab.studies.state_tracking.config import StateTrackingConfig
+from lmlab.studies.state_tracking.config import (
+    AnalysisConfig,
+    ModelSpec,
+    Recipe,
+    StateTrackingConfig,
+)
 from lmlab.studies.state_tracking.groups import make_group
 from lmlab.studies.state_tracking.mechanism import first_action_corruptions
 from lmlab.studies.state_tracking.patching import logit_difference, patched_nld
@@ -58,9 +61,13 @@ def test_hooked_causal_lm_has_gpt_hook_names_and_patching_invariants() -> None:
 def test_train_and_analyze_fine_tunes_a_local_pretrained_folder(tmp_path) -> None:
     folder = tmp_path / "neox"
     _tiny_neox().save_pretrained(folder)
-    cfg = StateTrackingConfig(model=str(folder), T=4, n_stories=600, steps=20, eval_every=10,
-                              probe_stories=100, patch_pairs=20, n_seeds=1, lr=1e-3, bos=False)
-    r = train_and_analyze({"config": dataclasses.asdict(cfg), "seed": 0, "condition": "none"})
+    cfg = StateTrackingConfig(
+        T=4, n_stories=600, n_seeds=1, model=ModelSpec(name=str(folder), bos=False),
+        train=Recipe(steps=20, eval_every=10, lr=1e-3),
+        analysis=AnalysisConfig(probe_stories=100, patch_pairs=20))
+    (job,) = cfg.jobs()
+    r = train_and_analyze(job, str(tmp_path / "logs"))
+    assert (tmp_path / "logs" / "none.seed0" / "state" / "metrics.jsonl").is_file()
     assert r["steps_done"] == 20 and len(r["acc"]) == 8
     assert np.asarray(r["probes"]["state"]).shape == (3, 4)
     assert np.asarray(r["patches"]["opposite"]).shape == (3, 4)

@@ -1,80 +1,183 @@
-"""The study contract: presets, overrides, and a reduced reproduction run."""
+"""The study contract: presets, overrides, claims from metrics, a reduced run, kill-and-resume."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from tests.study_runs import assert_kill_resume_matches
 
 from lmlab.errors import LmlabError
 from lmlab.runner import execute
+from lmlab.seeding import derive
 from lmlab.studies.state_tracking import STUDY, StateTrackingConfig
 from lmlab.study import apply_overrides, get_study
 
+SMALL = ["T=4", "model.n_layer=2", "model.d_model=32", "model.n_head=2", "train.steps=400",
+         "train.lr=3e-3", "train.warmup_steps=50", "n_stories=1296", "analysis.probe_stories=200",
+         "analysis.patch_pairs=50", "n_seeds=1", "train.eval_every=100"]
 
-def test_presets_and_overrides() -> None:
+
+def test_presets_overrides_and_jobs() -> None:
     assert get_study("state-tracking") is not None and STUDY.id == "state-tracking"
     tiny, paper = STUDY.preset("tiny"), STUDY.preset("paper")
     assert isinstance(tiny, StateTrackingConfig) and tiny.group == "S3"
-    assert paper.group == "S5" and paper.T == 100
-    c = apply_overrides(tiny, ["T=6", "conditions=none,parity", "executor=process"])
+    assert paper.group == "S5" and paper.T == 100 and paper.model.name == "EleutherAI/pythia-160m"
+    c = apply_overrides(tiny, ["T=6", "conditions=none,parity", "executor=process",
+                               "train.steps=7", "model.n_layer=3"])
     assert c.T == 6 and c.conditions == ("none", "parity") and c.executor == "process"
+    assert c.train.steps == 7 and c.model.n_layer == 3 and tiny.train.steps == 12000
     with pytest.raises(LmlabError, match="unknown override key"):
         apply_overrides(tiny, ["depth=3"])
+    # jobs read the config (no copied defaults); model i has one seed in every condition,
+    # derived from the run seed, so --seed 1 never reruns a model of --seed 0
+    jobs = c.jobs()
+    assert [(j.condition, j.index) for j in jobs] == [("none", 0), ("none", 1), ("parity", 0),
+                                                      ("parity", 1)]
+    assert all(j.config is c for j in jobs) and jobs[0].seed == jobs[2].seed == derive(0, "model", 0)
+    other = apply_overrides(c, ["seed=1"]).jobs()
+    assert not {j.seed for j in jobs} & {j.seed for j in other}
+    assert jobs[2].budget == c.intermediate_steps + 7 and jobs[0].budget == 7
+
+
+def _metrics(labels: dict[str, list[str]], converged: dict[str, list[int]] | None = None,
+             **extra: float) -> dict:
+    """Summary metrics as the study writes them, for labels of converged models per condition."""
+    m: dict = {"accuracy.all.min_within_T": 0.995, "data.val_test.overlap": 0}
+    total = {k: 0 for k in ("n_converged", "n_excluded", "n_AA", "n_PAA", "n_neither",
+                            "n_ambiguous")}
+    for cond, labs in labels.items():
+        excl = (converged or {}).get(cond, [0])[0]
+        row = {"n_converged": len(labs), "n_excluded": excl,
+               **{f"n_{x}": labs.count(x) for x in ("AA", "PAA", "neither", "ambiguous")}}
+        for k, v in row.items():
+            m[f"mechanism.{cond}.{k}"] = v
+            total[k] += v
+        if labs:
+            m[f"mechanism.{cond}.paa_frac"] = labs.count("PAA") / len(labs)
+    m.update({f"mechanism.all.{k}": v for k, v in total.items()})
+    m.update(extra)
+    return m
 
 
 def test_claims_are_computed_from_metrics() -> None:
     c = STUDY.preset("tiny")
-    good = {"acc_min_within_T": 0.995, "n_models": 2, "n_AA": 1, "n_PAA": 1,
-            "AA.mean_cutoff": 30.0, "PAA.mean_cutoff": 20.0, "PAA.parity_past_cutoff": 0.99}
+    good = _metrics({"none": ["AA", "PAA"]}, **{"parity_past_cutoff.PAA.min": 0.99,
+                                                 "parity_past_cutoff.PAA.mean": 0.99})
+    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {"near-perfect-within-T": True,
+                                                                 "val-test-disjoint": True}
     claims = {cl.id: cl.holds for cl in STUDY.claims(c, good)}
-    # training to the accuracy target is a precondition of the analysis: a check, not a claim
-    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {"near-perfect-within-T": True}
-    assert claims == {"aa-or-paa": True,
-                      "aa-generalizes-further": True, "paa-keeps-parity": True,
-                      "intermediate-tasks-shift": None}
-    bad = {"acc_min_within_T": 0.5, "n_models": 2, "n_AA": 0, "n_PAA": 0}
-    claims = {cl.id: cl.holds for cl in STUDY.claims(c, bad)}
-    assert STUDY.checks(c, bad)[0].holds is False and claims["aa-or-paa"] is False
-    assert claims["aa-generalizes-further"] is None
+    # 1 AA against 1 PAA model: too few for an interval, so the cutoff claim is untestable
+    assert claims == {"aa-or-paa": True, "aa-generalizes-further": None,
+                      "paa-keeps-parity": True, "intermediate-tasks-shift": None}
+    assert {cl.id: cl.holds for cl in STUDY.claims(c, _metrics({"none": ["AA", "neither"]}))}[
+        "aa-or-paa"] is False
+    # a label that hangs on a threshold makes the claim untestable, not true
+    amb = {cl.id: cl for cl in STUDY.claims(c, _metrics({"none": ["AA", "ambiguous"]}))}
+    assert amb["aa-or-paa"].holds is None and "threshold" in amb["aa-or-paa"].measured
+    # no converged model: nothing to classify
+    none = _metrics({"none": []}, {"none": [2]})
+    assert {cl.id: cl.holds for cl in STUDY.claims(c, none)}["aa-or-paa"] is None
+    # the cutoff difference needs its interval above 0, with enough models of each kind
+    four = _metrics({"none": ["AA"] * 4 + ["PAA"] * 4})
+    up = {**four, "cutoff.aa_minus_paa.diff": 3.0, "cutoff.aa_minus_paa.ci_lo": 1.0,
+          "cutoff.aa_minus_paa.ci_hi": 5.0}
+    straddle = {**up, "cutoff.aa_minus_paa.ci_lo": -1.0}
+    assert {cl.id: cl.holds for cl in STUDY.claims(c, up)}["aa-generalizes-further"] is True
+    assert {cl.id: cl.holds for cl in STUDY.claims(c, straddle)}["aa-generalizes-further"] is False
+    bad = {"accuracy.all.min_within_T": 0.5, "data.val_test.overlap": 3}
+    assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False]
+
+
+def test_shift_needs_converged_models_and_an_interval_excluding_zero() -> None:
+    c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity"])
+
+    def shift(m: dict) -> object:
+        return next(cl for cl in STUDY.claims(c, m) if cl.id == "intermediate-tasks-shift")
+
+    # the old rule (any difference of PAA fractions) passed on 2 vs 2 models; now untestable
+    few = _metrics({"none": ["PAA", "PAA"], "parity": ["AA", "AA"]})
+    assert shift(few).holds is None and "too few" in shift(few).measured
+    many = _metrics({"none": ["PAA"] * 4, "parity": ["AA"] * 4},
+                    **{"shift.parity_vs_none.diff": -1.0, "shift.parity_vs_none.ci_lo": -1.0,
+                       "shift.parity_vs_none.ci_hi": -1.0})
+    assert shift(many).holds is True
+    zero = {**many, "shift.parity_vs_none.ci_hi": 0.25}
+    assert shift(zero).holds is False
+    # unconverged models are excluded and counted
+    excl = _metrics({"none": ["PAA"], "parity": []}, {"parity": [2]})
+    assert shift(excl).holds is None and "2 excluded" in shift(excl).measured
 
 
 @pytest.mark.repro
 def test_reduced_reproduction(tmp_path) -> None:
     # S3, T = 4, a 2-layer d_model 32 GPT, 400 steps (~45 s on a loaded 2-core machine).
-    # Measured (seed 0): state accuracy 0.73 averaged over positions 1..4 (1.0 at the first
-    # positions, 0.32 at the 4th) and 0.16 (chance = 1/6) past T. The effect asserted: the model
-    # learns the composition within the training length and fails past it.
+    # The effect asserted: the model learns the composition within the training length and
+    # fails past it.
     out = tmp_path / "run"
-    execute("state-tracking", "tiny", overrides=[
-        "T=4", "n_layer=2", "d_model=32", "n_head=2", "steps=400", "lr=3e-3",
-        "warmup_steps=50", "curriculum_start=0", "n_stories=1296", "probe_stories=200",
-        "patch_pairs=50", "n_seeds=1", "eval_every=100", "executor=serial",
-    ], out=out)
+    execute("state-tracking", "tiny", overrides=[*SMALL, "executor=serial"], out=out)
     result = json.loads((out / "result.json").read_text())
     m = result["metrics"]
-    assert m["none.seed0.acc_within_T"] >= 0.6
-    assert m["none.seed0.acc_beyond_T"] <= 0.3
-    assert m["none.seed0.cutoff_state"] <= 5
-    assert m["none.seed0.label"] in ("AA", "PAA", "mixed", "none")
-    assert 0 < m["none.seed0.train_cpu_s"] and m["train_cpu_s_max"] == m["none.seed0.train_cpu_s"]
+    assert m["model.none.acc_within_T.seed0"] >= 0.6
+    assert m["model.none.acc_beyond_T.seed0"] <= 0.3
+    assert m["model.none.cutoff_state.seed0"] <= 5
+    assert m["model.none.label.seed0"] in ("AA", "PAA", "neither", "ambiguous")
+    assert 0 < m["model.none.cpu_s.seed0"] and m["cost.all.cpu_s_max"] == m["model.none.cpu_s.seed0"]
+    assert m["data.val_test.overlap"] == 0
     assert {c["id"] for c in result["claims"]} >= {"aa-or-paa"}
-    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T"]
+    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint"]
     assert (out / "figures" / "heatmaps_none_seed0.png").exists()
     assert (out / "figures" / "accuracy_by_position.png").exists()
     assert (out / "analysis" / "none.seed0.json").exists()
+    assert (out / "train" / "none.seed0" / "state" / "metrics.jsonl").exists()
 
 
 def test_steering_conditions_run_end_to_end(tmp_path) -> None:
     # plumbing only: a few steps of each intermediate task, then the state task
     out = tmp_path / "steer"
     result = execute("state-tracking", "tiny", overrides=[
-        "T=4", "n_layer=2", "d_model=16", "n_head=2", "steps=10", "intermediate_steps=10",
-        "n_stories=600", "probe_stories=60", "patch_pairs=10", "n_seeds=1", "eval_every=5",
+        "T=4", "model.n_layer=2", "model.d_model=16", "model.n_head=2", "train.steps=10",
+        "intermediate_steps=10", "n_stories=600", "analysis.probe_stories=60",
+        "analysis.patch_pairs=10", "n_seeds=1", "train.eval_every=5",
         "conditions=none,parity,ntp", "executor=serial",
     ], out=out)
     m = result["metrics"]
     for cond in ("none", "parity", "ntp"):
-        assert m[f"{cond}.n_AA"] + m[f"{cond}.n_PAA"] + m[f"{cond}.n_other"] == 1
+        assert m[f"mechanism.{cond}.n_models"] == 1
+        assert m[f"mechanism.{cond}.n_converged"] + m[f"mechanism.{cond}.n_excluded"] == 1
+    assert (out / "train" / "parity.seed0" / "intermediate" / "metrics.jsonl").exists()
     shift = next(c for c in result["claims"] if c["id"] == "intermediate-tasks-shift")
-    assert shift["holds"] in (True, False)  # testable with three conditions
+    assert shift["holds"] is None  # one model per condition: too few for an interval
+
+
+def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path) -> None:
+    # three tiny models, one after another; killed once the first one's result is kept
+    args = ["--preset", "tiny", "--set", "T=4", "--set", "model.n_layer=2", "--set",
+            "model.d_model=16", "--set", "model.n_head=2", "--set", "train.steps=60", "--set",
+            "train.eval_every=30", "--set", "n_stories=600", "--set", "analysis.probe_stories=60",
+            "--set", "analysis.patch_pairs=10", "--set", "n_seeds=3", "--set", "executor=serial"]
+    full = assert_kill_resume_matches(tmp_path, "state-tracking", args, marker="jobs/**/*.pkl")
+    assert full["metrics"]["mechanism.all.n_models"] == 3
+
+
+def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) -> None:
+    """The steps bar counts each model's logged steps (intermediate + state phase) and a
+    finished model's whole budget; piped, one line per finished model."""
+    from lmlab.runs import Run
+    from lmlab.studies.state_tracking.study import _last_step, _training_progress
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity", "n_seeds=1",
+                                               "train.steps=100", "intermediate_steps=50"])
+    jobs = c.jobs()
+    assert [j.budget for j in jobs] == [100, 150]
+    Run(tmp_path / "parity.seed0" / "intermediate").log(step=40, train_loss=1.0)
+    Run(tmp_path / "parity.seed0" / "state").log(step=20, train_loss=1.0)
+    Run(tmp_path / "parity.seed0" / "state").log(step=None, note="not a step")
+    assert _last_step(tmp_path / "parity.seed0" / "state" / "metrics.jsonl") == 20
+    assert _last_step(tmp_path / "none.seed0" / "state" / "metrics.jsonl") == 0  # none yet
+    with _training_progress(jobs, tmp_path) as on_result:
+        on_result(0, {"label": "PAA"})
+    err = capsys.readouterr().err.strip().splitlines()
+    # model 0 finished (its whole budget, 100) + model 1's 40 + 20 logged steps
+    assert len(err) == 1 and "[160/250 steps]" in err[0] and "none seed 0: PAA" in err[0]

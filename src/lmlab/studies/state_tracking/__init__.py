@@ -10,7 +10,7 @@ them.
 
 Modules: `groups` (S3/S5/A4/A5, gather and scatter), `data` (stories, splits), `training` (the
 recipe), `evaluation` (cutoffs), `probes` and `patching` (generic, by hook name), `oracles`
-(hand-built AA/PAA models), `mechanism` (the AA/PAA rule), `steering` (intermediate tasks),
+(hand-built AA/PAA/lookup models), `mechanism` (AA, PAA or neither, each from its own signature), `steering` (intermediate tasks),
 `pretrained` (Hugging Face / embedded SmolLM2 models with added tokens and the same hook
 names), `config` (config, presets), `study` (run), `claims` (claims and checks).
 """

@@ -1,69 +1,133 @@
-"""The state-tracking study's claims (the paper's findings) and checks (preconditions)."""
+"""The state-tracking study's claims (the paper's findings) and checks (preconditions).
+
+Only converged models (worst position within T >= accuracy_target on the test stories) enter
+the claims; the others are counted (`mechanism.all.n_excluded`). A difference between groups of
+models holds only when its 95% bootstrap interval excludes 0, and only with at least
+`MIN_MODELS` models per group: below that a percentile bootstrap degenerates (two models of one
+label against two of the other give a zero-width interval, where Fisher's exact test gives
+p = 1/3).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from lmlab.stats import get_metric
 from lmlab.studies.state_tracking.config import StateTrackingConfig
 from lmlab.studies.state_tracking.evaluation import CUTOFF
 from lmlab.study import Check, Claim
 
-__all__ = ["checks", "claims"]
+__all__ = ["MIN_MODELS", "checks", "claims"]
+
+MIN_MODELS = 4  # converged models per compared group before a bootstrap interval is trusted
+
+
+def _n(metrics: dict[str, Any], key: str) -> int:
+    return int(get_metric(metrics, key, 0.0) or 0)
+
+
+def _aa_or_paa(metrics: dict[str, Any]) -> Claim:
+    cid, stmt = "aa-or-paa", ("every converged model shows the AA or the PAA signature (each "
+                              "detected from its own probe and patching profile)")
+    rule = "no converged model is neither; none hangs on a threshold"
+    n = _n(metrics, "mechanism.all.n_converged")
+    n_aa, n_paa = _n(metrics, "mechanism.all.n_AA"), _n(metrics, "mechanism.all.n_PAA")
+    n_nei, n_amb = _n(metrics, "mechanism.all.n_neither"), _n(metrics, "mechanism.all.n_ambiguous")
+    excl = _n(metrics, "mechanism.all.n_excluded")
+    measured = (f"{n_aa} AA, {n_paa} PAA, {n_nei} neither, {n_amb} ambiguous of {n} converged"
+                f" ({excl} excluded)")
+    if not n:
+        return Claim.untestable(cid, stmt, rule, f"no converged model ({excl} excluded)")
+    if n_nei:
+        return Claim.check(cid, stmt, rule, measured, False)
+    if n_amb:
+        return Claim.untestable(cid, stmt, rule, measured + ": a threshold decides")
+    return Claim.check(cid, stmt, rule, measured, n_aa + n_paa == n)
+
+
+def _aa_generalizes(metrics: dict[str, Any]) -> Claim:
+    cid = "aa-generalizes-further"
+    stmt = "AA models generalize to longer inputs than PAA models"
+    rule = (f"AA - PAA state cutoff > 0 with its 95% interval above 0 (>= {MIN_MODELS} "
+            "converged models each)")
+    n_aa, n_paa = _n(metrics, "mechanism.all.n_AA"), _n(metrics, "mechanism.all.n_PAA")
+    if min(n_aa, n_paa) < MIN_MODELS:
+        return Claim.untestable(cid, stmt, rule, f"{n_aa} AA and {n_paa} PAA converged models")
+    d = get_metric(metrics, "cutoff.aa_minus_paa.diff")
+    lo, hi = (get_metric(metrics, f"cutoff.aa_minus_paa.ci_{s}") for s in ("lo", "hi"))
+    if d is None or lo is None or hi is None:
+        return Claim.untestable(cid, stmt, rule, "no cutoff difference recorded")
+    return Claim.check(cid, stmt, rule, f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]", lo > 0)
+
+
+def _paa_keeps_parity(metrics: dict[str, Any]) -> Claim:
+    cid = "paa-keeps-parity"
+    stmt = "past its cutoff every PAA model still predicts the right parity"
+    rule = f"parity accuracy past the cutoff >= {CUTOFF} for every converged PAA model"
+    worst = get_metric(metrics, "parity_past_cutoff.PAA.min")
+    if worst is None:
+        why = ("no converged PAA model" if not _n(metrics, "mechanism.all.n_PAA")
+               else "no PAA model with a cutoff inside the evaluated lengths")
+        return Claim.untestable(cid, stmt, rule, why)
+    mean = get_metric(metrics, "parity_past_cutoff.PAA.mean")
+    return Claim.check(cid, stmt, rule, f"min {worst:.4f} (mean {mean:.4f})", worst >= CUTOFF)
+
+
+def _shift(config: StateTrackingConfig, metrics: dict[str, Any]) -> Claim:
+    cid, stmt = "intermediate-tasks-shift", "intermediate tasks shift the AA/PAA mix"
+    conds = list(config.conditions)
+    ref = "none" if "none" in conds else (conds[0] if conds else "none")
+    others = [c for c in conds if c != ref]
+    level = 1 - 0.05 / max(1, len(others))
+    rule = (f"the PAA fraction of some condition differs from {ref!r}: its bootstrap interval "
+            f"({level:.1%}, Bonferroni over {len(others)}) excludes 0, >= {MIN_MODELS} "
+            "converged models per condition")
+    if not others:
+        return Claim.untestable(cid, stmt, rule,
+                                "this preset trains one condition; set conditions=none,parity,ntp")
+    parts, tested, holds = [], 0, False
+    for c in [ref, *others]:
+        n = _n(metrics, f"mechanism.{c}.n_converged")
+        frac = get_metric(metrics, f"mechanism.{c}.paa_frac")
+        excl = _n(metrics, f"mechanism.{c}.n_excluded")
+        parts.append(f"{c}: " + ("no converged model" if frac is None else f"{frac:.2f} PAA of {n}")
+                     + (f" ({excl} excluded)" if excl else ""))
+    for c in others:
+        key = f"shift.{c}_vs_{ref}"
+        d, lo, hi = (get_metric(metrics, f"{key}.{s}") for s in ("diff", "ci_lo", "ci_hi"))
+        if d is None or lo is None or hi is None:
+            continue
+        tested += 1
+        parts.append(f"{c} - {ref} {d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        holds = holds or lo > 0 or hi < 0
+    measured = "; ".join(parts)
+    if not tested:
+        return Claim.untestable(cid, stmt, rule, f"too few converged models: {measured}")
+    return Claim.check(cid, stmt, rule, measured, holds)
 
 
 def claims(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Claim]:
     """The paper's findings, each computed from the metrics (None: this run cannot test it)."""
-    out: list[Claim] = []
-    n, n_aa, n_paa = metrics.get("n_models", 0), metrics.get("n_AA", 0), metrics.get("n_PAA", 0)
-    out.append(Claim.check(
-        "aa-or-paa", "every model shows the AA or the PAA signature",
-        "every model is AA or PAA", f"{n_aa} AA, {n_paa} PAA of {n}",
-        n_aa + n_paa == n if n else None))
-    aa_cut, paa_cut = metrics.get("AA.mean_cutoff"), metrics.get("PAA.mean_cutoff")
-    if aa_cut is not None and paa_cut is not None:
-        out.append(Claim.check(
-            "aa-generalizes-further", "AA models generalize to longer inputs than PAA models",
-            "AA cutoff > PAA cutoff", f"AA {aa_cut:.1f}, PAA {paa_cut:.1f}", aa_cut > paa_cut))
-    else:
-        out.append(Claim.untestable(
-            "aa-generalizes-further", "AA models generalize to longer inputs than PAA models",
-            "AA cutoff > PAA cutoff",
-            f"needs both mechanisms; this run found {n_aa} AA and {n_paa} PAA"))
-    par = metrics.get("PAA.parity_past_cutoff")
-    if par is not None:
-        out.append(Claim.check(
-            "paa-keeps-parity", "past its cutoff a PAA model still predicts the right parity",
-            f"parity accuracy >= {CUTOFF} past the cutoff", round(par, 4), par >= CUTOFF))
-    else:
-        out.append(Claim.untestable(
-            "paa-keeps-parity", "past its cutoff a PAA model still predicts the right parity",
-            f"parity accuracy >= {CUTOFF} past the cutoff",
-            "no PAA model in this run" if not n_paa
-            else "no PAA model with a cutoff inside the evaluated lengths"))
-    conds = [cnd for cnd in config.conditions]
-    if len(conds) >= 2:
-        fr = {cnd: metrics.get(f"{cnd}.n_PAA", 0) / max(1, config.n_seeds) for cnd in conds}
-        shift = max(fr.values()) - min(fr.values())
-        out.append(Claim.check(
-            "intermediate-tasks-shift", "intermediate tasks shift the AA/PAA mix",
-            "the PAA fraction differs between conditions",
-            ", ".join(f"{k}: {v:.2f} PAA" for k, v in fr.items()), shift > 0))
-    else:
-        out.append(Claim.untestable(
-            "intermediate-tasks-shift", "intermediate tasks shift the AA/PAA mix",
-            "the PAA fraction differs between conditions",
-            "this preset trains one condition; set conditions=none,parity,ntp"))
-    return out
+    return [_aa_or_paa(metrics), _aa_generalizes(metrics), _paa_keeps_parity(metrics),
+            _shift(config, metrics)]
 
 
 def checks(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:
-    """Preconditions of the analysis: every model learned the task within T."""
+    """Preconditions of the analysis: every model learned the task within T; the stories that
+    stop training early never overlap the stories the accuracy is reported on."""
     out: list[Check] = []
-    acc = metrics.get("acc_min_within_T")
+    acc = get_metric(metrics, "accuracy.all.min_within_T")
     out.append(Check.check(
         "near-perfect-within-T",
         "models trained on length T track the state almost perfectly up to T (a precondition: "
-        "the mechanism analysis reads only models that learned the task)",
-        "~1.0 per-position accuracy within T", None if acc is None else round(acc, 4),
+        "the mechanism claims read only models that learned the task; the others are excluded)",
+        f"worst position within T >= {config.accuracy_target}",
+        None if acc is None else round(acc, 4),
         None if acc is None else acc >= config.accuracy_target))
+    overlap = get_metric(metrics, "data.val_test.overlap")
+    out.append(Check.check(
+        "val-test-disjoint",
+        "the validation stories (early stop) and the test stories (reported accuracy) are disjoint",
+        "0 shared stories", None if overlap is None else int(overlap),
+        None if overlap is None else overlap == 0))
     return out

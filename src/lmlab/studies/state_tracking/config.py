@@ -1,18 +1,72 @@
 """The state-tracking study's configuration and its presets.
 
+Top-level fields say what is studied (group, story length, data, conditions, seeds); three nested
+sub-configs say how: `model` (the network), `train` (the recipe) and `analysis` (probes,
+patching and the AA/PAA rule). `--set train.steps=400` reaches a nested field.
+
 `tiny` trains two T = 8 GPTs on S3 (minutes on a 2-core CPU); `tiny-t16` and `tiny-steer` are
 longer CPU runs; `paper` / `paper-s3` fine-tune Pythia-160M on T = 100 stories (GPUs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lmlab.executor import ExecutorName
+from lmlab.seeding import derive
 from lmlab.study import StudyConfig
 
-__all__ = ["PRESETS", "StateTrackingConfig"]
+__all__ = ["PRESETS", "AnalysisConfig", "ModelJob", "ModelSpec", "Recipe", "StateTrackingConfig"]
+
+Rule = Literal["probe", "patch", "either", "both"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The network: the lmlab GPT from scratch, or a pretrained causal LM with added tokens."""
+
+    # gpt: the lmlab GPT from scratch; otherwise a pretrained causal LM fine-tuned with added
+    # tokens: an embedded name (smollm2-135m-instruct), a local folder, or a hub id
+    name: str = "gpt"
+    n_layer: int = 4
+    d_model: int = 128
+    n_head: int = 4
+    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"
+    rope_base: float = 10000.0
+    tie_embeddings: bool = False
+    bos: bool = True  # a BOS token before the actions (not in the paper; see training.py)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is trained on the state task (training.py's RECIPE says why these values)."""
+
+    steps: int = 6000  # state-task steps (upper bound; early stop at stop_at)
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    curriculum_start: int = 4  # loss on the first k positions at first, growing to T; 0: off
+    curriculum_frac: float = 0.5
+    eval_every: int = 250  # validation stories scored every this many steps
+    log_every: int = 20  # training loss logged (and progress shown) every this many steps
+    stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Probes, activation patching and the AA/PAA rule (mechanism.classify)."""
+
+    probe_stories: int = 1000  # analysis stories for probes (half train, half test)
+    patch_pairs: int = 200
+    probe_threshold: float = 0.9  # a probe "decodes" at this held-out accuracy
+    patch_gap_threshold: float = 0.2  # NLD(opposite) - NLD(same) that counts as a parity route
+    # a label that changes when a threshold moves by this much is "ambiguous"
+    probe_margin: float = 0.03
+    gap_margin: float = 0.05
+    rule: Rule = "both"  # which signatures must agree; see mechanism.classify
 
 
 @dataclass
@@ -29,66 +83,85 @@ class StateTrackingConfig(StudyConfig):
     # train split; see training.py's RECIPE
     fresh_data: bool = True
     val_stories: int = 1000  # analysis stories held for validation / early stop (not tested on)
-    # gpt: the lmlab GPT from scratch; otherwise a pretrained causal LM fine-tuned with added
-    # tokens: an embedded name (smollm2-135m-instruct), a local folder, or a hub id
-    model: str = "gpt"
-    n_layer: int = 4
-    d_model: int = 128
-    n_head: int = 4
-    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"
-    rope_base: float = 10000.0
-    tie_embeddings: bool = False
-    steps: int = 6000  # state-task steps (upper bound; early stop at stop_at)
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    curriculum_start: int = 4  # loss on the first k positions at first, growing to T; 0: off
-    curriculum_frac: float = 0.5
-    bos: bool = True  # a BOS token before the actions (not in the paper; see training.py)
-    eval_every: int = 250
-    stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
-    n_seeds: int = 3  # models per condition: seeds seed, seed+1, ...
+    n_seeds: int = 3  # models per condition (model i's seed: derive(seed, "model", i))
     conditions: tuple[Literal["none", "parity", "ntp"], ...] = ("none",)  # intermediate tasks
     intermediate_steps: int = 1000
-    executor: ExecutorName = "serial"  # where the per-seed jobs run
-    probe_stories: int = 1000  # analysis stories for probes (half train, half test)
-    patch_pairs: int = 200
-    probe_threshold: float = 0.9
-    patch_gap_threshold: float = 0.2
-    mechanism_rule: Literal["probe", "patch", "either", "both"] = "both"  # see mechanism.classify
+    executor: ExecutorName = "serial"  # where the per-model jobs run
+    # a model is converged when its worst position within T reaches this on the test stories;
+    # only converged models enter the mechanism claims (the others are counted and excluded)
     accuracy_target: float = 0.99
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: Recipe = field(default_factory=Recipe)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+    def jobs(self) -> list[ModelJob]:
+        """One job per (condition, model index); model i has the same seed in every condition,
+        so the conditions are compared on the same initializations."""
+        return [ModelJob(self, cond, i) for cond in self.conditions for i in range(self.n_seeds)]
+
+    @property
+    def story_seed(self) -> int:
+        """The seed of the story data (shared by every model of the run)."""
+        return derive(self.seed, "stories")
 
 
-def _paper(group: str) -> StateTrackingConfig:
+@dataclass(frozen=True)
+class ModelJob:
+    """One model of a run: its condition and index; everything else is read from `config`."""
+
+    config: StateTrackingConfig
+    condition: str
+    index: int
+
+    @property
+    def seed(self) -> int:
+        """This model's seed (initialization, batches): derived from the run seed and index."""
+        return derive(self.config.seed, "model", self.index)
+
+    @property
+    def tag(self) -> str:
+        """`condition.seedN`, the name of its files (N: the index within the run)."""
+        return f"{self.condition}.seed{self.index}"
+
+    @property
+    def budget(self) -> int:
+        """Training steps at most (intermediate task and state task)."""
+        extra = self.config.intermediate_steps if self.condition != "none" else 0
+        return extra + self.config.train.steps
+
+
+def _paper(group: Literal["S3", "S5"]) -> StateTrackingConfig:
     """The paper's setting: Pythia-160M fine-tuned on T = 100 stories (HF Trainer defaults)."""
     return StateTrackingConfig(
-        model="EleutherAI/pythia-160m", bos=False, group=group, T=100, n_stories=1_000_000,
-        steps=74_000, batch_size=256, lr=5e-5, warmup_steps=0, curriculum_start=0, stop_at=0.0,
-        n_seeds=5, conditions=("none", "parity", "ntp"), intermediate_steps=10_000,
-        eval_every=2000, probe_stories=2000, device="auto",
+        group=group, T=100, n_stories=1_000_000, n_seeds=5,
+        conditions=("none", "parity", "ntp"), intermediate_steps=10_000, device="auto",
+        model=ModelSpec(name="EleutherAI/pythia-160m", bos=False),
+        train=Recipe(steps=74_000, batch_size=256, lr=5e-5, warmup_steps=0, curriculum_start=0,
+                     stop_at=0.0, eval_every=2000, log_every=100),
+        analysis=AnalysisConfig(probe_stories=2000),
     )
 
+
+_TINY_RECIPE = Recipe(curriculum_start=0, steps=12000, batch_size=64, stop_at=0.996,
+                      eval_every=250)
 
 PRESETS: dict[str, StateTrackingConfig] = {
     # T = 16 does not reach the accuracy target in 10 CPU-minutes per seed (training.py's
     # RECIPE), so tiny trains on T = 8, the longest that does (the issue's fallback rule).
-    "tiny": StateTrackingConfig(T=8, curriculum_start=0, steps=12000, batch_size=64,
-                                stop_at=0.996, eval_every=250, n_seeds=2,
-                                executor="process"),
+    # Two models, about 400-600 CPU-s each with probes and patching (measured in training.py).
+    "tiny": StateTrackingConfig(T=8, n_seeds=2, executor="process", train=_TINY_RECIPE),
     # The issue's T = 16 setting with the same recipe, for a budget well past 10 CPU-minutes
     # per seed (not measured to convergence; 3,000 steps solved positions 1-4 only).
-    "tiny-t16": StateTrackingConfig(T=16, curriculum_start=0, steps=30000, batch_size=32,
-                                    stop_at=0.996, eval_every=500, n_seeds=3,
-                                    executor="process"),
-    # The steering sweep (section 5.3) on the tiny recipe: each seed trains 1,000 steps of an
-    # intermediate task (none / parity / ntp), then the state task. Measured (2 seeds each,
-    # 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA; ntp 2 AA (patch gap < 0.006); parity
-    # 1 PAA and 1 mixed, neither converged in 12,000 steps (worst position 0.97 and 0.83).
-    "tiny-steer": StateTrackingConfig(T=8, curriculum_start=0, steps=12000, batch_size=64,
-                                      stop_at=0.996, eval_every=250, n_seeds=2,
-                                      conditions=("none", "parity", "ntp"),
-                                      executor="process"),
+    "tiny-t16": StateTrackingConfig(
+        T=16, n_seeds=3, executor="process",
+        train=dataclasses.replace(_TINY_RECIPE, steps=30000, batch_size=32, eval_every=500)),
+    # The steering sweep (section 5.3) on the tiny recipe: each model trains 1,000 steps of an
+    # intermediate task (none / parity / ntp), then the state task. Measured with the old seeds
+    # (seed+i) and the old rule (2 seeds each, 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA;
+    # ntp 2 "AA" (patch gap < 0.006); parity 1 PAA and 1 mixed, neither converged in 12,000
+    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s.
+    "tiny-steer": StateTrackingConfig(T=8, n_seeds=2, executor="process",
+                                      conditions=("none", "parity", "ntp"), train=_TINY_RECIPE),
     "paper": _paper("S5"),
     "paper-s3": _paper("S3"),
 }

@@ -1,24 +1,45 @@
-"""Telling the associative scan (AA) from the parity-associative scan (PAA).
+"""Telling the associative scan (AA) from the parity-associative scan (PAA), and from neither.
 
-Signatures (research note, section 1.4), read at the later half of the positions, where the
-state needs the deepest composition:
+Each mechanism is recognized by its own signature (research note, section 1.4), never by the
+absence of the other's:
 
-- probes: under PAA the parity of the state is linearly decodable at an earlier layer than the
-  state itself; under AA both appear at the same layer.
-- patching: under PAA, patching the last position of an intermediate layer with a run whose first
-  action has the opposite parity moves the answer, while a same-parity corruption does not;
-  under AA neither does (the intermediate product there does not include the first action).
+- **tracks the state** (both): a linear probe decodes the state, at some site, at the later half
+  of the positions (where it needs the deepest composition). A model that does not is "neither".
+- **AA** (an associative scan: layer l at position t has composed about 2^l actions)
+  - probe: parity becomes decodable at the same site as the state (it is not computed first);
+    the depth at which the state is decoded never falls and grows with the position (from
+    position 2 on: position 1 is the action itself); and the products of windows of the last
+    k = 2, 4, ... actions, the intermediates of a scan, are decodable past position k, at
+    depths that never fall as k grows;
+  - patching (the first action corrupted): no parity route (see PAA), and the position that
+    carries the first action's effect, the NLD-weighted mean position at each site, moves
+    forward (never back) from the embedding to the last layer.
+- **PAA** (parity first, then a scan for the rest)
+  - probe: parity is decodable at an earlier site than the state;
+  - patching: at an intermediate site, patching the last position with a run whose first
+    action has the opposite parity moves the answer, while a same-parity corruption does not:
+    NLD(opposite) - NLD(same) >= the gap threshold.
+
+`rule` says which signatures must agree ("both": probe and patching; "probe"; "patch";
+"either"). A model whose evidence fits both or neither is "neither". When moving a threshold by
+its margin (probe accuracy +-probe_margin, patch gap +-gap_margin) changes the label, the label
+hangs on the threshold and is "ambiguous".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmlab.studies.state_tracking.groups import Group
 
-__all__ = ["Signature", "classify", "first_action_corruptions"]
+__all__ = ["LABELS", "Evidence", "Signature", "classify", "first_action_corruptions", "label_of"]
+
+LABELS = ("AA", "PAA", "neither", "ambiguous")
+RULES = ("probe", "patch", "either", "both")
 
 
 def first_action_corruptions(
@@ -35,15 +56,43 @@ def first_action_corruptions(
 
 
 @dataclass
-class Signature:
-    """The measured signatures and the resulting label ("AA", "PAA", "mixed" or "none")."""
+class Evidence:
+    """What the probes and patching show at one pair of thresholds."""
 
-    state_layer: int | None  # first site where the state probe reaches the threshold
-    parity_layer: int | None  # first site where the parity probe reaches the threshold
-    patch_gap: float  # max over intermediate sites of NLD(opposite) - NLD(same) at the last pos
-    probe_says_paa: bool
-    patch_says_paa: bool
-    label: str
+    state_layer: int | None  # first site decoding the state (mean over the later positions)
+    parity_layer: int | None  # the same for the parity
+    depth: list[int | None]  # per position: first site decoding the state there
+    window_layers: dict[int, int | None]  # window k -> first site decoding its product past k
+    patch_gap: float  # max over intermediate sites of NLD(opposite) - NLD(same), last position
+    carrier: list[float | None]  # per site: NLD-weighted mean position (same parity)
+    tracks_state: bool
+    paa_probe: bool  # parity decoded before the state
+    paa_patch: bool  # a parity route in patching
+    aa_probe: bool  # parity with the state, depth growing with position, windows decodable
+    aa_patch: bool  # no parity route, the first action's carrier moves forward
+
+
+@dataclass
+class Signature:
+    """The label and the evidence at the given thresholds (see the module docstring)."""
+
+    label: str  # "AA", "PAA", "neither" or "ambiguous"
+    base_label: str  # the label at the given thresholds before the margin test
+    evidence: Evidence
+    labels_in_margin: list[str] = field(default_factory=list)  # labels at the moved thresholds
+
+    # the fields the study records, for convenience
+    @property
+    def state_layer(self) -> int | None:
+        return self.evidence.state_layer
+
+    @property
+    def parity_layer(self) -> int | None:
+        return self.evidence.parity_layer
+
+    @property
+    def patch_gap(self) -> float:
+        return self.evidence.patch_gap
 
 
 def _first(rows: np.ndarray, threshold: float) -> int | None:
@@ -51,47 +100,99 @@ def _first(rows: np.ndarray, threshold: float) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+def _never_falls(xs: list[float], tol: float = 0.0) -> bool:
+    return all(b >= a - tol for a, b in itertools.pairwise(xs))
+
+
+def gather_evidence(
+    state_probe: np.ndarray, parity_probe: np.ndarray, windows: Mapping[int, np.ndarray],
+    patch_same: np.ndarray, patch_opposite: np.ndarray, probe_threshold: float,
+    patch_gap_threshold: float,
+) -> Evidence:
+    """The signatures of one model at one pair of thresholds (arrays as in `classify`)."""
+    S, L = state_probe.shape
+    late = slice(L // 2, L)
+    state_layer = _first(state_probe[:, late].mean(1), probe_threshold)
+    parity_layer = _first(parity_probe[:, late].mean(1), probe_threshold)
+    depth = [_first(state_probe[:, t], probe_threshold) for t in range(L)]
+    window_layers = {k: _first(w[:, k:].mean(1), probe_threshold)
+                     for k, w in sorted(windows.items()) if 2 <= k < L}
+    inner = slice(1, max(1, S - 1))
+    gaps = patch_opposite[inner, -1] - patch_same[inner, -1]
+    patch_gap = float(gaps.max()) if gaps.size else 0.0
+    mass = patch_same.sum(1)
+    carrier = [float((patch_same[s] * np.arange(L)).sum() / mass[s]) if mass[s] > 1e-6 else None
+               for s in range(S)]
+
+    tracks = state_layer is not None
+    paa_probe = tracks and parity_layer is not None and parity_layer < state_layer  # type: ignore[operator]
+    paa_patch = patch_gap >= patch_gap_threshold
+    grown = depth[1:]  # from position 2 on
+    depth_tree = (len(grown) >= 2 and all(d is not None for d in grown)
+                  and _never_falls([float(d) for d in grown])  # type: ignore[arg-type]
+                  and grown[-1] > grown[0])  # type: ignore[operator]
+    wl = list(window_layers.values())
+    windows_tree = bool(wl) and all(w is not None for w in wl) and _never_falls([float(w) for w in wl])  # type: ignore[arg-type]
+    aa_probe = tracks and parity_layer == state_layer and depth_tree and windows_tree
+    carried = (all(c is not None for c in carrier)
+               and _never_falls([float(c) for c in carrier], tol=0.5))  # type: ignore[arg-type]
+    aa_patch = tracks and not paa_patch and carried
+    return Evidence(state_layer, parity_layer, depth, window_layers, patch_gap, carrier, tracks,
+                    bool(paa_probe), bool(paa_patch), bool(aa_probe), bool(aa_patch))
+
+
+def label_of(e: Evidence, rule: str = "both") -> str:
+    """AA, PAA or neither from the evidence, under `rule`."""
+    if not e.tracks_state:
+        return "neither"
+
+    def combine(probe: bool, patch: bool) -> bool:
+        return {"probe": probe, "patch": patch, "either": probe or patch,
+                "both": probe and patch}[rule]
+
+    paa, aa = combine(e.paa_probe, e.paa_patch), combine(e.aa_probe, e.aa_patch)
+    if paa and not aa:
+        return "PAA"
+    if aa and not paa:
+        return "AA"
+    return "neither"
+
+
 def classify(
     state_probe: np.ndarray,
     parity_probe: np.ndarray,
     patch_same: np.ndarray,
     patch_opposite: np.ndarray,
+    windows: Mapping[int, np.ndarray] | None = None,
     probe_threshold: float = 0.9,
     patch_gap_threshold: float = 0.2,
     rule: str = "both",
+    probe_margin: float = 0.03,
+    gap_margin: float = 0.05,
 ) -> Signature:
-    """Label a model from its (sites, L) probe accuracies and patching NLDs.
+    """Label a model from its probe accuracies and patching NLDs, all (sites, L) arrays.
 
-    `rule`: which signatures must say PAA for the label PAA: "probe", "patch", "either" or "both".
-    With "both", a model where exactly one says PAA is "mixed". "none": neither the state nor its
-    parity is ever decoded (an untrained model).
+    `windows`: k -> (sites, L) accuracy of the probe for the product of the last k actions
+    for k = 2, 4, ... < L (the AA probe signature needs at least one: without them, or with
+    L < 3, no model shows it). Sites run from the
+    embedding (0) to the last layer; positions from 1 to L actions.
     """
-    if rule not in ("probe", "patch", "either", "both"):
+    if rule not in RULES:
         raise ValueError(f"rule must be probe, patch, either or both; got {rule!r}")
+    windows = dict(windows or {})
     for name, a in (("parity_probe", parity_probe), ("patch_same", patch_same),
-                    ("patch_opposite", patch_opposite)):
+                    ("patch_opposite", patch_opposite), *((f"window {k}", w)
+                                                          for k, w in windows.items())):
         if a.shape != state_probe.shape:
             raise ValueError(f"{name} has shape {a.shape}, state_probe {state_probe.shape}")
-    L = state_probe.shape[1]
-    late = slice(L // 2, L)
-    state_layer = _first(state_probe[:, late].mean(1), probe_threshold)
-    parity_layer = _first(parity_probe[:, late].mean(1), probe_threshold)
-    inner = slice(1, max(1, state_probe.shape[0] - 1))
-    gaps = patch_opposite[inner, -1] - patch_same[inner, -1]
-    patch_gap = float(gaps.max()) if gaps.size else 0.0
-    # parity decodable at a layer where the state is not (a state never decoded to the threshold
-    # counts as later than every layer)
-    probe_paa = parity_layer is not None and (state_layer is None or parity_layer < state_layer)
-    patch_paa = patch_gap >= patch_gap_threshold
-    if state_layer is None and parity_layer is None:
-        label = "none"
-    else:
-        votes = {"probe": probe_paa, "patch": patch_paa, "either": probe_paa or patch_paa,
-                 "both": probe_paa and patch_paa}[rule]
-        if votes:
-            label = "PAA"
-        elif rule == "both" and (probe_paa or patch_paa):
-            label = "mixed"
-        else:
-            label = "AA"
-    return Signature(state_layer, parity_layer, patch_gap, probe_paa, patch_paa, label)
+    args = (state_probe, parity_probe, windows, patch_same, patch_opposite)
+    base = gather_evidence(*args, probe_threshold, patch_gap_threshold)
+    label = label_of(base, rule)
+    moved = []
+    for dp, dg in itertools.product((-probe_margin, 0.0, probe_margin),
+                                    (-gap_margin, 0.0, gap_margin)):
+        if dp or dg:
+            moved.append(label_of(gather_evidence(*args, probe_threshold + dp,
+                                                  patch_gap_threshold + dg), rule))
+    final = label if all(m == label for m in moved) else "ambiguous"
+    return Signature(final, label, base, moved)

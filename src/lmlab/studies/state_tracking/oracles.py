@@ -7,6 +7,10 @@ Both compute the state by an associative scan over one-hot residual streams of w
 - `PAA`: the same, plus the cumulative parity (one-hot, 2 channels) from layer 1 on; the read-out
   weighs the parity channels above the scan, so a parity change alone moves the answer.
 
+- `LOOKUP` (neither): layer 1 holds one-hot(the whole prefix product) at every position at once,
+  a flat parallel lookup with no scan; later layers copy it. It tracks the state but shows
+  neither signature.
+
 They are `HookedMixin` modules with the lmlab GPT's hook names (`hook_embed`,
 `blocks.{l}.hook_resid_post`), and each layer reads only the previous layer's (possibly patched)
 activations, so patching propagates exactly as in a real model.
@@ -37,8 +41,8 @@ class OracleScan(HookedMixin, nn.Module):
 
     def __init__(self, group: Group, n_layer: int, kind: str = "AA") -> None:
         super().__init__()
-        if kind not in ("AA", "PAA"):
-            raise ValueError(f"kind must be 'AA' or 'PAA', got {kind!r}")
+        if kind not in ("AA", "PAA", "LOOKUP"):
+            raise ValueError(f"kind must be 'AA', 'PAA' or 'LOOKUP', got {kind!r}")
         self.kind, self.n_layer, self.G = kind, n_layer, group.order
         self.register_buffer("mul", torch.as_tensor(group.mul), persistent=False)
         # the state an action product leads to from the identity arrangement
@@ -65,6 +69,11 @@ class OracleScan(HookedMixin, nn.Module):
             k = 2**i
             earlier = torch.cat([torch.full((B, k), self.identity), prod[:, :-k]], 1)[:, :T]
             prod = self.mul[earlier, prod]  # now the product of the last 2^(i+1) actions
+            if self.kind == "LOOKUP":
+                prod = x[..., : self.G].argmax(-1)
+                if i == 0:  # every prefix product at once, read from the actions
+                    for t in range(1, T):
+                        prod[:, t] = self.mul[prod[:, t - 1], prod[:, t]]
             par = None
             if self.kind == "PAA":
                 if i == 0:  # cumulative parity of the actions seen so far (an abelian prefix sum)

@@ -1,10 +1,26 @@
-"""The `state-tracking` study: presets, the per-model job, run and claims."""
+"""The `state-tracking` study: the per-model job, the run (progress, metrics, figures).
+
+Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
+
+- `model.<condition>.<metric>.seed<i>`: one model (its label, accuracy, cutoffs, signature,
+  steps, cost); `i` is the model's index (its seed is `derive(seed, "model", i)`);
+- `mechanism.<condition|all>.n_models|n_converged|n_excluded|n_AA|n_PAA|n_neither|n_ambiguous|
+  paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
+- `accuracy.<condition|all>.min_within_T|mean_within_T`;
+- `cutoff.<AA|PAA>.mean`, `cutoff.aa_minus_paa.diff|ci_lo|ci_hi|n_AA|n_PAA`;
+- `parity_past_cutoff.<AA|PAA>.mean|min`, `converge.<AA|PAA>.mean_steps`;
+- `shift.<condition>_vs_<reference>.diff|ci_lo|ci_hi|level` (PAA fraction, converged models);
+- `data.val_test.overlap` (stories shared by validation and test: 0 by construction);
+- `cost.all.wall_s_max|cpu_s_max|cpu_s_mean` (per model, training and analysis).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import shutil
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +31,10 @@ from lmlab.device import device_name
 from lmlab.errors import LmlabError
 from lmlab.executor import job_threads, map_jobs
 from lmlab.runs import Run, atomic_write_json
-from lmlab.studies.state_tracking.claims import checks, claims
-from lmlab.studies.state_tracking.config import PRESETS, StateTrackingConfig
+from lmlab.seeding import derive
+from lmlab.stats import bootstrap_diff
+from lmlab.studies.state_tracking.claims import MIN_MODELS, checks, claims
+from lmlab.studies.state_tracking.config import PRESETS, ModelJob, StateTrackingConfig
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
 from lmlab.studies.state_tracking.evaluation import CUTOFF, cutoff
 from lmlab.studies.state_tracking.groups import make_group
@@ -25,21 +43,12 @@ from lmlab.studies.state_tracking.patching import patch_grid
 from lmlab.studies.state_tracking.pretrained import load_pretrained
 from lmlab.studies.state_tracking.probes import collect_activations, probe_grid, residual_hooks
 from lmlab.studies.state_tracking.steering import INTERMEDIATE_TASKS, topic_word_matrix
-from lmlab.studies.state_tracking.training import (
-    Recipe,
-    bos_token,
-    position_accuracy,
-    train_state_model,
-)
+from lmlab.studies.state_tracking.training import bos_token, position_accuracy, train_state_model
 from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["StateTrackingConfig", "StateTrackingStudy", "train_and_analyze"]
 
-
-def _recipe(c: StateTrackingConfig, seed: int) -> Recipe:
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    kw = {k: v for k, v in dataclasses.asdict(c).items() if k in fields and k not in ("seed", "device")}
-    return Recipe(**kw, seed=seed, device=device_name(c.device))
+TRAIN_DIR = "train"  # each model's training logs in the run folder: train/<condition.seedN>/
 
 
 def _steps_to_converge(trace: list[tuple[int, float]], target: float) -> int | None:
@@ -49,48 +58,54 @@ def _steps_to_converge(trace: list[tuple[int, float]], target: float) -> int | N
     return None
 
 
-def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
+def _fresh_run(path: Path) -> Run:
+    """A training log folder owned by one job: emptied first (a killed earlier try's logs go)."""
+    shutil.rmtree(path, ignore_errors=True)
+    return Run(path)
+
+
+def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, Any]:
     """One model: train (after an optional intermediate task), evaluate, probe, patch, classify.
 
-    Module-level so that a process pool or Ray can run it; `job` = {"config", "seed", "condition"}.
-    Returns scalars and the arrays the figures need (as lists).
+    Module-level so that a process pool or Ray can run it. Training logs go to
+    `log_dir/<condition.seedN>/{intermediate,state}/metrics.jsonl` (the study's progress bar
+    reads them; a scratch folder when None). Returns scalars and the arrays the figures need.
     """
     job_threads(1)
-    c = StateTrackingConfig(**{**job["config"], "conditions": tuple(job["config"]["conditions"])})
-    seed, condition = job["seed"], job["condition"]
+    c, condition, seed = job.config, job.condition, job.seed
     group = make_group(c.group, c.convention)
     eval_len = c.eval_len or 2 * c.T
-    data = make_story_data(group, c.T, c.n_stories, c.analysis_frac, eval_len, c.seed,
+    data = make_story_data(group, c.T, c.n_stories, c.analysis_frac, eval_len, c.story_seed,
                            fresh=c.fresh_data)
     n_val = min(c.val_stories, len(data.analysis) // 4)
-    val = data.analysis[:n_val]
-    topic = topic_word_matrix(group.order, seed=c.seed) if condition == "ntp" else None
+    val = data.analysis[:n_val]  # the early stop reads these only
+    test = data.eval_actions[n_val:]  # accuracy is reported on these (disjoint stories)
+    topic = (topic_word_matrix(group.order, seed=derive(c.seed, "topics"))
+             if condition == "ntp" else None)
     t0, c0 = time.perf_counter(), time.process_time()
     base = None
-    if c.model != "gpt":
+    if c.model.name != "gpt":
         torch.manual_seed(seed)
-        base = load_pretrained(c.model, group.order + 3)
-    # The trainer logs into a scratch run folder (a real Run, removed after the job); the
-    # validation accuracy per evaluation gives the steps to convergence.
+        base = load_pretrained(c.model.name, group.order + 3)
     with tempfile.TemporaryDirectory(prefix="lmlab-state-") as scratch:
-        trained = Run(scratch)
-        model, tm = train_state_model(data, _recipe(c, seed), run=trained, val_stories=val,
-                                      intermediate=condition,
-                                      intermediate_steps=c.intermediate_steps,
-                                      topic_word=topic, model=base)
-        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in trained.read_metrics()
+        logs = Path(log_dir or scratch) / job.tag
+        state_run = _fresh_run(logs / "state")
+        inter_run = _fresh_run(logs / "intermediate")
+        model, tm = train_state_model(
+            data, c.model, c.train, seed, device=device_name(c.device), run=state_run,
+            val_stories=val, intermediate=condition, intermediate_steps=c.intermediate_steps,
+            topic_word=topic, model=base, intermediate_run=inter_run)
+        # the validation accuracy per evaluation gives the steps to convergence
+        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in state_run.read_metrics()
                  if "val_acc_min" in r and r.get("step") is not None]
     train_s = time.perf_counter() - t0
-    train_cpu_s = time.process_time() - c0  # this process's CPU time (torch runs 1 thread)
-    # held-out accuracy, per position, on analysis stories not used for validation
-    test = data.eval_actions[n_val:]
-    recipe = _recipe(c, seed)
-    bos = bos_token(group, recipe)
+    bos = bos_token(group, c.model)
     skip = 0 if bos is None else 1  # the BOS position is not analysed
     acc, par, _ = position_accuracy(model, test, group, bos=bos)
-    # probes on disjoint stories: the first half trains, the second half tests
+    # probes on stories disjoint from validation: the first half trains, the second half tests
+    a = c.analysis
     sites = residual_hooks(model)
-    n_probe = min(c.probe_stories, len(test))
+    n_probe = min(a.probe_stories, len(test))
     probe_actions = data.analysis[n_val:n_val + n_probe]
     acts = collect_activations(model, with_bos(torch.from_numpy(probe_actions), bos), sites)
     acts = {k: v[:, skip:] for k, v in acts.items()}
@@ -102,14 +117,16 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
         "state": probe_grid(tr, states[:half], te, states[half:], group.order),
         "parity": probe_grid(tr, group.parity[states[:half]], te, group.parity[states[half:]], 2),
     }
+    windows: dict[int, np.ndarray] = {}
     k = 1
-    while k < c.T:
+    while 2 * k < c.T:  # windows of the last 2, 4, ... actions, shorter than T
         k *= 2
         prod = group.product_of_last(probe_actions, k)
-        probes[f"last{k}"] = probe_grid(tr, prod[:half], te, prod[half:], group.order)
+        windows[k] = probes[f"last{k}"] = probe_grid(tr, prod[:half], te, prod[half:],
+                                                     group.order)
     # patching: corruptions of the first action, same and opposite parity
-    rng = np.random.default_rng([c.seed, seed, 5])
-    clean = data.analysis[n_val:n_val + min(c.patch_pairs, len(test))]
+    rng = np.random.default_rng(derive(c.seed, "patch", job.index))
+    clean = data.analysis[n_val:n_val + min(a.patch_pairs, len(test))]
     patches = {}
     for name, same in (("same", True), ("opposite", False)):
         corrupt = first_action_corruptions(group, clean, same, rng)
@@ -117,23 +134,112 @@ def train_and_analyze(job: dict[str, Any]) -> dict[str, Any]:
             model, with_bos(torch.from_numpy(clean), bos), with_bos(torch.from_numpy(corrupt), bos),
             sites, positions=range(skip, skip + c.T))
     sig = classify(probes["state"], probes["parity"], patches["same"], patches["opposite"],
-                   c.probe_threshold, c.patch_gap_threshold, c.mechanism_rule)
+                   windows, a.probe_threshold, a.patch_gap_threshold, a.rule, a.probe_margin,
+                   a.gap_margin)
+    e = sig.evidence
     cut_state = cutoff(acc)
     past = slice(cut_state - 1, None)
+    val_keys = {r.tobytes() for r in np.ascontiguousarray(val)}
+    overlap = sum(r.tobytes() in val_keys for r in np.ascontiguousarray(test[:, : c.T]))
     return {
-        "seed": seed, "condition": condition, "label": sig.label,
+        "index": job.index, "condition": condition, "label": sig.label,
+        "label_at_threshold": sig.base_label,
+        "converged": int(float(acc[: c.T].min()) >= c.accuracy_target),
         "acc_within_T": float(acc[: c.T].mean()), "acc_min_within_T": float(acc[: c.T].min()),
         "acc_beyond_T": float(acc[c.T:].mean()) if len(acc) > c.T else None,
         "cutoff_state": cut_state, "cutoff_parity": cutoff(par),
         "parity_past_cutoff": float(par[past].mean()) if cut_state <= len(acc) else None,
-        "state_layer": sig.state_layer, "parity_layer": sig.parity_layer,
-        "patch_gap": sig.patch_gap, "steps_done": tm["steps_done"],
-        "steps_to_converge": _steps_to_converge(trace, c.accuracy_target),
-        "train_s": train_s, "train_cpu_s": train_cpu_s,
+        "state_layer": e.state_layer, "parity_layer": e.parity_layer,
+        "patch_gap": e.patch_gap, "tracks_state": int(e.tracks_state),
+        "paa_probe": int(e.paa_probe), "paa_patch": int(e.paa_patch),
+        "aa_probe": int(e.aa_probe), "aa_patch": int(e.aa_patch),
+        "steps_done": tm["steps_done"], "steps_to_converge": _steps_to_converge(trace,
+                                                                                c.accuracy_target),
+        "val_test_overlap": int(overlap),
+        "wall_s": time.perf_counter() - t0, "train_wall_s": train_s,
+        "cpu_s": time.process_time() - c0,  # this process's CPU time (torch runs 1 thread)
         "acc": acc.tolist(), "parity_acc": par.tolist(),
+        "depth": e.depth, "window_layers": {str(k): v for k, v in e.window_layers.items()},
+        "carrier": e.carrier, "labels_in_margin": sig.labels_in_margin,
         "probes": {k: v.tolist() for k, v in probes.items()},
         "patches": {k: v.tolist() for k, v in patches.items()}, "sites": sites,
     }
+
+
+def _job(item: tuple[ModelJob, str | None]) -> dict[str, Any]:
+    """The executor's job: (model job, log folder) -> train_and_analyze's result."""
+    return train_and_analyze(*item)
+
+
+def _last_step(path: Path) -> int:
+    """The last step logged in a metrics.jsonl (0 when there is none yet); reads the tail only."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(step, int):
+            return step
+    return 0
+
+
+@contextmanager
+def _training_progress(jobs: list[ModelJob], log_dir: Path):
+    """A bar over the training steps of all models (their budgets; an early stop counts as the
+    rest of its budget done), fed by polling the jobs' logs: it moves, with an ETA, from the
+    first logged steps of the first model. Yields `on_result(i, result)` for map_jobs: one line
+    per finished model when piped."""
+    from lmlab.progress import mode, work_progress
+
+    total = sum(j.budget for j in jobs)
+    finished: set[int] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    # a terminal bar is refreshed every second; piped, a line after 8 s, then every 30 s
+    first, interval = (1.0, 1.0) if mode() == "bar" else (8.0, 30.0)
+
+    def steps_done() -> int:
+        n = 0
+        for i, j in enumerate(jobs):
+            if i in finished:
+                n += j.budget
+                continue
+            logs = log_dir / j.tag
+            inter = _last_step(logs / "intermediate" / "metrics.jsonl")
+            n += min(j.budget, inter + _last_step(logs / "state" / "metrics.jsonl"))
+        return n
+
+    with work_progress("state-tracking: training steps", total, "steps") as bar:
+        def poll() -> None:
+            wait = first
+            while not stop.wait(wait):
+                wait = interval
+                with lock:
+                    bar.update(steps_done(), f"{len(finished)}/{len(jobs)} models done")
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+
+        def on_result(i: int, r: dict[str, Any]) -> None:
+            with lock:
+                finished.add(i)
+                bar.update(steps_done(), f"{jobs[i].condition} seed {jobs[i].index}: "
+                                         f"{r['label']} ({len(finished)}/{len(jobs)} models)")
+
+        try:
+            yield on_result
+        finally:
+            stop.set()
+            thread.join()
 
 
 def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> None:
@@ -143,7 +249,7 @@ def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> N
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in results:
-        tag = f"{r['condition']} s{r['seed']} ({r['label']})"
+        tag = f"{r['condition']} s{r['index']} ({r['label']})"
         x = np.arange(1, len(r["acc"]) + 1)
         ax[0].plot(x, r["acc"], label=tag)
         ax[1].plot(x, r["parity_acc"], label=tag)
@@ -165,8 +271,8 @@ def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> N
                           origin="lower")
             a.set(title=title, xlabel="position", ylabel="layer (0 = embedding)")
         fig.colorbar(im, ax=axes, shrink=0.8)
-        fig.suptitle(f"{r['condition']} seed {r['seed']}: {r['label']}")
-        run.save_figure(fig, f"heatmaps_{r['condition']}_seed{r['seed']}")
+        fig.suptitle(f"{r['condition']} seed {r['index']}: {r['label']}")
+        run.save_figure(fig, f"heatmaps_{r['condition']}_seed{r['index']}")
         plt.close(fig)
 
 
@@ -184,69 +290,47 @@ class StateTrackingStudy(Study):
         c = config
 
         def bad(field: str, why: str) -> LmlabError:
-            return LmlabError(f"state-tracking: {field} {why}, got {getattr(c, field)!r}")
+            obj: Any = c
+            for part in field.split("."):
+                obj = getattr(obj, part)
+            return LmlabError(f"state-tracking: {field} {why}, got {obj!r}")
 
         for cond in c.conditions:
             if cond not in INTERMEDIATE_TASKS:
                 raise bad("conditions", f"must hold items from {', '.join(INTERMEDIATE_TASKS)}")
         if not c.conditions:
             raise bad("conditions", "needs at least one condition")
-        for name in ("T", "n_stories", "steps", "batch_size", "n_seeds", "n_layer", "n_head",
-                     "eval_every", "probe_stories", "patch_pairs"):
-            if getattr(c, name) < 1:
+        if len(set(c.conditions)) != len(c.conditions):
+            raise bad("conditions", "must not repeat a condition")
+        for name in ("T", "n_stories", "n_seeds", "model.n_layer", "model.n_head", "train.steps",
+                     "train.batch_size", "train.eval_every", "train.log_every",
+                     "analysis.probe_stories", "analysis.patch_pairs"):
+            obj: Any = c
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            if obj < 1:
                 raise bad(name, "must be >= 1")
         if c.eval_len and c.eval_len < c.T:
             raise bad("eval_len", f"must be 0 (2T) or >= T = {c.T}")
         if not 0 < c.analysis_frac < 1:
             raise bad("analysis_frac", "must lie in (0, 1)")
-        if c.model == "gpt" and c.d_model % c.n_head:
-            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+        if c.model.name == "gpt" and c.model.d_model % c.model.n_head:
+            raise bad("model.d_model", f"must be divisible by model.n_head = {c.model.n_head}")
+        for name in ("analysis.probe_margin", "analysis.gap_margin"):
+            if getattr(c.analysis, name.split(".")[1]) < 0:
+                raise bad(name, "must be >= 0")
 
     def run(self, config: StateTrackingConfig, run: Run) -> dict[str, Any]:  # type: ignore[override]
-        cfg = dataclasses.asdict(config)
-        jobs = [{"config": cfg, "seed": config.seed + i, "condition": cond}
-                for cond in config.conditions for i in range(config.n_seeds)]
-        results = map_jobs(train_and_analyze, jobs, config.executor, run=run,
-                           progress="state-tracking: models",
-                           describe=lambda i, r: f"{r['condition']} seed {r['seed']}: {r['label']}")
-        metrics: dict[str, Any] = {}
+        jobs = config.jobs()
+        log_dir = Path(run.path) / TRAIN_DIR
+        with _training_progress(jobs, log_dir) as on_result:
+            results = map_jobs(_job, [(j, str(log_dir)) for j in jobs], config.executor,
+                               on_result, run=run)
         for r in results:
-            tag = f"{r['condition']}.seed{r['seed']}"
+            tag = f"{r['condition']}.seed{r['index']}"
             # the arrays behind the figures, so a later analysis can re-classify without training
             atomic_write_json(Path(run.path) / "analysis" / f"{tag}.json", r)
-            for k, v in r.items():
-                if isinstance(v, (int, float, str)) and k not in ("seed", "condition"):
-                    metrics[f"{tag}.{k}"] = v
-            run.log(step=None, **{f"{tag}.{k}": v for k, v in r.items()
-                                  if isinstance(v, (int, float, str))})
-        for cond in config.conditions:
-            rs = [r for r in results if r["condition"] == cond]
-            labels = [r["label"] for r in rs]
-            metrics[f"{cond}.n_AA"] = labels.count("AA")
-            metrics[f"{cond}.n_PAA"] = labels.count("PAA")
-            metrics[f"{cond}.n_other"] = len(labels) - labels.count("AA") - labels.count("PAA")
-            metrics[f"{cond}.acc_min_within_T"] = min(r["acc_min_within_T"] for r in rs)
-        metrics["n_models"] = len(results)
-        metrics["acc_min_within_T"] = min(r["acc_min_within_T"] for r in results)
-        metrics["acc_mean_within_T"] = float(np.mean([r["acc_within_T"] for r in results]))
-        for lab in ("AA", "PAA"):
-            rs = [r for r in results if r["label"] == lab]
-            metrics[f"n_{lab}"] = len(rs)
-            if rs:
-                metrics[f"{lab}.mean_cutoff"] = float(np.mean([r["cutoff_state"] for r in rs]))
-                conv = [r["steps_to_converge"] for r in rs if r["steps_to_converge"] is not None]
-                if conv:
-                    metrics[f"{lab}.mean_steps_to_converge"] = float(np.mean(conv))
-        paa_par = [r["parity_past_cutoff"] for r in results
-                   if r["label"] == "PAA" and r["parity_past_cutoff"] is not None]
-        if paa_par:
-            metrics["PAA.parity_past_cutoff"] = float(np.mean(paa_par))
-        aa_par = [r["parity_past_cutoff"] for r in results
-                  if r["label"] == "AA" and r["parity_past_cutoff"] is not None]
-        if aa_par:
-            metrics["AA.parity_past_cutoff"] = float(np.mean(aa_par))
-        metrics["train_s_max"] = max(r["train_s"] for r in results)
-        metrics["train_cpu_s_max"] = max(r["train_cpu_s"] for r in results)
+        metrics = summarize(config, results)
         _plots(run, results, config)
         return metrics
 
@@ -255,6 +339,73 @@ class StateTrackingStudy(Study):
 
     def checks(self, config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:  # type: ignore[override]
         return checks(config, metrics)
+
+
+def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's metrics (keys in the module docstring) from the per-model results."""
+    c = config
+    m: dict[str, Any] = {}
+    for r in results:
+        for k, v in r.items():
+            if isinstance(v, (int, float, str)) and k not in ("index", "condition"):
+                m[f"model.{r['condition']}.{k}.seed{r['index']}"] = v
+    conv = [r for r in results if r["converged"]]
+
+    def counts(prefix: str, rs: list[dict[str, Any]]) -> None:
+        ok = [r for r in rs if r["converged"]]
+        labels = [r["label"] for r in ok]
+        m[f"{prefix}.n_models"] = len(rs)
+        m[f"{prefix}.n_converged"] = len(ok)
+        m[f"{prefix}.n_excluded"] = len(rs) - len(ok)
+        for lab in ("AA", "PAA", "neither", "ambiguous"):
+            m[f"{prefix}.n_{lab}"] = labels.count(lab)
+        if ok:
+            m[f"{prefix}.paa_frac"] = labels.count("PAA") / len(ok)
+
+    for cond in c.conditions:
+        rs = [r for r in results if r["condition"] == cond]
+        counts(f"mechanism.{cond}", rs)
+        m[f"accuracy.{cond}.min_within_T"] = min(r["acc_min_within_T"] for r in rs)
+    counts("mechanism.all", results)
+    m["accuracy.all.min_within_T"] = min(r["acc_min_within_T"] for r in results)
+    m["accuracy.all.mean_within_T"] = float(np.mean([r["acc_within_T"] for r in results]))
+    by = {lab: [r for r in conv if r["label"] == lab] for lab in ("AA", "PAA")}
+    for lab, rs in by.items():
+        if not rs:
+            continue
+        m[f"cutoff.{lab}.mean"] = float(np.mean([r["cutoff_state"] for r in rs]))
+        steps = [r["steps_to_converge"] for r in rs if r["steps_to_converge"] is not None]
+        if steps:
+            m[f"converge.{lab}.mean_steps"] = float(np.mean(steps))
+        par = [r["parity_past_cutoff"] for r in rs if r["parity_past_cutoff"] is not None]
+        if par:
+            m[f"parity_past_cutoff.{lab}.mean"] = float(np.mean(par))
+            m[f"parity_past_cutoff.{lab}.min"] = float(np.min(par))
+    if by["AA"] and by["PAA"]:
+        d = bootstrap_diff([r["cutoff_state"] for r in by["AA"]],
+                           [r["cutoff_state"] for r in by["PAA"]], paired=False,
+                           seed=derive(c.seed, "bootstrap", "cutoff"))
+        m.update({"cutoff.aa_minus_paa.diff": d.value, "cutoff.aa_minus_paa.ci_lo": d.lo,
+                  "cutoff.aa_minus_paa.ci_hi": d.hi})
+    # the shift of the PAA fraction against the reference condition (none if trained), over
+    # converged models; the intervals are Bonferroni-widened for the number of comparisons
+    ref = "none" if "none" in c.conditions else c.conditions[0]
+    others = [cnd for cnd in c.conditions if cnd != ref]
+    level = 1 - 0.05 / max(1, len(others))
+    for cnd in others:
+        a = [float(r["label"] == "PAA") for r in conv if r["condition"] == cnd]
+        b = [float(r["label"] == "PAA") for r in conv if r["condition"] == ref]
+        key = f"shift.{cnd}_vs_{ref}"
+        m[f"{key}.level"] = level
+        if len(a) >= MIN_MODELS and len(b) >= MIN_MODELS:
+            d = bootstrap_diff(a, b, paired=False, level=level,
+                               seed=derive(c.seed, "bootstrap", "shift", cnd))
+            m.update({f"{key}.diff": d.value, f"{key}.ci_lo": d.lo, f"{key}.ci_hi": d.hi})
+    m["data.val_test.overlap"] = sum(r["val_test_overlap"] for r in results)
+    m["cost.all.wall_s_max"] = max(r["wall_s"] for r in results)
+    m["cost.all.cpu_s_max"] = max(r["cpu_s"] for r in results)
+    m["cost.all.cpu_s_mean"] = float(np.mean([r["cpu_s"] for r in results]))
+    return m
 
 
 STUDY = StateTrackingStudy()

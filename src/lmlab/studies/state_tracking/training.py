@@ -60,7 +60,6 @@ step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,43 +68,21 @@ import torch
 from lmlab.device import model_device
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.seeding import derive
+from lmlab.studies.state_tracking.config import ModelSpec, Recipe
 from lmlab.studies.state_tracking.data import StoryData, with_bos
 from lmlab.studies.state_tracking.groups import Group
 from lmlab.studies.state_tracking.steering import intermediate_batch
 
-__all__ = ["Recipe", "build_gpt", "curriculum_length", "position_accuracy", "train_state_model"]
+__all__ = ["build_gpt", "curriculum_length", "position_accuracy", "train_state_model"]
 
 
-@dataclass
-class Recipe:
-    """How to train one model (a plain record; the study's Config fills it in)."""
-
-    n_layer: int = 4
-    d_model: int = 128
-    n_head: int = 4
-    pos: str = "rope"
-    rope_base: float = 10000.0
-    tie_embeddings: bool = False
-    steps: int = 6000
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    curriculum_start: int = 0  # 0: no curriculum
-    curriculum_frac: float = 0.5
-    bos: bool = True  # start every input with a BOS token (an attention sink / identity slot)
-    eval_every: int = 500
-    stop_at: float = 0.0  # early stop when min-over-positions accuracy within T reaches it; 0: off
-    seed: int = 0
-    device: str = "cpu"
-
-
-def build_gpt(group: Group, block_size: int, r: Recipe) -> GPT:
+def build_gpt(group: Group, block_size: int, spec: ModelSpec, seed: int) -> GPT:
     """A GPT over the group's elements (actions in, states out), two parity tokens and BOS."""
-    cfg = GPTConfig(vocab_size=group.order + 3, block_size=block_size + 1, n_layer=r.n_layer,
-                    n_head=r.n_head, d_model=r.d_model, pos=r.pos,
-                    tie_embeddings=r.tie_embeddings, rope_base=r.rope_base)
-    torch.manual_seed(r.seed)
+    cfg = GPTConfig(vocab_size=group.order + 3, block_size=block_size + 1, n_layer=spec.n_layer,
+                    n_head=spec.n_head, d_model=spec.d_model, pos=spec.pos,
+                    tie_embeddings=spec.tie_embeddings, rope_base=spec.rope_base)
+    torch.manual_seed(seed)
     return GPT(cfg)
 
 
@@ -118,10 +95,9 @@ def curriculum_length(step: int, T: int, r: Recipe) -> int:
     return min(T, r.curriculum_start + math.floor(frac * (T - r.curriculum_start + 1)))
 
 
-@torch.no_grad()
-def bos_token(group: Group, r: Recipe) -> int | None:
-    """The BOS token id of a model trained with recipe r (None without BOS)."""
-    return group.order + 2 if r.bos else None
+def bos_token(group: Group, spec: ModelSpec) -> int | None:
+    """The BOS token id of a model built from `spec` (None without BOS)."""
+    return group.order + 2 if spec.bos else None
 
 
 @torch.no_grad()
@@ -151,43 +127,46 @@ def position_accuracy(
 
 
 def train_state_model(
-    data: StoryData, r: Recipe, run: Any = None, val_stories: np.ndarray | None = None,
-    intermediate: str = "none", intermediate_steps: int = 0,
-    topic_word: np.ndarray | None = None, log_prefix: str = "",
-    model: torch.nn.Module | None = None,
+    data: StoryData, spec: ModelSpec, r: Recipe, seed: int, *, device: str = "cpu",
+    run: Any = None, val_stories: np.ndarray | None = None, intermediate: str = "none",
+    intermediate_steps: int = 0, topic_word: np.ndarray | None = None,
+    model: torch.nn.Module | None = None, intermediate_run: Any = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train a fresh GPT with recipe `r` (after an optional intermediate task); return it and
-    the state phase's final metrics. `val_stories` (held out) drive evaluation and early stop.
-    `model` replaces the fresh GPT (e.g. a `pretrained.HookedCausalLM`)."""
+    """Train a fresh GPT built from `spec` with recipe `r` (after an optional intermediate task);
+    return it and the state phase's final metrics.
+
+    `val_stories` (held out) drive evaluation and the early stop; `model` replaces the fresh GPT
+    (e.g. a `pretrained.HookedCausalLM`); `run` / `intermediate_run` receive the two phases'
+    logs (a `lmlab.runs.Run` each). Batches and initialization come from `seed` only.
+    """
     group, T = data.group, data.T
+    bos = bos_token(group, spec)
     if model is None:
-        model = build_gpt(group, data.eval_actions.shape[1], r)
+        model = build_gpt(group, data.eval_actions.shape[1], spec, seed)
     held = data.analysis[:500] if val_stories is None else val_stories
     if intermediate != "none" and intermediate_steps > 0:
         tc0 = TrainConfig(steps=intermediate_steps, lr=r.lr, warmup_steps=r.warmup_steps,
-                          weight_decay=r.weight_decay, log_every=100, seed=r.seed + 10_000,
-                          device=r.device)
+                          weight_decay=r.weight_decay, log_every=r.log_every,
+                          seed=derive(seed, "intermediate"), device=device)
 
         def pre_batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-            return intermediate_batch(intermediate, data, gen, r.batch_size, topic_word,
-                                      bos=bos_token(group, r))
+            return intermediate_batch(intermediate, data, gen, r.batch_size, topic_word, bos=bos)
 
-        Trainer(model, tc0, pre_batches).fit()
+        Trainer(model, tc0, pre_batches, run=intermediate_run).fit()
 
     def batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return data.batch(gen, r.batch_size, curriculum_length(step, T, r), bos_token(group, r))
+        return data.batch(gen, r.batch_size, curriculum_length(step, T, r), bos)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
-        acc, par, _ = position_accuracy(m, held, group, bos=bos_token(group, r))
-        return {f"{log_prefix}val_acc_mean": float(acc.mean()),
-                f"{log_prefix}val_acc_min": float(acc.min()),
-                f"{log_prefix}val_parity_min": float(par.min())}
+        acc, par, _ = position_accuracy(m, held, group, bos=bos)
+        return {"val_acc_mean": float(acc.mean()), "val_acc_min": float(acc.min()),
+                "val_parity_min": float(par.min())}
 
     stop = r.stop_at > 0
     tc = TrainConfig(steps=r.steps, lr=r.lr, warmup_steps=r.warmup_steps,
-                     weight_decay=r.weight_decay, eval_every=r.eval_every, log_every=100,
-                     seed=r.seed, device=r.device,
-                     stop_metric=f"{log_prefix}val_acc_min" if stop else None,
+                     weight_decay=r.weight_decay, eval_every=r.eval_every, log_every=r.log_every,
+                     seed=seed, device=device,
+                     stop_metric="val_acc_min" if stop else None,
                      stop_at=r.stop_at if stop else None)
     metrics = Trainer(model, tc, batches, evaluate=evaluate, run=run).fit()
     return model, metrics
