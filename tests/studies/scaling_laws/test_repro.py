@@ -42,7 +42,7 @@ def test_tiny_preset_reproduces_the_papers_effects(tmp_path):
 
     # -- the grown family: 7 widths x 3 seeds of lmlab GPTs ------------------------------------
     grown = read_table(out / "grown.csv")
-    assert len(grown.models()) == 7 and sorted(set(grown.seed.tolist())) == [0, 1, 2]
+    assert len(grown.models()) == 7 and len(set(grown.seed.tolist())) == 3  # derived seeds
     # Dropping the early checkpoints wins 80% of the pairs; median ARE 4.6% vs 24.0%.
     assert m["grown.early_cut.win_rate"] >= 0.7
     assert m["grown.early_cut.cut_pct"] < 0.5 * m["grown.early_cut.no_cut_pct"]
