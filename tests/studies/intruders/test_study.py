@@ -208,7 +208,8 @@ def test_tiny_pipeline_end_to_end_through_the_command(cli, tmp_path) -> None:
     assert {"intruders_vs_rank.png", "forgetting_vs_intruders.png", "lambda_sweep.png",
             "continual.png", "cosine_lora.png", "cosine_full.png"} <= figs
     assert "claim" in res.out  # the claims table is printed
-    # progress: one line per finished job when piped
+    # progress when piped: the first pre-training's steps from its start, then a line per job
+    assert "intruders: pre-training seed 0 [1/30 steps]" in res.err
     assert "intruders: fine-tuning [1/16 jobs]" in res.err
 
 

@@ -190,8 +190,11 @@ def target_names(model: nn.Module) -> list[str]:
             if n.endswith(".weight") and n.split(".")[-2] in TARGET_MODULES]
 
 
-def run_pretrain(job: PretrainJob) -> dict[str, Any]:
-    """Pre-train on the synthetic language (or read the cached weights); returns its metrics."""
+def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
+    """Pre-train on the synthetic language (or read the cached weights); returns its metrics.
+
+    With `run` (e.g. a `lmlab.progress.step_progress` watcher), the training loss goes to
+    `run.log` about 20 times, so the steps can be shown as they pass."""
     from lmlab.runs import load_tensors, save_tensors
 
     _threads(job.setup)
@@ -212,8 +215,9 @@ def run_pretrain(job: PretrainJob) -> dict[str, Any]:
 
         cfg = TrainConfig(steps=p.steps, lr=p.lr, weight_decay=p.weight_decay,
                           warmup_steps=min(50, p.steps // 5), seed=job.seed,
-                          log_every=max(p.steps, 1), device=job.setup.device)
-        Trainer(model, cfg, batches).fit()
+                          log_every=max(p.steps // 20, 1) if run is not None else max(p.steps, 1),
+                          ckpt_every=0, device=job.setup.device)
+        Trainer(model, cfg, batches, run=run).fit()
         model.cpu()
         steps = p.steps
         save_tensors(path, {k: v.clone() for k, v in model.state_dict().items()},

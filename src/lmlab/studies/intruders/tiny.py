@@ -80,6 +80,7 @@ def _cost(job: FinetuneJob) -> float:
 def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
     from lmlab.executor import get_executor, map_jobs
+    from lmlab.progress import step_progress
     from lmlab.studies.intruders.summary import (
         continual_metrics,
         mitigation_metrics,
@@ -92,8 +93,13 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     seeds = [seed_of(c, s) for s in range(c.seeds)]
     paths = {s: str(run.checkpoint_path(f"pretrained-seed{i}")) for i, s in enumerate(seeds)}
-    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex, run=run,
-                   progress="intruders: pre-training", describe=lambda i, r: f"seed {i}")
+    pre_jobs = [PretrainJob(setup, s, paths[s]) for s in seeds]
+    # The first seed pre-trains here, its steps shown with an ETA from the first seconds; the
+    # others then in parallel (3 seeds on 2 workers take two rounds either way).
+    with step_progress(run, "intruders: pre-training seed 0", c.pretrain.steps) as watched:
+        pre = [run_pretrain(pre_jobs[0], run=watched)]
+    pre += map_jobs(run_pretrain, pre_jobs[1:], ex, run=run, progress="intruders: pre-training",
+                    describe=lambda i, r: f"seed {i + 1}")
     for p in pre:
         run.log(job="pretrain", **p)
     jobs = sorted(finetune_jobs(c, paths, str(run.path)), key=_cost, reverse=True)
