@@ -37,7 +37,7 @@ def _wins_claim(metrics: dict[str, Any], key: str, stmt: str, paper: str, why_mi
 
 def _source_claims(metrics: dict[str, Any], p: str, label: str) -> list[Claim]:
     out: list[Claim] = []
-    why_missing = _shared_missing(metrics) if p == "shared" else "grow=false in this run"
+    why_missing = _shared_missing(metrics) if p == "shared" else "grow.enabled=false in this run"
 
     a = get_metric(metrics, f"{p}.intermediate.all_checkpoints_pct")
     b = get_metric(metrics, f"{p}.intermediate.final_only_pct")
