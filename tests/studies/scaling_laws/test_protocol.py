@@ -228,3 +228,17 @@ def test_window_and_paired_comparisons_carry_intervals():
     for key in ("x.window", "x.early_cut"):
         assert m[f"{key}.win_ci_lo"] <= m[f"{key}.win_rate"] <= m[f"{key}.win_ci_hi"]
     assert 0 <= m["x.baselines.fit_beats_best_seen_ci_lo"] <= 1
+
+
+def test_no_cell_fits_on_the_checkpoints_it_is_scored_on():
+    """The fit set and the scored target are disjoint by construction: every cell but the
+    one-model fit of the target itself (which no claim reads) fits other models only."""
+    t = seeded_table()
+    jobs = plan(t, ProtocolSettings(fractions=(0.5, 1.0), window=2, last_starts=(0.5,)))
+    assert {j.variant for j in jobs} >= {"models", "window", "no-cut", "final-only", "last",
+                                         "scale-down", "more-seeds", "one-larger", "one-model"}
+    for j in jobs:
+        if j.target in j.models:
+            assert j.variant == "one-model"
+            continue
+        assert not np.isin(j.train[0], j.test[0]).any(), (j.variant, j.models, j.target)
