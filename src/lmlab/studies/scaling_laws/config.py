@@ -100,7 +100,8 @@ class ScalingLawsConfig(StudyConfig):
 
 Config = ScalingLawsConfig  # the name the study used first
 
-# `tiny`: the protocol on the shared table plus a small grown family (a few CPU minutes);
+# `tiny`: the protocol on the shared table plus a small grown family: measured 97 CPU-s
+# (14:15 wall on a 2-core machine at load ~20; a few minutes when quiet);
 # `paper`: every variant, every family, and a larger grown family (a GPU or a cluster).
 PRESETS: dict[str, ScalingLawsConfig] = {
     "tiny": ScalingLawsConfig(
