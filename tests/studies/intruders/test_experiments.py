@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import MISSING, fields, replace
 
 import peft
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
 from lmlab.seeding import numpy_rng
+from lmlab.studies.intruders.config import Detect, Finetune, GPTShape, IntruderConfig, Pretrain
 from lmlab.studies.intruders.data import (
     TASK_LABELS,
     TASKS,
@@ -19,6 +21,7 @@ from lmlab.studies.intruders.data import (
     VERBS,
     Language,
     heldout_batch,
+    make_splits,
     make_task,
     pretrain_batch,
     task_accuracy,
@@ -137,7 +140,7 @@ def test_alpha_schemes_match_peft(scheme: str, r: int, alpha: float, scaling: fl
     m = parse_method(f"{scheme}:{r}")
     assert (m.rank, m.alpha, m.scaling, m.use_rslora) == (r, alpha, pytest.approx(scaling),
                                                           scheme == "rslora")
-    model = build_gpt(Setup(d_model=64, n_layer=1, seq_len=8), LANG.vocab_size)
+    model = build_gpt(GPTShape(d_model=64, n_layer=1, seq_len=8), LANG.vocab_size)
     lora = peft.get_peft_model(model, peft.LoraConfig(
         r=r, lora_alpha=m.alpha, target_modules=list(TARGET_MODULES), use_rslora=m.use_rslora))
     scalings = [float(mod.scaling["default"]) for mod in lora.modules()
@@ -153,8 +156,7 @@ def test_lr_rules_and_method_parsing() -> None:
         m = parse_method(f"{scheme}:{r}")
         lr = lora_lr(1e-3, "normalized", r, m.scaling)
         assert lr * m.scaling * math.sqrt(r) == pytest.approx(2e-3)
-    assert parse_method("full").name == "full" and parse_method("alpha2r:8").name == \
-        "lora.alpha2r.r8"
+    assert parse_method("full").name == "full" and parse_method("alpha2r:8").name == "alpha2r.r8"
     for bad in ("lora:8", "alpha2r", "alpha2r:x"):
         with pytest.raises(LmlabError, match="bad method"):
             parse_method(bad)
@@ -163,9 +165,15 @@ def test_lr_rules_and_method_parsing() -> None:
 
 
 # -- the jobs -------------------------------------------------------------------------------------
-MICRO = Setup(d_model=32, n_layer=1, n_head=2, seq_len=16, pretrain_steps=40, pretrain_batch=16,
-              heldout=16, text_len=10, n_train=64, n_val=32, n_test=32, batch=16, max_steps=0,
-              eval_every=5, target_acc=0.0)
+MICRO = Setup(model=GPTShape(d_model=32, n_layer=1, n_head=2, seq_len=16),
+              pretrain=Pretrain(steps=40, batch=16, heldout=16),
+              finetune=Finetune(text_len=10, n_train=64, n_val=32, n_test=32, batch=16,
+                                max_steps=0, eval_every=5, target_acc=0.0),
+              detect=Detect(), threads=0, device="cpu")
+
+
+def _steps(setup: Setup, n: int) -> Setup:
+    return replace(setup, finetune=replace(setup.finetune, max_steps=n))
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +206,7 @@ def test_trained_lora_moves_weights_and_lambda_one_is_the_merge(pretrained: str)
     from lmlab.runs import load_tensors
     from lmlab.studies.intruders.experiments import _load_base, _wrap
 
-    setup = Setup(**{**MICRO.__dict__, "max_steps": 30})
+    setup = _steps(MICRO, 30)
     job = FinetuneJob(setup, 0, parse_method("alpha2r:1"), 2e-2, ("topic_first",), pretrained)
     model = _load_base(job, LANG)
     base_sd = {k: v.clone() for k, v in model.state_dict().items()}
@@ -228,7 +236,7 @@ def test_trained_lora_moves_weights_and_lambda_one_is_the_merge(pretrained: str)
 
 
 def test_continual_job_measures_every_task_so_far(pretrained: str) -> None:
-    setup = Setup(**{**MICRO.__dict__, "max_steps": 3})
+    setup = _steps(MICRO, 3)
     job = FinetuneJob(setup, 1, parse_method("full"), 1e-3, ("topic_first", "negation"),
                       pretrained, kind="continual")
     res = run_finetune(job)
@@ -238,3 +246,41 @@ def test_continual_job_measures_every_task_so_far(pretrained: str) -> None:
     assert all(0.0 <= a <= 1.0 for a in res["stages"][1]["label_accs"].values())
     assert res["stages"][1]["steps"] == 3 and res["cpu_s"] > 0
     assert res["stages"][1]["forgetting"] != 0.0  # full FT moved the weights
+
+
+# -- honest measurement and seeds -----------------------------------------------------------------
+def test_splits_are_disjoint_by_construction() -> None:
+    """Early stopping reads validation, the reported accuracy is test's: no text is in two
+    splits (the draw skips any text already drawn), even when collisions are likely."""
+    for text_len in (4, 24):  # 4 tokens: few distinct texts, so the draw must skip repeats
+        train, val, test = make_splits(LANG, "topic_first", (300, 60, 60), text_len, seed=3)
+        texts = [{tuple(r[1:-1].tolist()) for r in d.input_ids} for d in (train, val, test)]
+        assert [len(t) for t in texts] == [300, 60, 60]  # no repeat inside a split either
+        assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    # the fine-tuning job's three sets are these splits
+    from lmlab.studies.intruders.experiments import _task_sets
+
+    sets = _task_sets(LANG, Finetune(text_len=4, n_train=300, n_val=60, n_test=60),
+                      "topic_first", 5)
+    texts = [{tuple(r[1:-1].tolist()) for r in d.input_ids} for d in sets]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+
+
+def test_jobs_carry_the_config_and_seeds_never_overlap(tmp_path) -> None:
+    """The job spec is the config's own sub-configs (nothing re-declared); the seeds of
+    `--seed 0` and `--seed 1` are distinct streams."""
+    from lmlab.studies.intruders.tiny import finetune_jobs, seed_of, setup_of
+
+    assert {f.name for f in fields(Setup)} == {"model", "pretrain", "finetune", "detect",
+                                                 "threads", "device"}
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(Setup))
+    c = replace(IntruderConfig(), seeds=2, ranks=(1, 8), schemes=("alpha2r",), executor="serial",
+                device="cpu", finetune=Finetune(max_steps=7))
+    setup = setup_of(c)
+    assert setup.finetune is c.finetune and setup.model is c.model and setup.detect is c.detect
+    seeds = [seed_of(c, s) for s in range(2)]
+    jobs = finetune_jobs(c, {s: f"base-{s}" for s in seeds}, str(tmp_path))
+    assert {j.seed for j in jobs} == set(seeds)
+    assert all(j.setup.finetune.max_steps == 7 for j in jobs)
+    other = {seed_of(replace(c, seed=1), s) for s in range(1000)}
+    assert not other & {seed_of(c, s) for s in range(1000)}

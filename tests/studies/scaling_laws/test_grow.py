@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmlab.studies.scaling_laws.config import Grow
 from lmlab.studies.scaling_laws.grow import FAMILY, BigramCorpus, grow_family, member_specs
 
 
@@ -26,8 +27,9 @@ def test_the_corpus_is_a_proper_markov_chain():
 
 def test_a_family_of_tiny_runs_in_the_checkpoint_schema():
     corpus = BigramCorpus(vocab=32, rank=8)
-    specs = member_specs([8, 16], [0], steps=20, batch_size=8, seq_len=16, eval_every=5,
-                         n_eval=32, corpus=corpus)
+    grow = Grow(widths=(8, 16), steps=20, batch=8, seq_len=16, eval_every=5, n_eval=32)
+    specs = member_specs(grow, [0], corpus)
+    assert all(s.grow is grow for s in specs)  # the job carries the config's own settings
     table = grow_family(specs)
     assert table.families() == [FAMILY] and len(table) == 2 * 4
     assert sorted(set(table.tokens.tolist())) == [5 * 8 * 16, 10 * 8 * 16, 15 * 8 * 16,

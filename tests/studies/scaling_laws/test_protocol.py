@@ -17,6 +17,7 @@ from lmlab.studies.scaling_laws.protocol import (
     model_counts,
     plan,
     run_cell,
+    seed_rows,
     target_rows,
     train_rows,
 )
@@ -89,7 +90,7 @@ def test_the_cells_of_every_variant():
     count = {v: sum(j.variant == v for j in jobs) for v in s.variants}
     # f: 4 models -> 3 smaller -> k in {2, 3}; `pair` (2 models) only gets one-model cells.
     assert count == {"models": 4, "no-cut": 4, "final-only": 2, "last": 4, "window": 4,
-                     "one-model": 4 * 2 + 2 * 2, "scale-down": 4}
+                     "one-model": 4 * 2 + 2 * 2, "scale-down": 4, "seeds": 0}  # one seed each
     models = [j for j in jobs if j.variant == "models"]
     assert {j.models for j in models} == {("m1", "m2"), ("m1", "m2", "m3")}  # the k smallest
     assert all(j.target == "m4" for j in models) and all(j.baselines for j in models)
@@ -173,3 +174,71 @@ def test_the_shared_tables_readme_sanity_check(colpret, family, readme_pct):
     r = fit_least_squares(ChinchillaForm(), tr.num_params, tr.tokens, tr.loss)
     assert 100 * are(te.loss, r.predict(te.num_params, te.tokens)) == pytest.approx(
         readme_pct, abs=0.01)
+
+
+def seeded_table() -> CheckpointTable:
+    """Family `g`: m1..m5 (1..5 B params), three seeds each; seed 0 of every model is the exact
+    law, seeds 1 and 2 add noise of +-1%."""
+    recs = []
+    for i in range(1, 6):
+        for seed in (0, 1, 2):
+            for j, d in enumerate(TOKENS):
+                noise = 0.0 if seed == 0 else (0.01 if (i + j + seed) % 2 else -0.01)
+                loss = (1.5 + 100 / (i * 1e9) ** 0.3 + 300 / d**0.3) * (1 + noise)
+                recs.append({"family": "g", "model": f"m{i}", "num_params": i * 1e9,
+                             "tokens": d, "loss": loss, "seed": seed})
+    return CheckpointTable.from_records(recs)
+
+
+def test_the_seeds_variant_pairs_more_seeds_with_one_larger_model():
+    """k smallest models (one seed each) plus the other seeds of the largest of them, against
+    plus one seed of the next size; compute counts every run."""
+    t = seeded_table()
+    jobs = plan(t, ProtocolSettings(fractions=(1.0,), variants=("seeds",)))
+    more = {len(j.models): j for j in jobs if j.variant == "more-seeds"}
+    larger = {len(j.models) - 1: j for j in jobs if j.variant == "one-larger"}
+    # 4 smaller models: k = 2, 3 (k = 4 has no next size below the target)
+    assert sorted(more) == sorted(larger) == [2, 3]
+    assert more[2].models == ("m1", "m2") and larger[2].models == ("m1", "m2", "m3")
+    assert {j.target for j in jobs} == {"m5"}
+    # the fit sets: rows by run, the `train_rows` rule (strict bounds, one max)
+    runs = [("m1", 0), ("m2", 0), ("m2", 1), ("m2", 2)]
+    mask = seed_rows(t, runs, 1.0, 1e10)
+    assert more[2].train.shape[1] == int(mask.sum()) == 4 * 3  # 2e10, 5e10, 7e10 per run
+    assert sorted(set(zip(t.model[mask].tolist(), t.seed[mask].tolist(), strict=True))) == runs
+    # compute: every run counts (m2 three times) against m3 once
+    d = max(t.tokens[mask])
+    assert more[2].compute == pytest.approx(6 * d * (1e9 + 3 * 2e9))
+    assert larger[2].compute == pytest.approx(6 * d * (1e9 + 2e9 + 3e9))
+    cells = evaluate(t, ProtocolSettings(fractions=(0.6, 1.0), variants=("seeds",)))
+    m = summarize(cells, "x")
+    assert m["x.seeds.pairs"] == 4 and 0 <= m["x.seeds.win_ci_lo"] <= m["x.seeds.win_rate"]
+    assert m["x.seeds.compute_ratio"] == pytest.approx(np.median(
+        [c.compute for c in cells if c.variant == "more-seeds"]) / np.median(
+        [c.compute for c in cells if c.variant == "one-larger"]), rel=0.2)
+
+
+def test_window_and_paired_comparisons_carry_intervals():
+    t = seeded_table()
+    cells = evaluate(t, ProtocolSettings(fractions=(0.6, 0.8, 1.0), window=2,
+                                         variants=("models", "no-cut", "window")))
+    m = summarize(cells, "x")
+    # 4 smaller models, windows of 2: (m1, m2) farthest and (m3, m4) nearest, per fraction
+    assert m["x.window.pairs"] == 3 and np.isfinite(m["x.window.near_pct"])
+    for key in ("x.window", "x.early_cut"):
+        assert m[f"{key}.win_ci_lo"] <= m[f"{key}.win_rate"] <= m[f"{key}.win_ci_hi"]
+    assert 0 <= m["x.baselines.fit_beats_best_seen_ci_lo"] <= 1
+
+
+def test_no_cell_fits_on_the_checkpoints_it_is_scored_on():
+    """The fit set and the scored target are disjoint by construction: every cell but the
+    one-model fit of the target itself (which no claim reads) fits other models only."""
+    t = seeded_table()
+    jobs = plan(t, ProtocolSettings(fractions=(0.5, 1.0), window=2, last_starts=(0.5,)))
+    assert {j.variant for j in jobs} >= {"models", "window", "no-cut", "final-only", "last",
+                                         "scale-down", "more-seeds", "one-larger", "one-model"}
+    for j in jobs:
+        if j.target in j.models:
+            assert j.variant == "one-model"
+            continue
+        assert not np.isin(j.train[0], j.test[0]).any(), (j.variant, j.models, j.target)

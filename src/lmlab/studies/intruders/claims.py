@@ -1,13 +1,17 @@
 """The intruders study's claims (the paper's findings) and checks (none: every verdict here is
-a finding of the paper)."""
+a finding of the paper).
+
+A difference or a correlation holds only when its 95% bootstrap interval (`summary`: over seeds
+for paired differences, over runs for correlations) excludes the null; each statement says so.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lmlab.stats import get_metric
-from lmlab.studies.intruders.config import IntruderConfig
-from lmlab.studies.intruders.summary import CONTINUAL_MARGIN, PAPER, _mean
+from lmlab.studies.intruders.config import IntruderConfig, Rules
+from lmlab.studies.intruders.summary import PAPER, key_number
 from lmlab.study import Check, Claim
 
 __all__ = ["checks", "claims", "claims_from_metrics"]
@@ -15,8 +19,7 @@ __all__ = ["checks", "claims", "claims_from_metrics"]
 
 def claims(config: IntruderConfig, metrics: dict[str, Any]) -> list[Claim]:
     """The paper's headline claims, each evaluated from the metrics."""
-    return claims_from_metrics(metrics, config.low_rank_max, config.mitigation_max_drop,
-                               config.experiment)
+    return claims_from_metrics(metrics, config.rules, config.experiment)
 
 
 def checks(config: IntruderConfig, metrics: dict[str, Any]) -> list[Check]:
@@ -24,89 +27,26 @@ def checks(config: IntruderConfig, metrics: dict[str, Any]) -> list[Check]:
     return []
 
 
-def _lora_rank_keys(m: dict[str, Any], scheme: str) -> list[int]:
-    pre = f"lora.{scheme}.r"
-    return sorted(int(k[len(pre):].split(".")[0]) for k in m
-                  if k.startswith(pre) and k.endswith(".intruders"))
+def _ranks(m: dict[str, Any], scheme: str) -> list[int]:
+    pre = f"finetune.{scheme}.r"
+    return sorted({int(k[len(pre):].split(".")[0]) for k in m
+                   if k.startswith(pre) and k.endswith(".intruders")})
 
 
-def claims_from_metrics(m: dict[str, Any], low_rank_max: int = 8,
-                        mitigation_max_drop: float = 0.05, experiment: str = "tiny"
-                        ) -> list[Claim]:
+def _ci(m: dict[str, Any], key: str) -> tuple[float | None, float | None, float | None]:
+    return get_metric(m, f"{key}.mean"), get_metric(m, f"{key}.ci_lo"), get_metric(m, f"{key}.ci_hi")
+
+
+def _iv(mean: float, lo: float, hi: float) -> str:
+    return f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def claims_from_metrics(m: dict[str, Any], rules: Rules | None = None,
+                        experiment: str = "tiny") -> list[Claim]:
     """The paper's headline claims, each evaluated from the metrics `m`."""
-    out: list[Claim] = []
-    full = get_metric(m, "full.intruders")
-    low = [r for r in _lora_rank_keys(m, "alpha2r") if r <= low_rank_max]
-    low_counts = [v for r in low if (v := get_metric(m, f"lora.alpha2r.r{r}.intruders")) is not None]
-    statement = ("Low-rank LoRA (r <= 8) has intruder dimensions; full fine-tuning has about "
-                 "none (fewer than a quarter of LoRA's)")
-    if full is None or not low_counts:
-        out.append(Claim.untestable("lowrank-intruders", statement, PAPER,
-                                    "needs full FT and LoRA r <= 8 (alpha = 2r) runs"))
-    else:
-        lo_mean = _mean(low_counts)
-        out.append(Claim.check(
-            "lowrank-intruders", statement, PAPER,
-            f"LoRA r<={low_rank_max} (alpha=2r): min {min(low_counts):.2f}, mean {lo_mean:.2f} "
-            f"per model; full FT {full:.2f}",
-            min(low_counts) >= 1 and full <= 0.25 * lo_mean))
-    statement = "The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r)"
-    rho = get_metric(m, "trend.alpha2r.rho")
-    lo, hi = get_metric(m, "trend.alpha2r.lowest_rank_intruders"), get_metric(
-        m, "trend.alpha2r.highest_rank_intruders")
-    if rho is None or lo is None or hi is None:
-        out.append(Claim.untestable("rank-trend", statement, PAPER, "needs >= 3 LoRA ranks"))
-    else:
-        out.append(Claim.check(
-            "rank-trend", statement, PAPER,
-            f"Spearman rho(rank, intruders) = {rho:.2f}; lowest rank {lo:.2f}, highest "
-            f"r={int(m['trend.alpha2r.highest_rank'])} {hi:.2f}", rho < 0 and hi < lo))
-    statement = ("At (about) equal task accuracy, models with more intruder dimensions forget "
-                 "more of the pre-training distribution")
-    rho, p, n = get_metric(m, "corr.rho"), get_metric(m, "corr.p"), get_metric(m, "corr.n")
-    if rho is None or p is None or n is None:
-        out.append(Claim.untestable("forgetting-intruders", statement, PAPER,
-                                    "needs >= 3 runs at the target accuracy with varied counts"))
-    else:
-        out.append(Claim.check(
-            "forgetting-intruders", statement, PAPER,
-            f"Spearman rho(intruders, forgetting) = {rho:.2f} (p = {p:.2g}) over {int(n)} runs "
-            f"with accuracy {m.get('corr.acc_min', float('nan')):.3f}-"
-            f"{m.get('corr.acc_max', float('nan')):.3f}", rho > 0 and p < 0.05))
-    statement = "High-rank rank-stabilized LoRA is close to full fine-tuning in intruder dimensions"
-    ranks = _lora_rank_keys(m, "rslora")
-    rs_hi = get_metric(m, f"lora.rslora.r{ranks[-1]}.intruders") if ranks else None
-    if rs_hi is None or full is None or not low_counts:
-        out.append(Claim.untestable("rslora-high-rank", statement, PAPER,
-                                    "needs rsLoRA, full FT and low-rank LoRA runs"))
-    else:
-        lo_mean = _mean(low_counts)
-        out.append(Claim.check(
-            "rslora-high-rank", statement, PAPER,
-            f"rsLoRA r={ranks[-1]}: {rs_hi:.2f}; full FT {full:.2f}; low-rank LoRA {lo_mean:.2f}",
-            abs(rs_hi - full) <= max(1.0, 0.25 * lo_mean) and rs_hi < lo_mean))
-    statement = ("Scaling intruder dimensions down (lambda < 1) reduces forgetting at a small "
-                 f"cost in task accuracy (at most {mitigation_max_drop:g})")
-    f1, a1 = get_metric(m, "mitigation.lam1.forgetting"), get_metric(m, "mitigation.lam1.acc")
-    pre, post = "mitigation.lam", ".forgetting"
-    lams = sorted(float(k[len(pre):-len(post)]) for k in m
-                  if k.startswith(pre) and k.endswith(post))
-    cands = []
-    for lam in (x for x in lams if x < 1):
-        f, a = get_metric(m, f"mitigation.lam{lam:g}.forgetting"), get_metric(m, f"mitigation.lam{lam:g}.acc")
-        if f is not None and a is not None and f1 is not None and a1 is not None:
-            cands.append((lam, f, a))
-    if f1 is None or a1 is None or not cands:
-        out.append(Claim.untestable("mitigation", statement, PAPER,
-                                    "needs a lambda sweep including lambda = 1"))
-    else:
-        ok = [(lam, f, a) for lam, f, a in cands if a1 - a <= mitigation_max_drop and f < f1]
-        best = min(ok, key=lambda c: c[1]) if ok else min(cands, key=lambda c: c[1])
-        out.append(Claim.check(
-            "mitigation", statement, PAPER,
-            f"lambda=1: forgetting {f1:.3f}, acc {a1:.3f}; lambda={best[0]:g}: forgetting "
-            f"{best[1]:.3f}, acc {best[2]:.3f}", bool(ok) and best[1] < 0.9 * f1))
-    out += _continual_claim(m)
+    r = rules or Rules()
+    out: list[Claim] = [_lowrank(m, r), _rank_trend(m), _forgetting(m), _rslora(m, r),
+                        _mitigation(m, r), _continual(m)]
     out.append(Claim.untestable(
         "dataset-size", "Intruder counts grow with the fine-tuning dataset size (r = 8)", PAPER,
         "not swept here: needs runs at several dataset sizes"))
@@ -117,26 +57,136 @@ def claims_from_metrics(m: dict[str, Any], low_rank_max: int = 8,
     return out
 
 
-def _continual_claim(m: dict[str, Any]) -> list[Claim]:
+def _lowrank(m: dict[str, Any], r: Rules) -> Claim:
+    statement = (f"Low-rank LoRA (alpha = 2r, r <= {r.low_rank_max}) has intruder dimensions "
+                 f"(at least 1 per model at every such rank, more than full FT: the 95% interval "
+                 f"of the paired difference over seeds above 0); full fine-tuning has about none "
+                 f"(at most {r.about_none:g} per model)")
+    full = get_metric(m, "finetune.full.intruders")
+    low = [k for k in _ranks(m, "alpha2r") if k <= r.low_rank_max]
+    counts = [v for k in low if (v := get_metric(m, f"finetune.alpha2r.r{k}.intruders")) is not None]
+    d, lo, hi = _ci(m, "diff.lowrank_vs_full")
+    if full is None or not counts:
+        return Claim.untestable("lowrank-intruders", statement, PAPER,
+                                f"needs full FT and LoRA r <= {r.low_rank_max} (alpha = 2r) runs")
+    measured = (f"LoRA r<={r.low_rank_max}: min {min(counts):.2f}, mean "
+                f"{sum(counts) / len(counts):.2f} per model; full FT {full:.2f}")
+    if d is None or lo is None or hi is None:
+        return Claim.check("lowrank-intruders", statement, PAPER,
+                           measured + "; no paired seeds for an interval", False)
+    return Claim.check("lowrank-intruders", statement, PAPER,
+                       measured + f"; LoRA - full {_iv(d, lo, hi)}",
+                       min(counts) >= 1 and full <= r.about_none and lo > 0)
+
+
+def _rank_trend(m: dict[str, Any]) -> Claim:
+    statement = ("The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r): "
+                 "Spearman rho(rank, intruders) over the runs, its 95% bootstrap interval below 0")
+    rho, lo, hi = (get_metric(m, f"trend.alpha2r.{k}") for k in ("rho", "ci_lo", "ci_hi"))
+    low, high = (get_metric(m, f"trend.alpha2r.{k}_rank_intruders") for k in ("lowest", "highest"))
+    if None in (rho, lo, hi, low, high):
+        return Claim.untestable("rank-trend", statement, PAPER, "needs >= 3 LoRA runs")
+    assert rho is not None and lo is not None and hi is not None
+    return Claim.check(
+        "rank-trend", statement, PAPER,
+        f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] over {int(m['trend.alpha2r.runs'])} runs; lowest "
+        f"rank {low:.2f}, r={int(m['trend.alpha2r.highest_rank'])} {high:.2f} per model", hi < 0)
+
+
+def _forgetting(m: dict[str, Any]) -> Claim:
+    statement = ("At (about) equal task accuracy, models with more intruder dimensions forget "
+                 "more of the pre-training distribution: Spearman rho(intruders, forgetting) over "
+                 "the runs, its 95% bootstrap interval above 0")
+    rho, p, n = get_metric(m, "corr.rho"), get_metric(m, "corr.p"), get_metric(m, "corr.n")
+    lo, hi = get_metric(m, "corr.ci_lo"), get_metric(m, "corr.ci_hi")
+    if None in (rho, p, n, lo, hi):
+        return Claim.untestable("forgetting-intruders", statement, PAPER,
+                                "needs >= 3 runs at the target accuracy with varied counts")
+    assert rho is not None and lo is not None and hi is not None and n is not None
+    return Claim.check(
+        "forgetting-intruders", statement, PAPER,
+        f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] (p = {p:.2g}) over {int(n)} runs with accuracy "
+        f"{m.get('corr.acc_min', float('nan')):.3f}-{m.get('corr.acc_max', float('nan')):.3f}",
+        lo > 0)
+
+
+def _rslora(m: dict[str, Any], r: Rules) -> Claim:
+    ranks = _ranks(m, "rslora")
+    top = ranks[-1] if ranks else 0
+    statement = ("High-rank rank-stabilized LoRA is close to full fine-tuning in intruder "
+                 "dimensions (the 95% interval of rsLoRA - full, paired over seeds, within "
+                 "+-max(1, a quarter of low-rank LoRA's count)) and has fewer than low-rank LoRA "
+                 "(the interval of low-rank - rsLoRA above 0)")
+    near, near_lo, near_hi = _ci(m, "diff.rslora_vs_full")
+    gap, gap_lo, gap_hi = _ci(m, "diff.lowrank_vs_rslora")
+    means = [get_metric(m, f"finetune.alpha2r.r{k}.intruders")
+             for k in str(m.get("diff.lowrank.ranks", "")).split(",") if k]
+    if None in (near, near_lo, near_hi, gap, gap_lo, gap_hi) or not means or None in means:
+        return Claim.untestable("rslora-high-rank", statement, PAPER,
+                                "needs rsLoRA, full FT and low-rank LoRA runs over paired seeds")
+    assert near is not None and near_lo is not None and near_hi is not None
+    assert gap is not None and gap_lo is not None and gap_hi is not None
+    lo_mean = sum(x for x in means if x is not None) / len(means)
+    margin = max(1.0, 0.25 * lo_mean)
+    return Claim.check(
+        "rslora-high-rank", statement, PAPER,
+        f"rsLoRA r={top} - full {_iv(near, near_lo, near_hi)} (margin {margin:.2f}); low-rank - "
+        f"rsLoRA {_iv(gap, gap_lo, gap_hi)}",
+        -margin <= near_lo and near_hi <= margin and gap_lo > 0)
+
+
+def _mitigation(m: dict[str, Any], r: Rules) -> Claim:
+    statement = ("Scaling intruder dimensions down (lambda < 1) reduces forgetting (the 95% "
+                 "interval of the cut, paired over seeds, above 0, and at least 10%) at a small "
+                 f"cost in task accuracy (at most {r.mitigation_max_drop:g})")
+    f1, a1 = get_metric(m, "mitigation.lam1.forgetting"), get_metric(m, "mitigation.lam1.acc")
+    pre, post = "mitigation.lam", ".forgetting_cut"
+    lams = sorted(k[len(pre):-len(post)] for k in m if k.startswith(pre) and k.endswith(post))
+    cands = []
+    for lam in lams:
+        p = f"mitigation.lam{lam}"
+        vals = [get_metric(m, f"{p}.{k}") for k in
+                ("forgetting", "acc", "acc_drop", "forgetting_cut", "forgetting_cut_ci_lo")]
+        if None not in vals:
+            cands.append((float(lam.replace("p", ".")), *vals))
+    if f1 is None or a1 is None or not cands:
+        return Claim.untestable("mitigation", statement, PAPER,
+                                "needs a lambda sweep including lambda = 1")
+    # among the lambdas whose accuracy cost is small, the one that forgets least
+    cheap = [c for c in cands if c[3] <= r.mitigation_max_drop]
+    lam, f, a, _, cut, cut_lo = min(cheap or cands, key=lambda c: c[1])
+    ok = bool(cheap) and cut_lo > 0 and f < 0.9 * f1
+    return Claim.check(
+        "mitigation", statement, PAPER,
+        f"lambda=1: forgetting {f1:.3f}, acc {a1:.3f}; lambda={key_number(lam).replace('p', '.')}:"
+        f" forgetting {f:.3f}, acc {a:.3f}; cut {cut:+.3f} (ci_lo {cut_lo:+.3f})", ok)
+
+
+def _continual(m: dict[str, Any]) -> Claim:
     statement = ("In continual learning low-rank LoRA forgets earlier tasks more than full "
-                 f"fine-tuning (by > {CONTINUAL_MARGIN:g} accuracy), and its intruder dimensions "
-                 "accumulate")
-    lora = sorted(k.split(".")[1:-1] for k in m
-                  if k.startswith("continual.lora.") and k.endswith(".first_task_final_acc"))
+                 "fine-tuning (first-task accuracy after the last task, full minus LoRA: its 95% "
+                 "interval over the test examples above 0), and its intruder dimensions "
+                 "accumulate (grow from the first task to the last in every run)")
+    lora = sorted({k.split(".")[1] + "." + k.split(".")[2] for k in m
+                   if k.startswith("continual.") and k.endswith(".gap_vs_full")})
     full_acc = get_metric(m, "continual.full.first_task_final_acc")
     if not lora or full_acc is None:
-        return [Claim.untestable("continual", statement, PAPER,
-                                 "needs continual runs of full FT and LoRA")]
+        return Claim.untestable("continual", statement, PAPER,
+                                "needs continual runs of full FT and LoRA")
     # the lowest-rank LoRA of the continual runs
-    name = min((".".join(p) for p in lora), key=lambda s: int(s.rsplit(".r", 1)[1]))
-    acc = get_metric(m, f"continual.{name}.first_task_final_acc")
+    name = min(lora, key=lambda s: int(s.rsplit(".r", 1)[1]))
+    p = f"continual.{name}"
+    acc = get_metric(m, f"{p}.first_task_final_acc")
+    gap, lo, hi = (get_metric(m, f"{p}.gap_vs_full{k}") for k in ("", "_ci_lo", "_ci_hi"))
     stages = sorted(int(k.split(".")[-2][1:]) for k in m
-                    if k.startswith(f"continual.{name}.t") and k.endswith(".intruders"))
-    first = get_metric(m, f"continual.{name}.t{stages[0]}.intruders")
-    last = get_metric(m, f"continual.{name}.t{stages[-1]}.intruders")
-    assert acc is not None and first is not None and last is not None
-    return [Claim.check(
+                    if k.startswith(f"{p}.t") and k.endswith(".intruders"))
+    first = get_metric(m, f"{p}.t{stages[0]}.intruders")
+    last = get_metric(m, f"{p}.t{stages[-1]}.intruders")
+    grows = get_metric(m, f"{p}.accumulates")
+    assert None not in (acc, gap, lo, hi, first, last, grows)
+    assert acc is not None and gap is not None and lo is not None and hi is not None
+    return Claim.check(
         "continual", statement, PAPER,
         f"first-task accuracy after {stages[-1]} tasks: {name} {acc:.3f}, full FT "
-        f"{full_acc:.3f}; {name} intruders {first:.2f} -> {last:.2f}",
-        acc < full_acc - CONTINUAL_MARGIN and last > first)]
+        f"{full_acc:.3f} (gap {_iv(gap, lo, hi)}); {name} intruders {first:.2f} -> {last:.2f}",
+        lo > 0 and grows == 1.0)

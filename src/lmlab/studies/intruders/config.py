@@ -1,95 +1,177 @@
 """The intruders study's configuration and its presets (what each runs and costs is noted at
-`PRESETS`)."""
+`PRESETS`).
+
+The top level holds what a run sweeps (the experiment, seeds, task, LoRA ranks and alpha
+schemes); each part of the work has its own sub-config, reached on the command line with a
+dotted key (`--set pretrain.steps=200`, `--set smol.steps=40`, `--set mitigation.method=rslora:8`).
+The jobs carry these sub-configs themselves (`IntruderConfig.setup`), so no default is written
+twice.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["PRESETS", "IntruderConfig", "Task"]
+__all__ = [
+    "PRESETS",
+    "Continual",
+    "Detect",
+    "Finetune",
+    "GPTShape",
+    "IntruderConfig",
+    "Mitigation",
+    "Paper",
+    "Pretrain",
+    "Rules",
+    "Smol",
+    "Task",
+]
 
 # the downstream tasks of the synthetic language (data.TASK_LABELS)
 Task = Literal["topic_first", "topic_last", "negation", "majority"]
+Scheme = Literal["alpha2r", "fixed", "rslora"]
+
+
+@dataclass(frozen=True)
+class GPTShape:
+    """The tiny GPT the `tiny` experiment pre-trains and fine-tunes."""
+
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    seq_len: int = 32
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """Pre-training on the synthetic language (once per seed, kept in the run folder)."""
+
+    steps: int = 600
+    batch: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    heldout: int = 256  # held-out pre-training windows (forgetting)
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """The fine-tuning recipe: data sizes, steps, early stopping, learning rates, alphas."""
+
+    text_len: int = 24  # text tokens of a task example
+    n_train: int = 4000
+    n_val: int = 256  # early stopping reads this split only
+    n_test: int = 512  # every reported accuracy is on this split
+    batch: int = 32
+    max_steps: int = 500
+    warmup_steps: int = 20
+    eval_every: int = 20
+    target_acc: float = 0.95  # every run stops here on validation, so accuracies match (0: off)
+    full_lr: float = 5e-5
+    lora_lr: float = 1e-3  # at r = 1, alpha = 2; see lr_rule
+    lr_rule: Literal["normalized", "constant"] = "normalized"
+    fixed_alpha: float = 8.0  # the `fixed` scheme's alpha
+    rslora_alpha: float = 8.0
+
+
+@dataclass(frozen=True)
+class Detect:
+    """The detector: the top-k tuned singular vectors whose max |cos| with the base's is < eps."""
+
+    k: int = 10
+    eps: float = 0.5
+
+
+@dataclass(frozen=True)
+class Continual:
+    """Continual learning: several tasks in sequence from the same base."""
+
+    tasks: tuple[Task, ...] = ("topic_first", "negation", "topic_last")
+    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
+    seeds: int = 1
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    """The lambda sweep of the mitigation, on one method's first-task adapter."""
+
+    lambdas: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    method: str = "alpha2r:1"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds the claims are judged by (each is named in its claim's statement)."""
+
+    low_rank_max: int = 8  # "low-rank LoRA" is r <= this
+    about_none: float = 0.5  # "about none": at most this many intruders per model
+    acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
+    mitigation_max_drop: float = 0.05
+
+
+@dataclass(frozen=True)
+class Smol:
+    """The `smol` experiment: SmolLM2-135M-Instruct, full FT against LoRA."""
+
+    model: str = "smollm2-135m-instruct"
+    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
+    full_lr: float = 1e-5
+    lora_lr: float = 3e-4
+    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
+    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
+    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
+    steps: int = 240
+    batch: int = 8
+    n_train: int = 320
+    n_test: int = 128
+    text_len: int = 12
+    prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
+    gen_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The `paper` experiment: RoBERTa-base, the official settings."""
+
+    model: str = "roberta-base"
+    tasks: tuple[str, ...] = ("mnli", "qqp", "sst2")
+    runs: tuple[str, ...] = ("full@1e-5", "alpha2r:1@3e-4", "alpha2r:8@1.5e-4")
+    epochs: int = 5
+    batch: int = 16
+    max_length: int = 512
+    warmup_ratio: float = 0.06
+    forget_texts: int = 256
 
 
 @dataclass
 class IntruderConfig(StudyConfig):
-    """Every knob of the three experiments (fields prefixed `smol_` / `paper_` are theirs)."""
+    """What a run sweeps, then one sub-config per part of the work."""
 
     experiment: Literal["tiny", "smol", "paper"] = "tiny"
     executor: ExecutorName = "process"
     workers: int = 2  # process-pool size
     seeds: int = 3
-    # the tiny GPT and its pre-training
-    d_model: int = 128
-    n_layer: int = 2
-    n_head: int = 4
-    seq_len: int = 32
-    pretrain_steps: int = 600
-    pretrain_batch: int = 32
-    pretrain_lr: float = 3e-3
-    heldout: int = 256
-    # fine-tuning
     task: Task = "topic_first"
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
-    schemes: tuple[Literal["alpha2r", "fixed", "rslora"], ...] = ("alpha2r", "fixed", "rslora")  # fixed: alpha = fixed_alpha
-    fixed_alpha: float = 8.0
-    rslora_alpha: float = 8.0
-    full_lr: float = 5e-5
-    lora_lr: float = 1e-3  # at r = 1, alpha = 2; see lr_rule
-    lr_rule: Literal["normalized", "constant"] = "normalized"
-    text_len: int = 24
-    n_train: int = 4000
-    n_val: int = 256
-    n_test: int = 512
-    batch: int = 32
-    max_steps: int = 500
-    eval_every: int = 20
-    target_acc: float = 0.95  # every run stops here, so accuracies match (0: no early stop)
-    k: int = 10
-    eps: float = 0.5
-    # continual learning and mitigation
-    continual_tasks: tuple[Task, ...] = ("topic_first", "negation", "topic_last")
-    continual_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
-    continual_seeds: int = 1
-    lambdas: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
-    mitigate_method: str = "alpha2r:1"
-    # claims
-    low_rank_max: int = 8
-    acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
-    mitigation_max_drop: float = 0.05
-    # smol: SmolLM2-135M-Instruct
-    smol_model: str = "smollm2-135m-instruct"
-    smol_methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
-    smol_full_lr: float = 1e-5
-    smol_lora_lr: float = 3e-4
-    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
-    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
-    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
-    smol_steps: int = 240
-    smol_batch: int = 8
-    smol_n_train: int = 320
-    smol_n_test: int = 128
-    smol_text_len: int = 12
-    smol_prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
-    smol_gen_tokens: int = 32
-    # paper: RoBERTa-base, the official settings
-    paper_model: str = "roberta-base"
-    paper_tasks: tuple[str, ...] = ("mnli", "qqp", "sst2")
-    paper_runs: tuple[str, ...] = ("full@1e-5", "alpha2r:1@3e-4", "alpha2r:8@1.5e-4")
-    paper_epochs: int = 5
-    paper_batch: int = 16
-    paper_max_length: int = 512
-    paper_warmup_ratio: float = 0.06
-    paper_forget_texts: int = 256
+    schemes: tuple[Scheme, ...] = ("alpha2r", "fixed", "rslora")
+    model: GPTShape = field(default_factory=GPTShape)
+    pretrain: Pretrain = field(default_factory=Pretrain)
+    finetune: Finetune = field(default_factory=Finetune)
+    detect: Detect = field(default_factory=Detect)
+    continual: Continual = field(default_factory=Continual)
+    mitigation: Mitigation = field(default_factory=Mitigation)
+    rules: Rules = field(default_factory=Rules)
+    smol: Smol = field(default_factory=Smol)
+    paper: Paper = field(default_factory=Paper)
 
 
 PRESETS: dict[str, IntruderConfig] = {
     # tiny: measured on a shared 2-core CPU (probes on the 600-step bases of a full tiny run, seeds
-    # 0-2; "intr" = intruders per model at k = 10, eps = 0.5, 12 matrices):
+    # 0-2 of the earlier `seed * 1000 + s` scheme; "intr" = intruders per model at k = 10,
+    # eps = 0.5, 12 matrices):
     # - Pre-training 600 steps (~20 CPU s per seed) already fits the language: held-out loss 1.797,
     #   2400 steps 1.795. Longer pre-training does not condition the spectra where the intruders
     #   are: weight decay shrinks the little-used block-1 attention matrices further (sigma_10 of
@@ -110,7 +192,8 @@ PRESETS: dict[str, IntruderConfig] = {
     #   model, so the rule is not what flattens the trend; `normalized` stays: it equalizes the
     #   per-step update size and its r=1 -> r=8 lr ratio (2.8) is nearer the paper's (3e-4 ->
     #   1.5e-4: 2) than `constant`'s (1). LoRA r=1 at 3e-4 forgets far less (0.10-0.21 vs 1.0)
-    #   but needs ~2.5x the steps.
+    #   but needs ~2.5x the steps. (Every one of these choices read the validation split: the
+    #   early stop and the steps to it; the reported accuracies are the test split's.)
     # - Cost: full + 3 schemes x 6 ranks per seed, 3 seeds: 582 CPU s on 2 workers (~5 min wall
     #   on a quiet 2-core machine). A fine-tune to 0.95 takes 100-200 steps, 3-10 CPU s. Without
     #   the fixed-alpha scheme (which no claim uses, but the paper compares): 437 CPU s; the
@@ -120,6 +203,8 @@ PRESETS: dict[str, IntruderConfig] = {
     #   5.33 / 11.3; rsLoRA r=64 0.33 / 1.0 / 5.0 / 12.3: only LoRA has vectors far from every
     #   base vector (max |cos| < 0.4); full FT's all sit in 0.4-0.5.
     "tiny": IntruderConfig(),
+    # smol: SmolLM2-135M on the CPU, one seed (about 11 min wall, 1,300 CPU-s on 2 cores).
     "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
+    # paper: RoBERTa-base on GLUE with the official settings; a GPU with hub access (hours).
     "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
 }

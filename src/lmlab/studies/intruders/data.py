@@ -32,6 +32,7 @@ __all__ = [
     "TOPICS",
     "Language",
     "TaskData",
+    "make_splits",
     "make_task",
     "pretrain_batch",
 ]
@@ -164,13 +165,16 @@ class TaskData:
         return float(counts.max()) / max(len(self), 1)
 
 
-def make_task(lang: Language, task: str, n: int, text_len: int, seed: int) -> TaskData:
-    """`n` examples of `task` over windows of `text_len` tokens, drawn with `seed`."""
+def _check_task(task: str, text_len: int) -> None:
     if task not in TASK_LABELS:
         raise LmlabError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     if text_len < 4:
         raise LmlabError(f"text_len must be >= 4 (one sentence start), got {text_len}")
-    rng = numpy_rng(seed, TASKS.index(task), 7)
+
+
+def _draw(lang: Language, task: str, rng: np.random.Generator, n: int, text_len: int,
+          seen: set[tuple[int, ...]] | None = None) -> TaskData:
+    """`n` examples of `task` drawn from `rng`; texts in `seen` are skipped (and added to it)."""
     label_ids = tuple(lang.id[w] for w in TASK_LABELS[task])
     marker = lang.id[f"<{task}>"]
     rows, labels = [], []
@@ -178,13 +182,35 @@ def make_task(lang: Language, task: str, n: int, text_len: int, seed: int) -> Ta
         text = lang.window(rng, text_len)
         if not any(t in lang.topic_of for t in text):
             continue
+        if seen is not None:
+            key = tuple(text)
+            if key in seen:
+                continue
+            seen.add(key)
         y = _label(lang, task, text)
         rows.append([lang.id["<bos>"], *text, marker, label_ids[y]])
         labels.append(y)
-    seq = torch.tensor(rows, dtype=torch.long)  # (N, T+1)
+    seq = torch.tensor(rows, dtype=torch.long).reshape(n, text_len + 3)  # (N, T+1)
     targets = torch.full_like(seq[:, 1:], -100)
     targets[:, -1] = seq[:, -1]
-    return TaskData(task, seq[:, :-1].contiguous(), targets, torch.tensor(labels), label_ids)
+    return TaskData(task, seq[:, :-1].contiguous(), targets, torch.tensor(labels, dtype=torch.long),
+                    label_ids)
+
+
+def make_task(lang: Language, task: str, n: int, text_len: int, seed: int) -> TaskData:
+    """`n` examples of `task` over windows of `text_len` tokens, drawn with `seed`."""
+    _check_task(task, text_len)
+    return _draw(lang, task, numpy_rng(seed, TASKS.index(task), 7), n, text_len)
+
+
+def make_splits(lang: Language, task: str, sizes: Sequence[int], text_len: int, seed: int
+                ) -> tuple[TaskData, ...]:
+    """Splits of `task` (e.g. train, validation, test) of the given sizes, drawn from one stream
+    with every text kept once: no text is in two splits, by construction."""
+    _check_task(task, text_len)
+    rng = numpy_rng(seed, TASKS.index(task), 11)
+    seen: set[tuple[int, ...]] = set()
+    return tuple(_draw(lang, task, rng, n, text_len, seen) for n in sizes)
 
 
 @torch.no_grad()

@@ -15,7 +15,10 @@ Two kinds of job, both module-level functions of frozen dataclasses so that any 
   factored to rank r) and measured the same way.
 
 Accuracies are matched by early stopping: every run trains until its validation accuracy reaches
-`target_acc` (or `max_steps`), so methods are compared at about the same task accuracy.
+`target_acc` (or `max_steps`), so methods are compared at about the same task accuracy. The
+validation split only stops training; every reported accuracy is the test split's, and no text
+is in two splits (`data.make_splits`). Every seed inside a job is derived from the job's seed
+with `lmlab.seeding.derive`.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from lmlab.errors import LmlabError
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer
-from lmlab.seeding import numpy_rng
+from lmlab.seeding import derive, numpy_rng
+from lmlab.studies.intruders.config import Detect, Finetune, GPTShape, Pretrain
 from lmlab.studies.intruders.data import (
     Language,
     TaskData,
     heldout_batch,
     lm_loss,
-    make_task,
+    make_splits,
     pretrain_batch,
     task_accuracy,
 )
@@ -111,7 +115,8 @@ class Method:
 
     @property
     def name(self) -> str:
-        return "full" if self.kind == "full" else f"lora.{self.scheme}.r{self.rank}"
+        """The metric-key part: `full`, or `SCHEME.rRANK` (e.g. `alpha2r.r1`)."""
+        return "full" if self.kind == "full" else f"{self.scheme}.r{self.rank}"
 
     @property
     def scaling(self) -> float:
@@ -137,30 +142,15 @@ def parse_method(spec: str, fixed_alpha: float = 8.0, rslora_alpha: float = 8.0)
 # -- jobs -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Setup:
-    """What every job of a run shares: the model, the data sizes, the training recipe."""
+    """What every job of a run shares: the config's own sub-configs (built by
+    `tiny.setup_of`, never re-declared here), the threads per job and the device."""
 
-    d_model: int = 128
-    n_layer: int = 2
-    n_head: int = 4
-    seq_len: int = 32
-    pretrain_steps: int = 600
-    pretrain_batch: int = 32
-    pretrain_lr: float = 3e-3
-    pretrain_wd: float = 0.1
-    heldout: int = 256  # held-out pre-training windows (forgetting)
-    text_len: int = 24  # text tokens of a task example
-    n_train: int = 4000
-    n_val: int = 256
-    n_test: int = 512
-    batch: int = 32
-    max_steps: int = 500
-    warmup_steps: int = 20
-    eval_every: int = 20
-    target_acc: float = 0.95  # early stop at this validation accuracy (accuracies match)
-    k: int = 10
-    eps: float = 0.5
-    threads: int = 0
-    device: str = "cpu"
+    model: GPTShape
+    pretrain: Pretrain
+    finetune: Finetune
+    detect: Detect
+    threads: int
+    device: str
 
 
 @dataclass(frozen=True)
@@ -181,12 +171,13 @@ class FinetuneJob:
     lambdas: tuple[float, ...] = ()  # mitigation sweep on the first task's adapter (LoRA only)
     save_path: str | None = None  # save the final weights here (for figures)
     kind: str = "single"  # "single" | "continual"
+    seed_index: int = 0  # which of the run's seeds (`seed` is derived from it)
 
 
-def build_gpt(setup: Setup, vocab_size: int) -> GPT:
+def build_gpt(shape: GPTShape, vocab_size: int) -> GPT:
     """The tiny GPT of the study (tied embeddings, learned positions)."""
-    return GPT(GPTConfig(vocab_size=vocab_size, block_size=setup.seq_len + 4,
-                         n_layer=setup.n_layer, n_head=setup.n_head, d_model=setup.d_model))
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=shape.seq_len + 4,
+                         n_layer=shape.n_layer, n_head=shape.n_head, d_model=shape.d_model))
 
 
 def _threads(setup: Setup) -> None:
@@ -199,32 +190,36 @@ def target_names(model: nn.Module) -> list[str]:
             if n.endswith(".weight") and n.split(".")[-2] in TARGET_MODULES]
 
 
-def run_pretrain(job: PretrainJob) -> dict[str, Any]:
-    """Pre-train on the synthetic language (or read the cached weights); returns its metrics."""
+def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
+    """Pre-train on the synthetic language (or read the cached weights); returns its metrics.
+
+    With `run` (e.g. a `lmlab.progress.step_progress` watcher), the training loss goes to
+    `run.log` about 20 times, so the steps can be shown as they pass."""
     from lmlab.runs import load_tensors, save_tensors
 
     _threads(job.setup)
     t0, c0 = time.perf_counter(), time.process_time()
-    s, lang = job.setup, Language()
-    held = heldout_batch(lang, job.seed, s.heldout, s.seq_len)
+    shape, p, lang = job.setup.model, job.setup.pretrain, Language()
+    held = heldout_batch(lang, job.seed, p.heldout, shape.seq_len)
     path = Path(job.path)
     torch.manual_seed(job.seed)
-    model = build_gpt(s, lang.vocab_size)
+    model = build_gpt(shape, lang.vocab_size)
     cached = path.is_file()
     if cached:
         tensors, state = load_tensors(path)
         model.load_state_dict(tensors)
-        steps = int(state["steps"]) if isinstance(state, dict) else s.pretrain_steps
+        steps = int(state["steps"]) if isinstance(state, dict) else p.steps
     else:
         def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-            return pretrain_batch(lang, numpy_rng(job.seed, 1, step), s.pretrain_batch, s.seq_len)
+            return pretrain_batch(lang, numpy_rng(job.seed, 1, step), p.batch, shape.seq_len)
 
-        cfg = TrainConfig(steps=s.pretrain_steps, lr=s.pretrain_lr, weight_decay=s.pretrain_wd,
-                          warmup_steps=min(50, s.pretrain_steps // 5), seed=job.seed,
-                          log_every=max(s.pretrain_steps, 1), device=s.device)
-        Trainer(model, cfg, batches).fit()
+        cfg = TrainConfig(steps=p.steps, lr=p.lr, weight_decay=p.weight_decay,
+                          warmup_steps=min(50, p.steps // 5), seed=job.seed,
+                          log_every=max(p.steps // 20, 1) if run is not None else max(p.steps, 1),
+                          ckpt_every=0, device=job.setup.device)
+        Trainer(model, cfg, batches, run=run).fit()
         model.cpu()
-        steps = s.pretrain_steps
+        steps = p.steps
         save_tensors(path, {k: v.clone() for k, v in model.state_dict().items()},
                      {"steps": steps, "seed": job.seed})
     model.eval()
@@ -236,15 +231,16 @@ def run_pretrain(job: PretrainJob) -> dict[str, Any]:
 def _load_base(job: FinetuneJob, lang: Language) -> GPT:
     from lmlab.runs import load_tensors
 
-    model = build_gpt(job.setup, lang.vocab_size)
+    model = build_gpt(job.setup.model, lang.vocab_size)
     tensors, _ = load_tensors(job.base_path)
     model.load_state_dict(tensors)
     return model
 
 
-def _task_sets(lang: Language, setup: Setup, task: str, seed: int) -> tuple[TaskData, ...]:
-    return tuple(make_task(lang, task, n, setup.text_len, seed * 10 + i)
-                 for i, n in enumerate((setup.n_train, setup.n_val, setup.n_test)))
+def _task_sets(lang: Language, f: Finetune, task: str, seed: int) -> tuple[TaskData, ...]:
+    """Train, validation and test examples of `task`: one draw, no text in two splits."""
+    return make_splits(lang, task, (f.n_train, f.n_val, f.n_test), f.text_len,
+                       derive(seed, "task-data", task))
 
 
 def _wrap(model: GPT, method: Method) -> nn.Module:
@@ -263,17 +259,18 @@ def _wrap(model: GPT, method: Method) -> nn.Module:
 
 def _train(model: nn.Module, job: FinetuneJob, train: TaskData, val: TaskData, stage: int
            ) -> dict[str, Any]:
-    s = job.setup
+    s = job.setup.finetune
 
     def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
         return train.batch(torch.randint(0, len(train), (s.batch,), generator=g))
 
+    # early stopping reads the validation split only; the test split is measured afterwards
     cfg = TrainConfig(steps=s.max_steps, lr=job.lr, warmup_steps=min(s.warmup_steps, s.max_steps),
                       schedule="constant", weight_decay=0.0, grad_clip=1.0,
                       eval_every=s.eval_every, log_every=max(s.max_steps, 1),
                       stop_metric="val_acc" if s.target_acc > 0 else None,
                       stop_at=s.target_acc if s.target_acc > 0 else None,
-                      seed=job.seed * 100 + stage, device=s.device)
+                      seed=derive(job.seed, "train", stage), device=job.setup.device)
     out = Trainer(model, cfg, batches,
                   evaluate=lambda m: {"val_acc": task_accuracy(m, val)}).fit()
     model.cpu()
@@ -292,8 +289,8 @@ def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskD
 
     model.eval()
     names = list(base_w)
-    rep = analyze(base_w, _weights(model, names), k=setup.k, eps=setup.eps, names=names,
-                  device="cpu")
+    rep = analyze(base_w, _weights(model, names), k=setup.detect.k, eps=setup.detect.eps,
+                  names=names, device="cpu")
     ratios = [m.dw_over_sigma_k for m in rep.matrices]
     return {
         "accs": {t: task_accuracy(model, d) for t, d in tests.items()},
@@ -326,11 +323,11 @@ def _mitigated(peft_model: nn.Module, base_sd: dict[str, torch.Tensor], lam: flo
         w0 = layer.get_base_layer().weight.detach()
         b, a = layer.lora_B["default"].weight.detach(), layer.lora_A["default"].weight.detach()
         scaling = float(layer.scaling["default"])
-        b2, a2, n = reduce_intruders(w0, b, a, scaling, setup.k, setup.eps, lam)
+        b2, a2, n = reduce_intruders(w0, b, a, scaling, setup.detect.k, setup.detect.eps, lam)
         flagged += n
         key = name.removeprefix("base_model.model.") + ".weight"
         sd[key] = w0 + scaling * (b2 @ a2)
-    model = build_gpt(setup, vocab_size)
+    model = build_gpt(setup.model, vocab_size)
     model.load_state_dict(sd)
     return model, flagged
 
@@ -342,7 +339,7 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
     s, lang, m = job.setup, Language(), job.method
     if not job.tasks:
         raise LmlabError("a fine-tuning job needs at least one task")
-    held = heldout_batch(lang, job.seed, s.heldout, s.seq_len)
+    held = heldout_batch(lang, job.seed, s.pretrain.heldout, s.model.seq_len)
     torch.manual_seed(job.seed)
     model = _load_base(job, lang)
     model.eval()
@@ -354,9 +351,9 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
     stages: list[dict[str, Any]] = []
     mitigation: list[dict[str, Any]] = []
     for i, task in enumerate(job.tasks):
-        train, val, test = _task_sets(lang, s, task, job.seed)
+        train, val, test = _task_sets(lang, s.finetune, task, job.seed)
         tests[task] = test
-        torch.manual_seed(job.seed * 100 + i)  # LoRA's A init
+        torch.manual_seed(derive(job.seed, "lora-init", i))  # LoRA's A init
         wrapped = _wrap(model, m)
         fit = _train(wrapped, job, train, val, i)
         if m.kind == "lora" and i == 0 and job.lambdas:
@@ -380,6 +377,7 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
     return {
         "kind": job.kind, "method": m.name, "type": m.kind, "rank": m.rank, "scheme": m.scheme,
         "alpha": m.alpha, "scaling": m.scaling, "lr": job.lr, "seed": job.seed,
+        "seed_index": job.seed_index,
         "tasks": list(job.tasks), "base_loss": base_loss, "stages": stages,
         "mitigation": mitigation, "wall_s": time.perf_counter() - t0,
         "cpu_s": time.process_time() - c0,

@@ -52,11 +52,11 @@ def parse_run(spec: str) -> tuple[Method, float]:
 
 
 def _check(c: IntruderConfig) -> list[tuple[Method, float]]:
-    bad = [t for t in c.paper_tasks if t not in GLUE]
+    bad = [t for t in c.paper.tasks if t not in GLUE]
     if bad:
         raise LmlabError(f"paper task(s) {', '.join(bad)} not wired (SIQA, WinoGrande and FEVER "
                          f"need their own formats); tasks: {', '.join(GLUE)}")
-    return [parse_run(s) for s in c.paper_runs]
+    return [parse_run(s) for s in c.paper.runs]
 
 
 def _load_glue(task: str) -> Any:
@@ -168,42 +168,42 @@ def run_paper(c: IntruderConfig, run: Any) -> dict[str, Any]:
     from lmlab.studies.intruders.detect import analyze
 
     runs = _check(c)
-    data = {t: _load_glue(t) for t in c.paper_tasks}  # fail in one line before any training
-    texts = _forget_texts(c.paper_forget_texts)
+    data = {t: _load_glue(t) for t in c.paper.tasks}  # fail in one line before any training
+    texts = _forget_texts(c.paper.forget_texts)
     device = device_name(c.device)
-    mlm, tok = _load_roberta(c.paper_model, None)
+    mlm, tok = _load_roberta(c.paper.model, None)
     base_w = _encoder_matrices(mlm)
     mlm.to(device)
     base_pl = pseudo_loss(mlm, tok, texts, device)
-    metrics: dict[str, Any] = {"experiment": "paper", "paper.base_pseudo_loss": base_pl}
-    for task in c.paper_tasks:
+    metrics: dict[str, Any] = {"paper.base_pseudo_loss": base_pl}
+    for task in c.paper.tasks:
         _, fields, val_split, n_labels = GLUE[task]
         for method, lr in runs:
             t0 = time.perf_counter()
-            model, tok = _load_roberta(c.paper_model, n_labels)
-            train = _encode(tok, data[task]["train"], fields, c.paper_max_length)
-            val = _encode(tok, data[task][val_split], fields, c.paper_max_length)
+            model, tok = _load_roberta(c.paper.model, n_labels)
+            train = _encode(tok, data[task]["train"], fields, c.paper.max_length)
+            val = _encode(tok, data[task][val_split], fields, c.paper.max_length)
             wrapped = _prepare(model, method)
-            steps = c.paper_epochs * math.ceil(len(train) / c.paper_batch)
+            steps = c.paper.epochs * math.ceil(len(train) / c.paper.batch)
 
             def batches(step: int, g: torch.Generator, train: list = train, tok: Any = tok
                         ) -> dict[str, torch.Tensor]:
-                idx = torch.randint(0, len(train), (c.paper_batch,), generator=g)
+                idx = torch.randint(0, len(train), (c.paper.batch,), generator=g)
                 return _collate([train[i] for i in idx], tok.pad_token_id)
 
             def loss_fn(m: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
                 return m(**b).loss
 
             cfg = TrainConfig(steps=steps, lr=lr, weight_decay=0.0, schedule="linear",
-                              min_lr_ratio=0.0, warmup_steps=round(c.paper_warmup_ratio * steps),
+                              min_lr_ratio=0.0, warmup_steps=round(c.paper.warmup_ratio * steps),
                               grad_clip=None, seed=c.seed, log_every=500, device=device)
             Trainer(wrapped, cfg, batches, loss_fn=loss_fn).fit()
             merged = wrapped.merge_and_unload() if method.kind == "lora" else wrapped
             acc = _accuracy(merged, val, tok.pad_token_id, device)
             tuned_w = _encoder_matrices(merged)
-            rep = analyze(base_w, tuned_w, k=c.k, eps=c.eps, names=list(base_w), device=device)
+            rep = analyze(base_w, tuned_w, k=c.detect.k, eps=c.detect.eps, names=list(base_w), device=device)
             # forgetting: the tuned encoder under the original MLM head
-            mlm_t, _ = _load_roberta(c.paper_model, None)
+            mlm_t, _ = _load_roberta(c.paper.model, None)
             mlm_t.roberta.encoder.load_state_dict(merged.roberta.encoder.state_dict())
             forget = pseudo_loss(mlm_t.to(device), tok, texts, device) - base_pl
             p = f"paper.{task}.{method.name}"
@@ -212,8 +212,8 @@ def run_paper(c: IntruderConfig, run: Any) -> dict[str, Any]:
             run.log(job="paper", task=task, method=method.name, acc=acc, intruders=rep.total,
                     forgetting=forget)
     # the claims read the first task's numbers under the tiny experiment's names
-    first = c.paper_tasks[0]
+    first = c.paper.tasks[0]
     for method, _ in runs:
         for key in ("acc", "intruders", "forgetting"):
-            metrics[f"{method.name}.{key}"] = metrics[f"paper.{first}.{method.name}.{key}"]
+            metrics[f"finetune.{method.name}.{key}"] = metrics[f"paper.{first}.{method.name}.{key}"]
     return metrics

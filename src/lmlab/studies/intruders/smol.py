@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError
+from lmlab.seeding import derive
 from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.data import TOPICS, Language, _label
 from lmlab.studies.intruders.experiments import Method, lora_lr, parse_method
@@ -94,7 +95,7 @@ def generic_text(model: nn.Module, tokenizer: Any, n: int, tokens: int
                  ) -> list[tuple[list[int], list[int]]]:
     """Greedy continuations of the first `n` prompts by `model`: (prompt ids, continuation ids)."""
     if n > len(PROMPTS):
-        raise LmlabError(f"smol_prompts must be <= {len(PROMPTS)}, got {n}")
+        raise LmlabError(f"smol.prompts must be <= {len(PROMPTS)}, got {n}")
     model.eval()
     out = []
     for p in PROMPTS[:n]:
@@ -147,16 +148,16 @@ def _finetune(model: nn.Module, method: Method, lr: float, c: IntruderConfig,
             target_modules=list(SMOL_TARGETS), use_rslora=method.use_rslora))
 
     def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = torch.randint(0, len(prompts), (c.smol_batch,), generator=g)
+        idx = torch.randint(0, len(prompts), (c.smol.batch,), generator=g)
         ids, mask, last = _pad([prompts[i] for i in idx], pad)
         return {"input_ids": ids, "attention_mask": mask, "last": last, "label": labels[idx]}
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return nn.functional.cross_entropy(_answer_logits(m, batch), batch["label"])
 
-    cfg = TrainConfig(steps=c.smol_steps, lr=lr, warmup_steps=max(1, c.smol_steps // 10),
+    cfg = TrainConfig(steps=c.smol.steps, lr=lr, warmup_steps=max(1, c.smol.steps // 10),
                       schedule="linear", min_lr_ratio=0.0, weight_decay=0.0, seed=seed,
-                      log_every=max(c.smol_steps, 1), device="cpu")
+                      log_every=max(c.smol.steps, 1), device="cpu")
     fit = Trainer(wrapped, cfg, batches, loss_fn=loss_fn).fit()
     merged = wrapped.merge_and_unload() if method.kind == "lora" else wrapped
     return merged, int(fit["steps_done"])
@@ -170,27 +171,30 @@ def run_smol(c: IntruderConfig, run: Any) -> dict[str, Any]:
     from lmlab.studies.intruders.summary import single_metrics
 
     t0, c0 = time.perf_counter(), time.process_time()
-    torch.manual_seed(c.seed)
-    model, tok = load_model(c.smol_model, dtype=torch.float32, device="cpu")
+    torch.manual_seed(derive(c.seed, "smol"))
+    model, tok = load_model(c.smol.model, dtype=torch.float32, device="cpu")
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     base_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     names = _target_names(model)
     base_w = {n: base_sd[n] for n in names}
-    train, train_y, _ = topic_examples(tok, c.smol_n_train, c.smol_text_len, c.seed)
-    test, test_y, _ = topic_examples(tok, c.smol_n_test, c.smol_text_len, c.seed + 1)
-    samples = generic_text(model, tok, c.smol_prompts, c.smol_gen_tokens)
+    train, train_y, _ = topic_examples(tok, c.smol.n_train, c.smol.text_len,
+                                       derive(c.seed, "smol-train"))
+    test, test_y, _ = topic_examples(tok, c.smol.n_test, c.smol.text_len,
+                                     derive(c.seed, "smol-test"))
+    samples = generic_text(model, tok, c.smol.prompts, c.smol.gen_tokens)
     base_loss, base_acc = text_loss(model, samples), _accuracy(model, test, test_y, pad)
     results, reports = [], {}
     cache = BaseCache()  # the base's decompositions, computed once for every method
-    for spec in c.smol_methods:
-        m = parse_method(spec, c.fixed_alpha, c.rslora_alpha)
-        lr = c.smol_full_lr if m.kind == "full" else lora_lr(c.smol_lora_lr, c.lr_rule, m.rank,
+    for spec in c.smol.methods:
+        m = parse_method(spec, c.finetune.fixed_alpha, c.finetune.rslora_alpha)
+        lr = c.smol.full_lr if m.kind == "full" else lora_lr(c.smol.lora_lr, c.finetune.lr_rule, m.rank,
                                                              m.scaling)
         ct = time.process_time()
         model.load_state_dict(base_sd)
-        tuned, steps = _finetune(model, m, lr, c, train, train_y, pad, c.seed)
+        tuned, steps = _finetune(model, m, lr, c, train, train_y, pad,
+                                 derive(c.seed, "smol-finetune"))
         rep = analyze(base_w, {n: p.detach() for n, p in tuned.named_parameters() if n in base_w},
-                      k=c.k, eps=c.eps, names=names, device=c.device, cache=cache)
+                      k=c.detect.k, eps=c.detect.eps, names=names, device=c.device, cache=cache)
         ratios = [x.dw_over_sigma_k for x in rep.matrices]
         stage = {"task": "topic_first", "steps": steps,
                  "acc": _accuracy(tuned, test, test_y, pad),
@@ -198,15 +202,15 @@ def run_smol(c: IntruderConfig, run: Any) -> dict[str, Any]:
                  "dw_over_sigma_k_max": max(ratios), "dw_over_sigma_k_mean": sum(ratios) / len(ratios),
                  "eff_rank_delta": sum(x.effective_rank_delta for x in rep.matrices) / len(ratios)}
         res = {"method": m.name, "type": m.kind, "rank": m.rank, "scheme": m.scheme,
-               "scaling": m.scaling, "lr": lr, "seed": c.seed, "stages": [stage],
+               "scaling": m.scaling, "lr": lr, "seed": c.seed, "seed_index": 0, "stages": [stage],
                "cpu_s": time.process_time() - ct}
         run.log(job="smol", **{k: v for k, v in res.items() if k != "stages"}, **stage)
         results.append(res)
         reports.setdefault("full" if m.kind == "full" else "lora", rep)
         model = tuned
-    metrics: dict[str, Any] = {"experiment": "smol", "smol.model": c.smol_model,
-                               "smol.base_acc": base_acc, "smol.base_text_loss": base_loss}
-    metrics.update(single_metrics(results, 0.0, 1.0))
+    metrics: dict[str, Any] = {"smol.model": c.smol.model, "smol.base_acc": base_acc,
+                               "smol.base_text_loss": base_loss}
+    metrics.update(single_metrics(results, 0.0, 1.0, c.rules.low_rank_max))
     for label, rep in reports.items():
         run.save_figure(cosine_matrices(rep), f"cosine_{label}")
     from lmlab.studies.intruders import plots

@@ -46,30 +46,29 @@ class IntruderStudy(Study):
         super().validate(config)
         assert isinstance(config, IntruderConfig)
         c = config
-        for field in ("continual_methods", "smol_methods"):
-            for spec in getattr(c, field):
-                try:
-                    parse_method(spec)
-                except LmlabError as e:
-                    raise LmlabError(f"intruders: {field}: {e}") from None
-        try:
-            parse_method(c.mitigate_method)
-        except LmlabError as e:
-            raise LmlabError(f"intruders: mitigate_method: {e}") from None
+        specs = [("continual.methods", s) for s in c.continual.methods]
+        specs += [("smol.methods", s) for s in c.smol.methods]
+        specs += [("mitigation.method", c.mitigation.method)]
+        for name, spec in specs:
+            try:
+                parse_method(spec)
+            except LmlabError as e:
+                raise LmlabError(f"intruders: {name}: {e}") from None
         if c.experiment == "paper":
-            bad = [t for t in c.paper_tasks if t not in GLUE]
+            bad = [t for t in c.paper.tasks if t not in GLUE]
             if bad:
-                raise LmlabError(f"intruders: paper_tasks: {', '.join(bad)} not wired; "
+                raise LmlabError(f"intruders: paper.tasks: {', '.join(bad)} not wired; "
                                  f"expected items from {', '.join(GLUE)}")
-            for spec in c.paper_runs:
+            for spec in c.paper.runs:
                 parse_run(spec)
-        for name in ("seeds", "workers", "ranks"):
-            value = getattr(c, name)
-            if (min(value) if isinstance(value, tuple) and value else value) < 1:
+        for name, value in (("seeds", c.seeds), ("workers", c.workers),
+                            ("ranks", min(c.ranks, default=0)),
+                            ("continual.seeds", c.continual.seeds)):
+            if value < 1:
                 raise LmlabError(f"intruders: {name} must be >= 1, got {value!r}")
-        if c.d_model % c.n_head:
-            raise LmlabError(f"intruders: d_model must be divisible by n_head = {c.n_head}, "
-                             f"got {c.d_model}")
+        if c.model.d_model % c.model.n_head:
+            raise LmlabError(f"intruders: model.d_model must be divisible by model.n_head = "
+                             f"{c.model.n_head}, got {c.model.d_model}")
 
     def __init__(self) -> None:
         # The tooling: `lmlab intruders BASE TUNED ...` and `lmlab bench intruders`.

@@ -1,85 +1,185 @@
 """From fine-tuning results to flat metrics (the claims computed from them are in `claims`).
 
-Metric names: `{method}.{acc,intruders,forgetting,...}` and `{method}.intruders_eps{e}` (the
-count at other thresholds e) (means over seeds; methods `full`,
-`lora.alpha2r.r1`, ...), `corr.*` (intruders against forgetting across runs), `trend.{scheme}.*`
-(intruders against rank), `mitigation.lam{lam}.*`, `continual.{method}.*`.
+Metric keys, dotted from the general to the particular (`task.condition.size.metric`):
+
+- `finetune.{method}.{metric}`: means over seeds, `method` = `full` or `SCHEME.rRANK`
+  (`finetune.alpha2r.r1.intruders`, `finetune.rslora.r64.forgetting`); per seed
+  `finetune.{method}.seed{i}.{acc,intruders,forgetting}`; the count at other thresholds
+  `finetune.{method}.intruders_eps0p3` (eps 0.3, the point written `p`);
+- `trend.{scheme}.*`: intruders against rank (Spearman rho with its bootstrap interval);
+- `corr.*`: intruders against forgetting over the runs at the target accuracy (rho, p, interval);
+- `diff.{a}_vs_{b}.{mean,ci_lo,ci_hi}`: a paired difference over seeds with its interval;
+- `mitigation.lam{lam}.*` (`lam0p5`: lambda 0.5), `continual.{method}.t{i}.*`.
+
+Every interval is a 95% percentile bootstrap (`lmlab.stats`): over seeds for a paired
+difference (each seed's runs share their base model), over runs for a correlation.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from lmlab.stats import spearman
+import numpy as np
 
-__all__ = ["continual_metrics", "single_metrics"]
+from lmlab.stats import Interval, bootstrap_ci, spearman
+
+__all__ = ["continual_metrics", "key_number", "mitigation_metrics", "rho_interval",
+           "single_metrics"]
 
 PAPER = "Shuttleworth et al. 2024"
-# A first-task accuracy gap smaller than this is within the test sets' noise (512 examples: one
-# standard error is about 0.02), so it does not count as "forgets more".
-CONTINUAL_MARGIN = 0.02
 STAGE_KEYS = ("acc", "intruders", "forgetting", "dw_over_sigma_k_max", "dw_over_sigma_k_mean",
               "eff_rank_delta", "steps")
+PER_SEED = ("acc", "intruders", "forgetting")
+Z95 = 1.959964
 
 
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: float
-                   ) -> dict[str, Any]:
-    """Per-method means over seeds, rank trends, and the intruders-forgetting correlation."""
+def key_number(x: float | str) -> str:
+    """A number as one part of a dotted key: 0.5 -> `0p5`, 1.0 -> `1`."""
+    return f"{float(x):g}".replace(".", "p")
+
+
+def rho_interval(x: Sequence[float], y: Sequence[float], seed: int = 0) -> Interval:
+    """Spearman's rho of (x, y) with its bootstrap interval over the pairs (a resample whose
+    rho is undefined, e.g. constant, counts as 0: no evidence of a correlation)."""
+    pts = np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+
+    def rho(a: np.ndarray) -> float:
+        r, _ = spearman(a[:, 0], a[:, 1])
+        return 0.0 if math.isnan(r) else r
+
+    if len(pts) < 3:
+        return Interval(math.nan, math.nan, math.nan)
+    return bootstrap_ci(pts, rho, seed=seed)
+
+
+def _put(m: dict[str, Any], key: str, iv: Interval) -> None:
+    m[f"{key}.mean"], m[f"{key}.ci_lo"], m[f"{key}.ci_hi"] = iv.value, iv.lo, iv.hi
+
+
+def _per_seed(results: list[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
+    """method -> seed index -> the first stage's `metric`."""
+    out: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in results:
+        out[r["method"]][int(r.get("seed_index", 0))] = float(r["stages"][0][metric])
+    return out
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    return [a[s] - b[s] for s in sorted(a) if s in b]
+
+
+def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: float,
+                   low_rank_max: int = 8) -> dict[str, Any]:
+    """Per-method means (and per-seed values), rank trends, the intruders-forgetting
+    correlation, and the paired differences the claims judge, each with its interval."""
     m: dict[str, Any] = {}
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_method[r["method"]].append(r)
     for name, rs in sorted(by_method.items()):
+        p = f"finetune.{name}"
         stages = [r["stages"][0] for r in rs]
         for key in STAGE_KEYS:
-            m[f"{name}.{key}"] = _mean([float(s[key]) for s in stages])
+            m[f"{p}.{key}"] = _mean([float(s[key]) for s in stages])
+        for r in sorted(rs, key=lambda r: int(r.get("seed_index", 0))):
+            for key in PER_SEED:
+                m[f"{p}.seed{int(r.get('seed_index', 0))}.{key}"] = float(r["stages"][0][key])
         sweeps = [s["sweep"] for s in stages if "sweep" in s]
         for e in sweeps[0] if len(sweeps) == len(stages) else ():
-            m[f"{name}.intruders_eps{e}"] = _mean([float(sw[e]) for sw in sweeps])
-        m[f"{name}.lr"] = rs[0]["lr"]
-        m[f"{name}.seeds"] = len(rs)
+            m[f"{p}.intruders_eps{key_number(e)}"] = _mean([float(sw[e]) for sw in sweeps])
+        m[f"{p}.lr"] = rs[0]["lr"]
+        m[f"{p}.seeds"] = len(rs)
         if rs[0]["type"] == "lora":
-            m[f"{name}.scaling"] = rs[0]["scaling"]
-    # intruders against rank, per alpha scheme
+            m[f"{p}.scaling"] = rs[0]["scaling"]
+    # intruders against rank, per alpha scheme (one point per run)
     for scheme in sorted({r["scheme"] for r in results if r["type"] == "lora"}):
-        ranks = sorted({r["rank"] for r in results if r["scheme"] == scheme})
-        counts = [m[f"lora.{scheme}.r{k}.intruders"] for k in ranks]
-        rho, _ = spearman([float(k) for k in ranks], counts)
-        m[f"trend.{scheme}.rho"] = rho
-        m[f"trend.{scheme}.lowest_rank_intruders"] = counts[0]
-        m[f"trend.{scheme}.highest_rank_intruders"] = counts[-1]
-        m[f"trend.{scheme}.highest_rank"] = ranks[-1]
+        runs = [r for r in results if r["scheme"] == scheme]
+        ranks = sorted({r["rank"] for r in runs})
+        counts = [m[f"finetune.{scheme}.r{k}.intruders"] for k in ranks]
+        iv = rho_interval([float(r["rank"]) for r in runs],
+                          [float(r["stages"][0]["intruders"]) for r in runs])
+        p = f"trend.{scheme}"
+        m[f"{p}.rho"], m[f"{p}.ci_lo"], m[f"{p}.ci_hi"] = iv.value, iv.lo, iv.hi
+        m[f"{p}.runs"] = len(runs)
+        m[f"{p}.lowest_rank_intruders"] = counts[0]
+        m[f"{p}.highest_rank_intruders"] = counts[-1]
+        m[f"{p}.highest_rank"] = ranks[-1]
     # at (about) equal accuracy: every run that reached the target band
     matched = [r["stages"][0] for r in results
                if r["stages"][0]["acc"] >= target_acc - acc_band]
-    rho, p = spearman([float(s["intruders"]) for s in matched],
-                      [float(s["forgetting"]) for s in matched])
+    x = [float(s["intruders"]) for s in matched]
+    y = [float(s["forgetting"]) for s in matched]
+    rho, p = spearman(x, y)
+    iv = rho_interval(x, y)
     m["corr.rho"], m["corr.p"], m["corr.n"] = rho, p, len(matched)
+    m["corr.ci_lo"], m["corr.ci_hi"] = iv.lo, iv.hi
     m["corr.runs"] = len(results)
     if matched:
         m["corr.acc_min"] = min(s["acc"] for s in matched)
         m["corr.acc_max"] = max(s["acc"] for s in matched)
+    m.update(_differences(results, low_rank_max))
+    return m
+
+
+def _differences(results: list[dict[str, Any]], low_rank_max: int) -> dict[str, Any]:
+    """Paired over seeds: low-rank LoRA (alpha = 2r, mean over r <= low_rank_max) minus full
+    FT; the highest-rank rsLoRA minus full FT; low-rank LoRA minus that rsLoRA."""
+    m: dict[str, Any] = {}
+    counts = _per_seed(results, "intruders")
+    low = sorted(r["rank"] for r in results
+                 if r["scheme"] == "alpha2r" and r["rank"] <= low_rank_max)
+    low_names = [f"alpha2r.r{k}" for k in sorted(set(low))]
+    seeds = sorted(set.intersection(*(set(counts[n]) for n in low_names))) if low_names else []
+    lowrank = {s: _mean([counts[n][s] for n in low_names]) for s in seeds}
+    full = counts.get("full", {})
+    rs_ranks = sorted(r["rank"] for r in results if r["scheme"] == "rslora")
+    rs = counts.get(f"rslora.r{rs_ranks[-1]}", {}) if rs_ranks else {}
+    for key, a, b in (("lowrank_vs_full", lowrank, full), ("rslora_vs_full", rs, full),
+                      ("lowrank_vs_rslora", lowrank, rs)):
+        d = _paired(a, b)
+        if d:
+            _put(m, f"diff.{key}", bootstrap_ci(d))
+            m[f"diff.{key}.seeds"] = len(d)
+    if lowrank:
+        m["diff.lowrank.ranks"] = ",".join(str(k) for k in sorted(set(low)))
     return m
 
 
 def mitigation_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy, forgetting and intruders at each lambda (means over the runs that swept it)."""
+    """Accuracy, forgetting and intruders at each lambda (means over the runs that swept it),
+    and per lambda < 1 the cut in forgetting and the drop in accuracy against lambda = 1, paired
+    over seeds, the cut with its interval."""
     m: dict[str, Any] = {}
-    rows: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    rows: dict[float, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in results:
         for row in r.get("mitigation", []):
-            rows[float(row["lam"])].append(row)
-    for lam, rs in sorted(rows.items()):
+            rows[float(row["lam"])][int(r.get("seed_index", 0))] = row
+    for lam, by_seed in sorted(rows.items()):
+        p = f"mitigation.lam{key_number(lam)}"
         for key in ("acc", "forgetting", "intruders", "flagged"):
-            m[f"mitigation.lam{lam:g}.{key}"] = _mean([float(x[key]) for x in rs])
+            m[f"{p}.{key}"] = _mean([float(x[key]) for x in by_seed.values()])
+    base = rows.get(1.0, {})
+    for lam, by_seed in sorted(rows.items()):
+        seeds = [s for s in sorted(by_seed) if s in base]
+        if lam >= 1.0 or not seeds:
+            continue
+        p = f"mitigation.lam{key_number(lam)}"
+        cut = [float(base[s]["forgetting"]) - float(by_seed[s]["forgetting"]) for s in seeds]
+        iv = bootstrap_ci(cut)
+        m[f"{p}.forgetting_cut"], m[f"{p}.forgetting_cut_ci_lo"] = iv.value, iv.lo
+        m[f"{p}.forgetting_cut_ci_hi"] = iv.hi
+        m[f"{p}.acc_drop"] = _mean([float(base[s]["acc"]) - float(by_seed[s]["acc"])
+                                    for s in seeds])
     if rows:
         m["mitigation.method"] = next(r["method"] for r in results if r.get("mitigation"))
+        m["mitigation.seeds"] = len(base)
     return m
 
 
@@ -88,9 +188,14 @@ def _label_acc(stage: dict[str, Any], task: str) -> float:
     return float(stage.get("label_accs", stage["accs"])[task])
 
 
-def continual_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
+def continual_metrics(results: list[dict[str, Any]], n_test: int = 0) -> dict[str, Any]:
     """Per method: after each task, cumulative intruders, forgetting, accuracy on earlier tasks
-    (`first_task_final_acc` among the first task's labels; `_vocab`: over the whole vocabulary)."""
+    (`first_task_final_acc` among the first task's labels; `_vocab`: over the whole vocabulary).
+
+    Against full FT, each LoRA method's first-task accuracy gap `gap_vs_full` (full minus LoRA)
+    with a 95% interval for a difference of two proportions over the test examples (`n_test`
+    per seed, pooled over the seeds), and whether intruders grew in every run (`accumulates`).
+    """
     m: dict[str, Any] = {}
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
@@ -111,4 +216,21 @@ def continual_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
                                                              for s in last])
         m[f"continual.{name}.first_task_final_acc_vocab"] = _mean([s["accs"][tasks[0]]
                                                                    for s in last])
+        m[f"continual.{name}.accumulates"] = float(all(
+            r["stages"][-1]["intruders"] > r["stages"][0]["intruders"] for r in rs))
+        m[f"continual.{name}.seeds"] = len(rs)
+    full = m.get("continual.full.first_task_final_acc")
+    if full is not None and n_test > 0:
+        m["continual.n_test"] = n_test
+        n_full = n_test * len(by_method["full"])
+        for name in sorted(by_method):
+            if name == "full":
+                continue
+            acc = m[f"continual.{name}.first_task_final_acc"]
+            n = n_test * len(by_method[name])
+            gap = full - acc
+            se = math.sqrt(full * (1 - full) / n_full + acc * (1 - acc) / n)
+            p = f"continual.{name}"
+            m[f"{p}.gap_vs_full"] = gap
+            m[f"{p}.gap_vs_full_ci_lo"], m[f"{p}.gap_vs_full_ci_hi"] = gap - Z95 * se, gap + Z95 * se
     return m

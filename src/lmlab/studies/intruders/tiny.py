@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmlab.device import device_name
+from lmlab.seeding import derive
 from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import (
     FinetuneJob,
@@ -18,34 +19,32 @@ from lmlab.studies.intruders.experiments import (
     run_pretrain,
 )
 
-__all__ = ["finetune_jobs", "run_cached", "run_tiny", "setup_of"]
+__all__ = ["finetune_jobs", "run_tiny", "seed_of", "setup_of"]
 
 
 def setup_of(c: IntruderConfig) -> Setup:
-    """The jobs' shared settings from the configuration."""
-    return Setup(d_model=c.d_model, n_layer=c.n_layer, n_head=c.n_head, seq_len=c.seq_len,
-                 pretrain_steps=c.pretrain_steps, pretrain_batch=c.pretrain_batch,
-                 pretrain_lr=c.pretrain_lr, heldout=c.heldout, text_len=c.text_len,
-                 n_train=c.n_train, n_val=c.n_val, n_test=c.n_test, batch=c.batch,
-                 max_steps=c.max_steps, eval_every=c.eval_every, target_acc=c.target_acc,
-                 k=c.k, eps=c.eps, threads=1 if c.executor != "serial" else 0,
-                 device=device_name(c.device))
+    """The jobs' shared settings: the configuration's own sub-configs, plus threads and device."""
+    return Setup(model=c.model, pretrain=c.pretrain, finetune=c.finetune, detect=c.detect,
+                 threads=1 if c.executor != "serial" else 0, device=device_name(c.device))
 
 
-def _seed(c: IntruderConfig, s: int) -> int:
-    return c.seed * 1000 + s
+def seed_of(c: IntruderConfig, s: int) -> int:
+    """The seed of the run's `s`-th seed (derived, so `--seed 1` never reruns one of `--seed 0`)."""
+    return derive(c.seed, "intruders", s)
+
+
+def _spec(c: IntruderConfig, spec: str) -> Method:
+    return parse_method(spec, c.finetune.fixed_alpha, c.finetune.rslora_alpha)
 
 
 def _lr(c: IntruderConfig, m: Method) -> float:
-    return c.full_lr if m.kind == "full" else lora_lr(c.lora_lr, c.lr_rule, m.rank, m.scaling)
+    f = c.finetune
+    return f.full_lr if m.kind == "full" else lora_lr(f.lora_lr, f.lr_rule, m.rank, m.scaling)
 
 
 def methods(c: IntruderConfig) -> list[Method]:
     """Full FT and LoRA at every (scheme, rank) of the configuration."""
-    out = [Method("full")]
-    out += [parse_method(f"{s}:{r}", c.fixed_alpha, c.rslora_alpha)
-            for s in c.schemes for r in c.ranks]
-    return out
+    return [Method("full"), *(_spec(c, f"{s}:{r}") for s in c.schemes for r in c.ranks)]
 
 
 def finetune_jobs(c: IntruderConfig, base_paths: dict[int, str], run_dir: str
@@ -53,42 +52,25 @@ def finetune_jobs(c: IntruderConfig, base_paths: dict[int, str], run_dir: str
     """Single-task jobs (methods x seeds; the mitigation sweep rides on one method), then the
     continual-learning jobs."""
     setup = setup_of(c)
-    mitigate = parse_method(c.mitigate_method, c.fixed_alpha, c.rslora_alpha)
-    lowest = parse_method(f"alpha2r:{min(c.ranks)}", c.fixed_alpha, c.rslora_alpha)
+    mitigate = _spec(c, c.mitigation.method)
+    lowest = _spec(c, f"alpha2r:{min(c.ranks)}")
     jobs = []
     for s in range(c.seeds):
-        seed = _seed(c, s)
+        seed = seed_of(c, s)
         for m in methods(c):
             save = None
             if s == 0 and m.name in ("full", lowest.name):
-                save = f"{run_dir}/checkpoints/tuned-{m.name}-seed{seed}.safetensors"
+                save = f"{run_dir}/checkpoints/tuned-{m.name}-seed{s}.safetensors"
             jobs.append(FinetuneJob(setup, seed, m, _lr(c, m), (c.task,), base_paths[seed],
-                                    lambdas=c.lambdas if m == mitigate else (), save_path=save))
-    for s in range(min(c.continual_seeds, c.seeds)):
-        seed = _seed(c, s)
-        for spec in c.continual_methods:
-            m = parse_method(spec, c.fixed_alpha, c.rslora_alpha)
-            jobs.append(FinetuneJob(setup, seed, m, _lr(c, m), tuple(c.continual_tasks),
-                                    base_paths[seed], kind="continual"))
+                                    lambdas=c.mitigation.lambdas if m == mitigate else (),
+                                    save_path=save, seed_index=s))
+    for s in range(min(c.continual.seeds, c.seeds)):
+        seed = seed_of(c, s)
+        for spec in c.continual.methods:
+            m = _spec(c, spec)
+            jobs.append(FinetuneJob(setup, seed, m, _lr(c, m), tuple(c.continual.tasks),
+                                    base_paths[seed], kind="continual", seed_index=s))
     return jobs
-
-
-def run_cached(item: tuple[FinetuneJob, str]) -> dict[str, Any]:
-    """`run_finetune`, its result kept as JSON at `path` so that a resumed run skips it."""
-    from pathlib import Path
-
-    from lmlab.runs import atomic_write_json, read_json
-
-    job, path = item
-    if Path(path).is_file():
-        return read_json(path)
-    result = run_finetune(job)
-    atomic_write_json(path, result)
-    return read_json(path)  # the same JSON values whether computed now or read back
-
-
-def _result_path(run: Any, job: FinetuneJob) -> str:
-    return str(run.checkpoint_dir / f"result-{job.kind}-{job.method.name}-seed{job.seed}.json")
 
 
 def _cost(job: FinetuneJob) -> float:
@@ -98,6 +80,7 @@ def _cost(job: FinetuneJob) -> float:
 def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
     from lmlab.executor import get_executor, map_jobs
+    from lmlab.progress import step_progress
     from lmlab.studies.intruders.summary import (
         continual_metrics,
         mitigation_metrics,
@@ -108,15 +91,21 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
         get_executor(c.executor)
     setup = setup_of(c)
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    seeds = [_seed(c, s) for s in range(c.seeds)]
-    paths = {s: str(run.checkpoint_path(f"pretrained-seed{s}")) for s in seeds}
-    pre = map_jobs(run_pretrain, [PretrainJob(setup, s, paths[s]) for s in seeds], ex, run=run,
-                   progress="intruders: pre-training", describe=lambda i, r: f"seed {seeds[i]}")
+    seeds = [seed_of(c, s) for s in range(c.seeds)]
+    paths = {s: str(run.checkpoint_path(f"pretrained-seed{i}")) for i, s in enumerate(seeds)}
+    pre_jobs = [PretrainJob(setup, s, paths[s]) for s in seeds]
+    # The first seed pre-trains here, its steps shown with an ETA from the first seconds; the
+    # others then in parallel (3 seeds on 2 workers take two rounds either way).
+    with step_progress(run, "intruders: pre-training seed 0", c.pretrain.steps) as watched:
+        pre = [run_pretrain(pre_jobs[0], run=watched)]
+    pre += map_jobs(run_pretrain, pre_jobs[1:], ex, run=run, progress="intruders: pre-training",
+                    describe=lambda i, r: f"seed {i + 1}")
     for p in pre:
         run.log(job="pretrain", **p)
     jobs = sorted(finetune_jobs(c, paths, str(run.path)), key=_cost, reverse=True)
-    results = map_jobs(run_cached, [(j, _result_path(run, j)) for j in jobs], ex,
-                       progress="intruders: fine-tuning", describe=lambda i, r: str(r.get("method", "")))
+    # each finished job is kept in the run folder (jobs/...), so `--resume` skips it
+    results = map_jobs(run_finetune, jobs, ex, run=run, progress="intruders: fine-tuning",
+                       describe=lambda i, r: f"{r['kind']} {r['method']} seed {jobs[i].seed_index}")
     for r in results:
         run.log(job="finetune", **{k: v for k, v in r.items() if k not in ("stages", "mitigation")},
                 stages=[{k: v for k, v in st.items() if k != "per_matrix"} for st in r["stages"]],
@@ -125,15 +114,18 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     continual = [r for r in results if r["kind"] == "continual"]
     m: dict[str, Any] = {
         "pretrain.heldout_loss": sum(p["heldout_loss"] for p in pre) / len(pre),
-        "pretrain.steps": c.pretrain_steps,
-        "task": c.task,
-        "task.target_acc": c.target_acc,
-        "runs": len(results),
+        "pretrain.steps": c.pretrain.steps,
+        "finetune.task": c.task,
+        "finetune.target_acc": c.finetune.target_acc,
+        "finetune.runs": len(results),
     }
-    m.update(single_metrics(single, c.target_acc, c.acc_band))
+    m.update(single_metrics(single, c.finetune.target_acc, c.rules.acc_band, c.rules.low_rank_max))
     m.update(mitigation_metrics(single))
-    m.update(continual_metrics(continual))
-    m["timing.jobs_cpu_s"] = sum(p["cpu_s"] for p in pre) + sum(r["cpu_s"] for r in results)
+    m.update(continual_metrics(continual, c.finetune.n_test))
+    # CPU of the jobs run in other processes (the first pre-training and a serial executor's
+    # jobs run here, in the study's own process time)
+    away = [] if c.executor == "serial" else [*pre[1:], *results]
+    m["timing.jobs_cpu_s"] = sum(x["cpu_s"] for x in away)
     m["timing.jobs_wall_s"] = sum(p["wall_s"] for p in pre) + sum(r["wall_s"] for r in results)
     _figures(c, run, single, continual, jobs)
     return m
@@ -157,7 +149,7 @@ def _figures(c: IntruderConfig, run: Any, single: list[dict[str, Any]],
             continue
         tuned, _ = load_tensors(job.save_path)
         base, _ = load_tensors(job.base_path)
-        rep = analyze({n: base[n] for n in tuned}, tuned, k=c.k, eps=c.eps, names=list(tuned),
-                      device="cpu")
+        rep = analyze({n: base[n] for n in tuned}, tuned, k=c.detect.k, eps=c.detect.eps,
+                      names=list(tuned), device="cpu")
         label = "full" if job.method.kind == "full" else "lora"
         run.save_figure(cosine_matrices(rep), f"cosine_{label}")

@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from lmlab.errors import LmlabError
 from lmlab.executor import ExecutorName
+from lmlab.studies.scaling_laws.protocol import VARIANTS, ProtocolSettings
 from lmlab.study import StudyConfig
 
-__all__ = ["ALL_VARIANTS", "PRESETS", "Config", "ScalingLawsConfig"]
+__all__ = ["ALL_VARIANTS", "PRESETS", "Config", "Grow", "ScalingLawsConfig"]
 
-ALL_VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model", "scale-down")
+ALL_VARIANTS = VARIANTS
+
+
+_P = ProtocolSettings()  # the protocol's defaults are the paper's, declared once (protocol.py)
+
+
+@dataclass(frozen=True)
+class Grow:
+    """The grown family: small lmlab GPTs of several widths and seeds trained on a synthetic
+    corpus (`grow.py`); each (width, seed) run is a job carrying this sub-config."""
+
+    enabled: bool = True
+    widths: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64)
+    seeds: int = 3  # runs per width (their seeds derived from the run's seed)
+    layers: int = 1
+    steps: int = 300
+    batch: int = 32
+    seq_len: int = 32
+    lr: float = 1e-2
+    warmup: int = 10
+    eval_every: int = 10
+    n_eval: int = 256  # held-out sequences of each evaluation
+    vocab: int = 128
+    rank: int = 64  # rank of the corpus's bilinear term: how much there is to learn
+    variants: tuple[str, ...] = ("models", "window", "no-cut", "final-only", "seeds")
+    # The early-token cut of the grown family, as a fraction of its longest run: the analogue
+    # of 1e10 tokens (the end of warmup and of the fast initial drop of the loss).
+    min_tokens: float = 0.2
 
 
 @dataclass
 class ScalingLawsConfig(StudyConfig):
-    """Every knob of a run; `--set key=value` overrides any of them."""
+    """Every knob of a run; `--set key=value` overrides any of them (`--set grow.steps=100`)."""
 
     # The ColPret table: "auto" ($LMLAB_DATA_COLPRET, else the copy packaged with lmlab; skipped
     # when neither is there), "none" (skip), or a path: a CSV/Parquet table or a folder holding
@@ -27,35 +55,28 @@ class ScalingLawsConfig(StudyConfig):
     one_model_families: tuple[str, ...] = ()  # the one-model variant's families; empty: all
     form: Literal["chinchilla", "multiplicative", "linked"] = "chinchilla"
     fitter: Literal["least-squares", "huber-grid"] = "least-squares"
-    min_tokens: float = 1e10
-    target_fraction: float = 0.7
-    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    window: int = 4
-    max_target_loss: float = 10.0
-    # The grown family.
-    grow: bool = True
-    grow_widths: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64)
-    grow_seeds: tuple[int, ...] = (0, 1, 2)
-    grow_layers: int = 1
-    grow_steps: int = 300
-    grow_batch: int = 32
-    grow_seq_len: int = 32
-    grow_lr: float = 1e-2
-    grow_eval_every: int = 10
-    grow_vocab: int = 128
-    grow_rank: int = 64  # rank of the corpus's bilinear term: how much there is to learn
-    grow_variants: tuple[str, ...] = ("models", "window", "no-cut", "final-only")
-    # The early-token cut of the grown family, as a fraction of its longest run: the analogue
-    # of 1e10 tokens (the end of warmup and of the fast initial drop of the loss).
-    grow_min_tokens: float = 0.2
+    min_tokens: float = _P.min_tokens
+    target_fraction: float = _P.target_fraction
+    fractions: tuple[float, ...] = _P.fractions
+    window: int = _P.window
+    max_target_loss: float = _P.max_target_loss
+    grow: Grow = field(default_factory=Grow)
     executor: ExecutorName = "serial"
+
+    def protocol(self) -> ProtocolSettings:
+        """The protocol's settings for the shared table, from this configuration."""
+        return replace(_P, min_tokens=self.min_tokens, target_fraction=self.target_fraction,
+                       fractions=tuple(self.fractions), window=self.window,
+                       max_target_loss=self.max_target_loss, form=self.form, fitter=self.fitter,
+                       variants=tuple(self.variants),
+                       one_model_families=tuple(self.one_model_families) or None)
 
     def __post_init__(self) -> None:
         # Checked here, so a bad override fails before a run touches the disk.
         from lmlab.executor import BACKENDS
-        from lmlab.studies.scaling_laws.protocol import VARIANTS
 
-        for v in (*self.variants, *self.grow_variants):
+        g = self.grow
+        for v in (*self.variants, *g.variants):
             if v not in VARIANTS:
                 raise LmlabError(f"unknown variant {v!r}; variants: {', '.join(VARIANTS)}")
         if self.executor not in BACKENDS:
@@ -63,12 +84,14 @@ class ScalingLawsConfig(StudyConfig):
                              f"{', '.join(BACKENDS)}")
         if not all(0 < q <= 1 for q in self.fractions) or not self.fractions:
             raise LmlabError(f"fractions must lie in (0, 1], got {self.fractions}")
-        if self.grow and len(self.grow_widths) < 3:
-            raise LmlabError("grow_widths: the protocol needs at least 3 sizes")
-        if self.grow and (self.grow_steps < self.grow_eval_every or self.grow_eval_every < 1):
-            raise LmlabError("grow_steps must be at least grow_eval_every (>= 1)")
-        if not 0 <= self.grow_min_tokens < 1:
-            raise LmlabError(f"grow_min_tokens is a fraction in [0, 1), got {self.grow_min_tokens}")
+        if g.enabled and len(g.widths) < 3:
+            raise LmlabError("grow.widths: the protocol needs at least 3 sizes")
+        if g.enabled and g.seeds < 1:
+            raise LmlabError(f"grow.seeds must be >= 1, got {g.seeds}")
+        if g.enabled and (g.steps < g.eval_every or g.eval_every < 1):
+            raise LmlabError("grow.steps must be at least grow.eval_every (>= 1)")
+        if not 0 <= g.min_tokens < 1:
+            raise LmlabError(f"grow.min_tokens is a fraction in [0, 1), got {g.min_tokens}")
         if self.data not in ("auto", "none"):
             from lmlab.studies.scaling_laws.data import colpret_path
 
@@ -77,7 +100,8 @@ class ScalingLawsConfig(StudyConfig):
 
 Config = ScalingLawsConfig  # the name the study used first
 
-# `tiny`: the protocol on the shared table plus a small grown family (a few CPU minutes);
+# `tiny`: the protocol on the shared table plus a small grown family: measured 97 CPU-s
+# (14:15 wall on a 2-core machine at load ~20; a few minutes when quiet);
 # `paper`: every variant, every family, and a larger grown family (a GPU or a cluster).
 PRESETS: dict[str, ScalingLawsConfig] = {
     "tiny": ScalingLawsConfig(
@@ -89,16 +113,10 @@ PRESETS: dict[str, ScalingLawsConfig] = {
     # grown family (wider, deeper, longer) for a GPU or a cluster (`--set executor=ray`).
     "paper": ScalingLawsConfig(
         variants=ALL_VARIANTS,
-        grow_widths=(16, 24, 32, 48, 64, 96, 128, 192, 256),
-        grow_layers=2,
-        grow_steps=3000,
-        grow_batch=64,
-        grow_seq_len=64,
-        grow_lr=3e-3,
-        grow_eval_every=50,
-        grow_vocab=512,
-        grow_rank=256,
-        grow_variants=("models", "window", "no-cut", "final-only", "last", "scale-down"),
+        grow=Grow(widths=(16, 24, 32, 48, 64, 96, 128, 192, 256), layers=2, steps=3000, batch=64,
+                  seq_len=64, lr=3e-3, eval_every=50, vocab=512, rank=256,
+                  variants=("models", "window", "no-cut", "final-only", "last", "scale-down",
+                            "seeds")),
         executor="process",
     ),
 }

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmlab.studies.scaling_laws.config import Grow
 from lmlab.studies.scaling_laws.data import CheckpointTable
 
 __all__ = ["FAMILY", "BigramCorpus", "MemberSpec", "grow_family", "member_specs", "train_member"]
@@ -77,21 +78,22 @@ class BigramCorpus:
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One run of the family: a GPT shape, a seed and the training budget."""
+    """One run of the family: a width, a seed, the family's settings (the config's own `Grow`)
+    and the corpus; nothing here has a default of its own."""
 
     d_model: int
-    n_layer: int
-    n_head: int
     seed: int
-    steps: int
-    batch_size: int
-    seq_len: int
-    lr: float
-    eval_every: int
-    n_eval: int
+    grow: Grow
     corpus: BigramCorpus
-    warmup: int = 10
-    device: str = "cpu"
+    device: str
+
+    @property
+    def n_layer(self) -> int:
+        return self.grow.layers
+
+    @property
+    def n_head(self) -> int:
+        return max(1, self.d_model // 8)
 
     @property
     def name(self) -> str:
@@ -108,15 +110,16 @@ class _Batches:
         from lmlab.seeding import generator
 
         self.spec, self.step = spec, 0
-        n = spec.steps * spec.batch_size
+        n = spec.grow.steps * spec.grow.batch
         # The corpus is the same for every member (it depends on the corpus seed only); each
         # member reads it in its own order.
-        self.data = spec.corpus.sample(n, spec.seq_len + 1, generator(spec.corpus.seed, 1), cdf)
+        self.data = spec.corpus.sample(n, spec.grow.seq_len + 1, generator(spec.corpus.seed, 1),
+                                       cdf)
         self.order = torch.randperm(n, generator=generator(spec.seed, 2))
 
     def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         self.step = step
-        b = self.spec.batch_size
+        b = self.spec.grow.batch
         x = self.data[self.order[(step - 1) * b: step * b]]
         return {"input_ids": x[:, :-1], "targets": x[:, 1:]}
 
@@ -135,17 +138,18 @@ def _train(spec: MemberSpec) -> list[dict[str, Any]]:
     from lmlab.nn.train import TrainConfig, Trainer
     from lmlab.seeding import generator
 
+    g = spec.grow
     cdf = spec.corpus.transitions()
-    held_out = spec.corpus.sample(spec.n_eval, spec.seq_len + 1, generator(spec.corpus.seed, 7),
+    held_out = spec.corpus.sample(g.n_eval, g.seq_len + 1, generator(spec.corpus.seed, 7),
                                   cdf)  # a different stream of the corpus seed: unseen text
-    cfg = GPTConfig(vocab_size=spec.corpus.vocab, block_size=spec.seq_len, n_layer=spec.n_layer,
+    cfg = GPTConfig(vocab_size=spec.corpus.vocab, block_size=g.seq_len, n_layer=spec.n_layer,
                     n_head=spec.n_head, d_model=spec.d_model)
     torch.manual_seed(spec.seed)
     model = GPT(cfg)
     batches = _Batches(spec, cdf)
     rows: list[dict[str, Any]] = []
     n_params = model.num_params(non_embedding=True)
-    tokens_per_step = spec.batch_size * spec.seq_len
+    tokens_per_step = g.batch * g.seq_len
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         x = held_out.to(next(m.parameters()).device)
@@ -156,31 +160,29 @@ def _train(spec: MemberSpec) -> list[dict[str, Any]]:
                          "seed": spec.seed, "arch": "dec", "source": "lmlab-grow"})
         return {"val_loss": loss}
 
-    tc = TrainConfig(steps=spec.steps, lr=spec.lr, warmup_steps=spec.warmup,
-                     eval_every=spec.eval_every, log_every=spec.eval_every, seed=spec.seed,
+    tc = TrainConfig(steps=g.steps, lr=g.lr, warmup_steps=g.warmup,
+                     eval_every=g.eval_every, log_every=g.eval_every, seed=spec.seed,
                      device=spec.device, weight_decay=0.0, min_lr_ratio=0.1)
     Trainer(model, tc, batches, evaluate=evaluate).fit()
     return rows
 
 
-def member_specs(widths: Sequence[int], seeds: Sequence[int], *, n_layer: int = 1,
-                 steps: int = 300, batch_size: int = 32, seq_len: int = 32, lr: float = 1e-2,
-                 eval_every: int = 10, n_eval: int = 256,
-                 corpus: BigramCorpus | None = None, device: str = "cpu") -> list[MemberSpec]:
-    """The family's runs: every width x seed, heads = width // 8 (at least 1)."""
-    corpus = corpus or BigramCorpus()
-    return [
-        MemberSpec(d_model=w, n_layer=n_layer, n_head=max(1, w // 8), seed=s, steps=steps,
-                   batch_size=batch_size, seq_len=seq_len, lr=lr, eval_every=eval_every,
-                   n_eval=n_eval, corpus=corpus, device=device)
-        for w in widths for s in seeds
-    ]
+def member_specs(grow: Grow, seeds: Sequence[int], corpus: BigramCorpus, device: str = "cpu"
+                 ) -> list[MemberSpec]:
+    """The family's runs: every width of `grow` x every seed (heads = width // 8, at least 1)."""
+    return [MemberSpec(d_model=w, seed=s, grow=grow, corpus=corpus, device=device)
+            for w in grow.widths for s in seeds]
 
 
-def grow_family(specs: Sequence[MemberSpec], executor: str = "serial") -> CheckpointTable:
-    """Train every member through the executor; the checkpoints as one validated table."""
+def grow_family(specs: Sequence[MemberSpec], executor: str = "serial", run: Any = None
+                ) -> CheckpointTable:
+    """Train every member through the executor; the checkpoints as one validated table.
+
+    With `run`, each finished member is kept in the run folder, and a resumed run skips it.
+    """
     from lmlab.executor import map_jobs
 
-    per_run = map_jobs(train_member, list(specs), executor, progress="scaling-laws: grown family",
-                       describe=lambda i, r: f"width {specs[i].d_model} seed {specs[i].seed}")
+    per_run = map_jobs(train_member, list(specs), executor, run=run,
+                       progress="scaling-laws: grown family",
+                       describe=lambda i, r: f"width {specs[i].d_model}")
     return CheckpointTable.from_records([r for rows in per_run for r in rows], name=FAMILY)

@@ -22,11 +22,16 @@ A cell is one (variant, q, model set) fit. The variants (figures of the paper in
 - `one-model` (Fig. 6): each single model (the target included) with the one-model form (A and α
   borrowed), every q, the target cut at `min_tokens` too;
 - `scale-down` (Fig. 8): the order reversed: the smallest model is predicted from the k largest;
+- `seeds` (the paper's "several small models can beat one large one", for families trained with
+  several seeds): for k = 2 .. n-2, the k smallest models with one seed each, plus either the
+  other seeds of the largest of them (cells `more-seeds`) or one seed of the next larger model
+  (cells `one-larger`); about the same added compute when sizes grow by ~2x, every q;
 - baselines (§5.2), fitting-free, computed on every `models` cell: `best-seen` predicts the
   lowest training loss, `last-seen` the mean of the 5 latest training checkpoints.
 
 The scale-up factor of a cell (Fig. 1c) is N_target / N_largest fitted model. Its compute is the
-training FLOPs of the fit set: the sum over its models of 6 N D, D the last checkpoint used.
+training FLOPs of the fit set: the sum over its runs (model and seed) of 6 N D, D the last
+checkpoint used.
 Families whose target never reaches a loss below `max_target_loss` (10) are skipped, and a
 family needs at least 3 models (2 for `one-model`).
 
@@ -54,11 +59,13 @@ __all__ = [
     "model_counts",
     "plan",
     "run_cell",
+    "seed_rows",
     "target_rows",
     "train_rows",
 ]
 
-VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model", "scale-down")
+VARIANTS = ("models", "window", "no-cut", "final-only", "last", "one-model", "scale-down",
+            "seeds")
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LAST_STARTS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99)
 
@@ -229,8 +236,8 @@ def _job(table: CheckpointTable, family: str, variant: str, fraction: float,
     tr, te = table.where(train_mask), table.where(test_mask)
     compute = 0.0
     for m in models:
-        sel = tr.model == m.name
-        if sel.any():
+        for seed in np.unique(tr.seed[tr.model == m.name]):
+            sel = (tr.model == m.name) & (tr.seed == seed)
             compute += 6.0 * m.num_params * float(tr.tokens[sel].max())
     return CellJob(
         family=family, variant=variant, fraction=fraction,
@@ -297,6 +304,8 @@ def plan(table: CheckpointTable, settings: ProtocolSettings,
                     jobs.append(_job(ft, fam, "window", q, chosen, target,
                                      train_rows(ft, [m.name for m in chosen], q, s.min_tokens),
                                      tmask, s))
+        if "seeds" in s.variants:
+            jobs += _seed_jobs(ft, fam, smaller, target, tmask, s)
         if "scale-down" in s.variants:
             rev = models[::-1]
             small_target, larger = rev[-1], rev[:-1]
@@ -307,6 +316,39 @@ def plan(table: CheckpointTable, settings: ProtocolSettings,
                     jobs.append(_job(ft, fam, "scale-down", q, chosen, small_target,
                                      train_rows(ft, [m.name for m in chosen], q, s.min_tokens),
                                      smask, s))
+    return jobs
+
+
+def seed_rows(table: CheckpointTable, runs: Sequence[tuple[str, int]], fraction: float = 1.0,
+              min_tokens: float = 1e10) -> np.ndarray:
+    """Mask of the fit set of the runs `(model, seed)`: min_tokens < tokens < fraction x max,
+    max the most tokens any of those runs saw (`train_rows`, by run instead of by model)."""
+    m = np.zeros(len(table), dtype=bool)
+    for name, seed in runs:
+        m |= (table.model == name) & (table.seed == seed)
+    if not m.any():
+        return m
+    top = table.tokens[m].max()
+    return m & (table.tokens > min_tokens) & (table.tokens < fraction * top)
+
+
+def _seed_jobs(ft: CheckpointTable, fam: str, smaller: Sequence[ModelInfo], target: ModelInfo,
+               tmask: np.ndarray, s: ProtocolSettings) -> list[CellJob]:
+    """The `seeds` variant's paired cells (see the module docstring)."""
+    seeds = {m.name: sorted(int(x) for x in np.unique(ft.seed[ft.model == m.name]))
+             for m in smaller}
+    jobs: list[CellJob] = []
+    for k in range(2, len(smaller)):
+        base, largest, nxt = smaller[:k], smaller[k - 1], smaller[k]
+        if len(seeds[largest.name]) < 2:
+            continue
+        one = [(m.name, seeds[m.name][0]) for m in base]
+        arms = {"more-seeds": (base, [*one, *((largest.name, x) for x in seeds[largest.name][1:])]),
+                "one-larger": ([*base, nxt], [*one, (nxt.name, seeds[nxt.name][0])])}
+        for q in s.fractions:
+            for variant, (models, runs) in arms.items():
+                jobs.append(_job(ft, fam, variant, q, models, target,
+                                 seed_rows(ft, runs, q, s.min_tokens), tmask, s))
     return jobs
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from lmlab.errors import LmlabError
 from lmlab.runs import Run
+from lmlab.seeding import derive
 from lmlab.studies.scaling_laws.claims import checks, claims
 from lmlab.studies.scaling_laws.config import PRESETS, Config, ScalingLawsConfig
 from lmlab.study import Check, Claim, Study
@@ -48,15 +49,7 @@ class ScalingLawsStudy(Study):
 
     # -- run ------------------------------------------------------------------------------------
     def run(self, config: ScalingLawsConfig, run: Run) -> dict[str, Any]:
-        from lmlab.studies.scaling_laws.protocol import ProtocolSettings
-
-        settings = ProtocolSettings(
-            min_tokens=config.min_tokens, target_fraction=config.target_fraction,
-            fractions=tuple(config.fractions), window=config.window,
-            max_target_loss=config.max_target_loss, form=config.form, fitter=config.fitter,
-            variants=tuple(config.variants),
-            one_model_families=tuple(config.one_model_families) or None,
-        )
+        settings = config.protocol()
         metrics: dict[str, Any] = {}
         found = _shared_table(config.data)
         if isinstance(found, str):
@@ -65,7 +58,7 @@ class ScalingLawsStudy(Study):
             table, source = found
             metrics.update(source.to_metrics())  # data.colpret.source, .sha256, .path, .files
             metrics.update(self._shared(config, settings, table, run))
-        if config.grow:
+        if config.grow.enabled:
             metrics.update(self._grown(config, settings, run))
         return metrics
 
@@ -120,24 +113,22 @@ class ScalingLawsStudy(Study):
         from lmlab.studies.scaling_laws.protocol import evaluate
         from lmlab.studies.scaling_laws.summary import summarize
 
-        corpus = BigramCorpus(vocab=config.grow_vocab, rank=config.grow_rank, seed=config.seed)
-        specs = member_specs(
-            config.grow_widths, [config.seed * 1000 + s for s in config.grow_seeds],
-            n_layer=config.grow_layers, steps=config.grow_steps, batch_size=config.grow_batch,
-            seq_len=config.grow_seq_len, lr=config.grow_lr, eval_every=config.grow_eval_every,
-            corpus=corpus, device=device_name(config.device),
-        )
+        g = config.grow
+        # every seed derived from the run's, so `--seed 1` never reruns a member of `--seed 0`
+        corpus = BigramCorpus(vocab=g.vocab, rank=g.rank, seed=derive(config.seed, "corpus"))
+        seeds = [derive(config.seed, "grow", s) for s in range(g.seeds)]
+        specs = member_specs(g, seeds, corpus, device_name(config.device))
         path = run.path / "grown.csv"
         t0 = time.perf_counter()
         if run.resume and path.is_file():
             grown = read_table(path)  # a resumed run keeps the family it already trained
         else:
-            grown = grow_family(specs, config.executor)
+            grown = grow_family(specs, config.executor, run=run)  # members kept for --resume
             write_table(grown, path)
         train_s = time.perf_counter() - t0
         run.log(step=2, stage="grow", runs=len(specs), rows=len(grown), seconds=round(train_s, 2))
-        cut = config.grow_min_tokens * float(grown.tokens.max())
-        gset = dataclasses.replace(settings, min_tokens=cut, variants=tuple(config.grow_variants),
+        cut = g.min_tokens * float(grown.tokens.max())
+        gset = dataclasses.replace(settings, min_tokens=cut, variants=tuple(g.variants),
                                    one_model_families=None)
         t0 = time.perf_counter()
         cells = evaluate(grown, gset, None, config.executor)
