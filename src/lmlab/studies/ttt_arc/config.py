@@ -58,7 +58,7 @@ class PretrainSettings:
     # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
     # load, against 0.34 with 1)
     threads: int = 1
-    log_every: int = 10  # steps between logged losses (and progress updates)
+    log_every: int = 5  # steps between logged losses (and progress updates: an ETA in seconds)
     ckpt_every: int = 200  # steps between checkpoints a killed run resumes from (0: never)
 
 
