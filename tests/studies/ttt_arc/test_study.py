@@ -214,7 +214,8 @@ def test_seeds_are_derived_so_runs_of_different_seeds_share_no_stream() -> None:
     for seed in (0, 1):
         c = apply_overrides(get_study("ttt-arc").preset("tiny"), [f"seed={seed}", "n_eval=2"])
         tasks = heldout_for(c)
-        shared, jobs = build_jobs(c, ModelRef("tiny", "-"), tasks, TTTSettings.from_config(c))
+        ref = ModelRef("tiny", "-", c.model, 1, 2, "float32", "cpu")
+        shared, jobs = build_jobs(c, ref, tasks, TTTSettings.from_config(c))
         runs[seed] = ({j.seed for j in jobs + shared}, {j.ttt.lora.init_seed for j in jobs},
                       {t.train[0].input.tobytes() for _, _, t in tasks})
         assert len(runs[seed][0]) == c.seeds  # one stream per replicate

@@ -129,7 +129,8 @@ def test_collate_shifts_targets_and_mask() -> None:
 def test_task_job_runs_every_condition_without_reading_the_answer(tmp_path) -> None:
     path = tmp_path / "tiny.safetensors"
     save_tiny(build_model(SPEC, 17, 0), path)
-    ref = ModelRef("tiny", str(path), SPEC, max_new=43, max_tokens=513)
+    ref = ModelRef("tiny", str(path), SPEC, max_new=43, max_tokens=513, dtype="float32",
+                   device="cpu")
     s = _settings(LoraSettings(r=4, lr=1e-3, targets=GPT_TARGETS), 4)
     task = heldout_tasks(1, seed=9)[0]
     # the guard is active: any read of the test output inside the job would raise

@@ -79,11 +79,11 @@ class ModelRef:
 
     kind: str  # "tiny" | "hf"
     path: str  # checkpoint file (tiny) or model spec (hf)
-    spec: Any = None  # ModelSpec for tiny
-    max_new: int = 44  # tokens to generate per answer
-    max_tokens: int = 512  # longest training sequence / prompt plus answer
-    dtype: str = "float32"
-    device: str = "cpu"
+    spec: Any  # the config's ModelSpec for tiny, None for hf
+    max_new: int  # tokens to generate per answer
+    max_tokens: int  # longest training sequence / prompt plus answer
+    dtype: str  # hf: the config's dtype (the tiny GPT runs float32)
+    device: str  # hf: the resolved device (the tiny GPT runs on the CPU)
 
 
 @dataclass(frozen=True)

