@@ -40,6 +40,7 @@ from lmlab.studies.ttt_arc.config import (
     LLAMA_TARGETS,
     InferenceSettings,
     LoraSettings,
+    TTTArcConfig,
     TTTData,
 )
 from lmlab.studies.ttt_arc.inference import build_queries, invert
@@ -97,7 +98,7 @@ class TTTSettings:
     ablate_no_transforms: bool
 
     @classmethod
-    def from_config(cls, c: Any) -> TTTSettings:
+    def from_config(cls, c: TTTArcConfig) -> TTTSettings:
         """The run's settings: the adapter's targets by backend and its initial weights drawn
         from a seed derived from the run's seed."""
         targets = c.lora.targets or (GPT_TARGETS if c.backend == "tiny" else LLAMA_TARGETS)
