@@ -34,7 +34,9 @@ against (d)'s two, and three claims held on a positive point estimate alone.
 3-4 demos, 700 steps x 16 tasks, 2 torch threads) ended at loss 1.02 and 0% exact match on
 every condition, even on training families: greedy answers were one colour repeated. Probes
 (5 layers, d=128, rope, batch 16, lr 3e-3, 1 thread; exact match of one greedy answer on 30
-held-out / 16 training-single / 13 training-composition tasks; CPU seconds of pre-training):
+held-out / 16 training-single / 13 training-composition tasks; CPU seconds of pre-training;
+these held-out probe tasks were drawn under the old seed scheme, so the tasks a run now reports
+come from derived streams that no probe read, though of the same compositions):
 
 | recipe                                          | steps | CPU s | loss | held-out | single | comp |
 |-------------------------------------------------|------:|------:|-----:|---------:|-------:|-----:|
