@@ -24,7 +24,7 @@ SIX = ["state-tracking", "ttt-arc", "intruders", "scaling-laws", "linear-attenti
 # combination, a malformed spec), and the words its one-line error must contain.
 STUDY_SPECIFIC = {
     "state-tracking": (["conditions=none,bogus"], "conditions"),
-    "ttt-arc": (["ttt_transforms=rot90,spin"], "ttt_transforms"),
+    "ttt-arc": (["ttt.transforms=rot90,spin"], "ttt.transforms"),
     "intruders": (["mitigation.method=alpha2r:x"], "mitigation.method"),
     "scaling-laws": (["variants=bogus"], "variant"),
     "linear-attention": (["dfa.width=65"], "dfa.width"),

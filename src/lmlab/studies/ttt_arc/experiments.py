@@ -3,15 +3,18 @@
 One `TaskJob` holds one held-out task and everything a worker needs (where the model comes
 from, the LoRA settings, the TTT and inference settings). `run_task_job` computes, for that task:
 
-- (a) `icl`: one greedy prediction from the base model, all demos in order (identity);
+- (a) `icl`: the base model, identity inference: two greedy answers with all demos, in their
+  given order (attempt 1) and reversed (attempt 2, when it differs);
 - (b) `icl_vote`: the base model on the augmented queries, hierarchical vote, <= 2 attempts;
-- (c) `ttt`: per-task TTT (leave-one-out, transforms, colours), then one identity prediction;
+- (c) `ttt`: per-task TTT (leave-one-out, transforms, colours), then identity inference as (a);
 - (d) `ttt_vote`: the same adapter on the same augmented queries as (b), hierarchical vote;
 - the no-transform ablation (`notf`, `notf_vote`): TTT on the leave-one-out tasks alone;
 - `ttt_flat`: (d)'s predictions by a flat majority vote; `ttt_oracle`: all of (d)'s distinct
   predictions (the oracle bound: solved if any of them is right).
 
-(a) and (c) each make one query; (b) and (d) the same query set, so sampling budgets match.
+Every condition makes at most two attempts, in order, so each is scored alike at pass@1 (the
+first attempt) and pass@2: (a) and (c) the same two identity queries, (b) and (d) the same
+augmented query set, so a comparison of two conditions of the same inference is like for like.
 `SharedJob` trains one adapter on the pooled TTT data of several tasks (the shared-adapter
 ablation) and predicts for each. Jobs run through `lmlab.executor`, one task per call; the
 worker caches the loaded model, and `AdapterHost` resets the adapter before every task.
@@ -24,21 +27,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from lmlab.executor import job_threads
+from lmlab.seeding import derive, numpy_rng
 from lmlab.studies.ttt_arc.arc import ArcTask, Grid
+from lmlab.studies.ttt_arc.config import (
+    GPT_TARGETS,
+    LLAMA_TARGETS,
+    InferenceSettings,
+    LoraSettings,
+    TTTArcConfig,
+    TTTData,
+)
 from lmlab.studies.ttt_arc.inference import build_queries, invert
 from lmlab.studies.ttt_arc.transforms import (
-    INFERENCE_TRANSFORMS,
     TRANSFORMS_BY_NAME,
     TTT_TRANSFORMS,
     Transform,
 )
-from lmlab.studies.ttt_arc.ttt import AdapterHost, LoraSettings
+from lmlab.studies.ttt_arc.ttt import AdapterHost
 from lmlab.studies.ttt_arc.ttt_data import build_ttt_tasks
 from lmlab.studies.ttt_arc.voting import flat_vote, hierarchical_vote
 
@@ -69,32 +80,39 @@ class ModelRef:
 
     kind: str  # "tiny" | "hf"
     path: str  # checkpoint file (tiny) or model spec (hf)
-    spec: Any = None  # ModelSpec for tiny
-    max_new: int = 44  # tokens to generate per answer
-    max_tokens: int = 512  # longest training sequence / prompt plus answer
-    dtype: str = "float32"
-    device: str = "cpu"
+    spec: Any  # the config's ModelSpec for tiny, None for hf
+    max_new: int  # tokens to generate per answer
+    max_tokens: int  # longest training sequence / prompt plus answer
+    dtype: str  # hf: the config's dtype (the tiny GPT runs float32)
+    device: str  # hf: the resolved device (the tiny GPT runs on the CPU)
 
 
 @dataclass(frozen=True)
 class TTTSettings:
-    """The TTT data and inference settings shared by every task of a run."""
+    """The TTT and inference settings shared by every task of a run (from the config's
+    `lora`, `ttt`, `infer` and `ablate`; see `from_config`)."""
 
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    max_tasks: int = 250
-    transforms: tuple[str, ...] = ("all",)
-    permute_n: int = 1
-    n_orderings: int = 2
-    inference_transforms: tuple[str, ...] = tuple(t.name for t in INFERENCE_TRANSFORMS)
-    ablate_no_transforms: bool = True
+    lora: LoraSettings
+    data: TTTData
+    infer: InferenceSettings
+    ablate_no_transforms: bool
+
+    @classmethod
+    def from_config(cls, c: TTTArcConfig) -> TTTSettings:
+        """The run's settings: the adapter's targets by backend and its initial weights drawn
+        from a seed derived from the run's seed."""
+        targets = c.lora.targets or (GPT_TARGETS if c.backend == "tiny" else LLAMA_TARGETS)
+        lora = replace(c.lora, targets=targets, init_seed=derive(c.seed, "adapter-init"))
+        return cls(lora, c.ttt, c.infer, c.ablate.no_transforms)
 
 
 @dataclass(frozen=True)
 class TaskJob:
-    """One held-out task and how to solve it."""
+    """One held-out task and how to solve it (`seed`: its TTT and query randomness)."""
 
     task: ArcTask
     family: str
+    rep: int  # the replicate it belongs to
     seed: int
     model: ModelRef
     ttt: TTTSettings
@@ -105,6 +123,7 @@ class SharedJob:
     """The shared-adapter ablation: one adapter on the pooled TTT data of `tasks`."""
 
     tasks: tuple[ArcTask, ...]
+    rep: int
     seed: int
     model: ModelRef
     ttt: TTTSettings
@@ -134,18 +153,28 @@ def _host(ref: ModelRef, lora: LoraSettings) -> tuple[Any, AdapterHost]:
 
 
 # -- predictions -------------------------------------------------------------------------------
-def _identity_prediction(backend: Any, model: Any, task: ArcTask) -> list[Grid]:
-    """(a)/(c): one greedy answer with all demos in their given order."""
-    prompt = backend.prompt(task.train, task.test_inputs[0])
-    grid = backend.decode(backend.generate(model, [prompt])[0])
-    return [] if grid is None else [grid]
+def _identity_attempts(backend: Any, model: Any, task: ArcTask) -> list[Grid | None]:
+    """(a)/(c): identity inference, two attempts: the greedy answers with all demos in their
+    given order and reversed (the second kept only when it differs; None: unparseable)."""
+    orders = [tuple(task.train)]
+    if len(task.train) > 1:
+        orders.append(tuple(reversed(task.train)))
+    outs = backend.generate(model, [backend.prompt(d, task.test_inputs[0]) for d in orders])
+    grids = [backend.decode(o) for o in outs]
+    if len(grids) > 1 and (grids[1] is None or _same(grids[0], grids[1])):
+        grids = grids[:1]
+    return grids
+
+
+def _same(a: Grid | None, b: Grid | None) -> bool:
+    return a is not None and b is not None and np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def _augmented(backend: Any, model: Any, task: ArcTask, seed: int, s: TTTSettings,
                max_prompt: int) -> tuple[list[tuple[Grid | None, str]], int]:
     """(b)/(d): predictions for the augmented queries, mapped back, with their groups."""
-    transforms = tuple(TRANSFORMS_BY_NAME[n] for n in s.inference_transforms)
-    queries = build_queries(task, 0, np.random.default_rng([seed, 17]), s.n_orderings,
+    transforms = tuple(TRANSFORMS_BY_NAME[n] for n in s.infer.transforms)
+    queries = build_queries(task, 0, numpy_rng(seed, 17), s.infer.n_orderings,
                             transforms, max_tokens=max_prompt, token_len=backend.prompt_len)
     prompts = [backend.prompt(q.demos, q.test_input) for q in queries]
     outs = backend.generate(model, prompts)
@@ -164,14 +193,14 @@ def _distinct(preds: Sequence[tuple[Grid | None, str]]) -> list[Grid]:
 
 def _ttt_seqs(backend: Any, task: ArcTask, seed: int, s: TTTSettings, transforms: Sequence[str]
               ) -> list[tuple[list[int], list[int]]]:
-    items = build_ttt_tasks(task, np.random.default_rng([seed, 29]), max_tasks=s.max_tasks,
-                            transforms=transforms_named(transforms), permute_n=s.permute_n,
+    items = build_ttt_tasks(task, numpy_rng(seed, 29), max_tasks=s.data.max_tasks,
+                            transforms=transforms_named(transforms), permute_n=s.data.permute_n,
                             max_tokens=backend.max_tokens + 1, token_len=backend.task_len)
     return [backend.encode(it.demos, it.query.input, it.query.output) for it in items]
 
 
-def _as_lists(grids: Sequence[Grid]) -> list[list[list[int]]]:
-    return [np.asarray(g).tolist() for g in grids]
+def _as_lists(grids: Sequence[Grid | None]) -> list[list[list[int]] | None]:
+    return [None if g is None else np.asarray(g).tolist() for g in grids]
 
 
 def run_task_job(job: TaskJob) -> dict[str, Any]:
@@ -181,15 +210,15 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
     task, s = job.task, job.ttt
     max_prompt = backend.max_tokens - backend.max_new
     preds: dict[str, list] = {}
-    info: dict[str, Any] = {"id": task.id, "family": job.family, "seed": job.seed}
+    info: dict[str, Any] = {"id": task.id, "family": job.family, "rep": job.rep}
     t0 = time.perf_counter()
     with host.model.disable_adapter():
-        preds["icl"] = _identity_prediction(backend, host.model, task)
+        preds["icl"] = _identity_attempts(backend, host.model, task)
         aug, nq = _augmented(backend, host.model, task, job.seed, s, max_prompt)
     preds["icl_vote"] = hierarchical_vote(aug)
     info["n_queries"] = nq
     info["base_infer_s"] = time.perf_counter() - t0
-    variants = [("ttt", s.transforms)]
+    variants = [("ttt", s.data.transforms)]
     if s.ablate_no_transforms:
         variants.append(("notf", ()))
     for name, transforms in variants:
@@ -197,7 +226,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
         fit = host.train(seqs, seed=job.seed)
         info[f"{name}_fit"] = fit
         t1 = time.perf_counter()
-        preds[name] = _identity_prediction(backend, host.model, task)
+        preds[name] = _identity_attempts(backend, host.model, task)
         aug, _ = _augmented(backend, host.model, task, job.seed, s, max_prompt)
         preds[f"{name}_vote"] = hierarchical_vote(aug)
         if name == "ttt":
@@ -214,16 +243,17 @@ def run_shared_job(job: SharedJob) -> dict[str, Any]:
     job_threads(1)
     backend, host = _host(job.model, job.ttt.lora)
     s = job.ttt
-    pooled = [seq for t in job.tasks for seq in _ttt_seqs(backend, t, job.seed, s, s.transforms)]
+    pooled = [seq for t in job.tasks
+              for seq in _ttt_seqs(backend, t, job.seed, s, s.data.transforms)]
     fit = host.train(pooled, seed=job.seed, settings=host.with_settings(max_steps=job.steps,
                                                                        epochs=10**6))
     max_prompt = backend.max_tokens - backend.max_new
     out = []
     for t in job.tasks:
         aug, _ = _augmented(backend, host.model, t, job.seed, s, max_prompt)
-        preds = {"shared": _identity_prediction(backend, host.model, t),
+        preds = {"shared": _identity_attempts(backend, host.model, t),
                  "shared_vote": hierarchical_vote(aug)}
         out.append({"id": t.id, "preds": {k: _as_lists(v) for k, v in preds.items()}})
     host.reset()
-    return {"seed": job.seed, "fit": fit, "tasks": out}
+    return {"rep": job.rep, "fit": fit, "tasks": out}
 

@@ -1,7 +1,7 @@
 """The tiny decoder of the `tiny` preset.
 
 The model is lmlab's GPT (`lmlab.nn.GPT`) over the data layer's compact grid tokens, optionally
-with 2-D grid coordinates (`ModelSpec.coords`: the GPT's `coord_sizes` fed by
+with 2-D grid coordinates (`ModelSpec.coords`, the config's `model`: the GPT's `coord_sizes` fed by
 `GridTokenizer.coords`). Greedy decoding is `lmlab.nn.decode.greedy_decode` (a key/value cache
 over the GPT's own modules, so a PEFT LoRA is used as in training), re-exported here.
 """
@@ -9,7 +9,6 @@ over the GPT's own modules, so a PEFT LoRA is used as in training), re-exported 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,32 +16,23 @@ from torch import nn
 
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.decode import base_gpt, greedy_decode
+from lmlab.studies.ttt_arc.config import ModelSpec
 from lmlab.studies.ttt_arc.serialize import COORD_SIZES
 
-__all__ = ["ModelSpec", "base_gpt", "build_model", "greedy_decode"]
+__all__ = ["ModelSpec", "base_gpt", "build_model", "gpt_config", "greedy_decode"]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """The shape of the tiny decoder (the vocabulary comes from the tokenizer)."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    d_model: int = 128
-    block_size: int = 512
-    pos: str = "learned"
-    coords: bool = False  # 2-D grid coordinates (GridTokenizer.coords) added to the embedding
-
-    def config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, d_model=self.d_model, pos=self.pos, dropout=0.0,
-                         coord_sizes=COORD_SIZES if self.coords else ())
+def gpt_config(spec: ModelSpec, vocab_size: int) -> GPTConfig:
+    """The lmlab GPT configuration of the tiny decoder `spec` over `vocab_size` tokens."""
+    return GPTConfig(vocab_size=vocab_size, block_size=spec.block_size, n_layer=spec.n_layer,
+                     n_head=spec.n_head, d_model=spec.d_model, pos=spec.pos, dropout=0.0,
+                     coord_sizes=COORD_SIZES if spec.coords else ())
 
 
 def build_model(spec: ModelSpec, vocab_size: int, seed: int) -> GPT:
     """A freshly initialized GPT, its weights a function of `seed` alone."""
     torch.manual_seed(seed)
-    return GPT(spec.config(vocab_size))
+    return GPT(gpt_config(spec, vocab_size))
 
 
 def count_params(model: nn.Module) -> int:

