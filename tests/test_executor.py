@@ -79,3 +79,45 @@ def test_on_result_streams_every_result_and_order_is_kept(backend, serial_result
     with pytest.raises(ValueError, match="job 1 failed"):
         get_executor(backend, max_workers=2).map(failing_job, [0, 1, 2])
 
+
+
+def test_pool_workers_die_with_a_killed_parent():
+    """A run killed with SIGKILL cannot shut its pool down: its workers must not live on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import lmlab
+
+    src = str(Path(lmlab.__file__).resolve().parents[1])
+    code = "import time\nfrom lmlab.executor import get_executor\nget_executor('process', 2).map(time.sleep, [60, 60])\n"
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": src})
+
+    def children() -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def state(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return "gone"
+
+    deadline = time.time() + 120
+    while time.time() < deadline:  # two workers plus the resource tracker, all asleep in their jobs
+        kids = children()
+        if len(kids) >= 3 and all(state(k) == "S" for k in kids):
+            break
+        time.sleep(0.5)
+    assert len(kids) >= 3, f"the pool never started: {kids}"
+    time.sleep(1.0)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(state(k) not in ("gone", "Z") for k in kids):
+        time.sleep(0.2)
+    alive = [k for k in kids if state(k) not in ("gone", "Z")]
+    for k in alive:  # never leave them behind, even when the test fails
+        os.kill(k, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their parent"

@@ -90,6 +90,23 @@ def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores; torch otherwise starts one thread per core in
     # every process and the pool runs slower than serial.
     job_threads(threads)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies. A run killed with SIGKILL cannot
+    shut its pool down, and orphaned workers would otherwise keep their models in memory and
+    wait forever for jobs."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        parent = mp.parent_process()
+        if parent is not None and parent.pid != os.getppid():  # it died before the call
+            os._exit(1)
 
 
 class ProcessExecutor:

@@ -23,6 +23,17 @@ Inputs and outputs travel as JSON on the child's stdin and stdout, so only plain
 strings, lists, dicts) crosses the boundary. `numeric_values` additionally insists that every
 output is a finite number.
 
+`run_program` is the second mode, for a whole program (a generated solution plus its unit tests,
+as in HumanEval): it passes when the program runs to its end without an exception. It runs under
+the same limits (layers 3 and 4) with a wider but still closed set of builtins (``print``,
+``type``, classes, ``next``, ...) and a whitelist of importable modules (`PROGRAM_MODULES`: math,
+re, collections, itertools, typing, hashlib, ... by default). The source check of this mode
+(`check_program`) refuses any import outside the whitelist, dunder names and attributes
+(``__class__``, ``__import__``, ``__globals__``), private attributes (``mod._os``) and the
+builtins that reach the interpreter (``eval``, ``exec``, ``open``, ``getattr``, ``globals``...);
+an imported module arrives as a namespace of its public attributes without the modules it
+imported itself (``typing.sys`` does not exist in the sandbox).
+
     >>> res = run_function("def f(s):\\n    return s['x'] * 2", "f", [{"x": 1}, {"x": 2}])
     >>> res.ok, res.values
     (True, [2, 4])
@@ -47,12 +58,17 @@ from typing import Any
 from lmlab.errors import LmlabError
 
 __all__ = [
+    "PROGRAM_BUILTINS",
+    "PROGRAM_MODULES",
     "SAFE_BUILTINS",
+    "ProgramResult",
     "SandboxError",
     "SandboxResult",
+    "check_program",
     "check_source",
     "numeric_values",
     "run_function",
+    "run_program",
 ]
 
 # Builtins a pure numeric/string function needs; nothing that reaches files, modules or frames.
@@ -64,6 +80,27 @@ SAFE_BUILTINS = (
 )
 PROVIDED_MODULES = ("math",)
 MAX_SOURCE_CHARS = 20_000
+
+# run_program: what a self-contained program with its tests needs besides SAFE_BUILTINS.
+PROGRAM_BUILTINS = (
+    *SAFE_BUILTINS, "print", "type", "object", "super", "property", "staticmethod", "classmethod", "issubclass",
+    "callable", "repr", "format", "chr", "ord", "hex", "bin", "oct", "hash", "iter", "next",
+    "slice", "complex", "bytes", "bytearray", "hasattr", "ascii", "NotImplemented", "Ellipsis",
+    "AssertionError", "AttributeError", "RuntimeError", "StopIteration", "NotImplementedError",
+    "ArithmeticError", "OverflowError", "LookupError", "RecursionError",
+    "BaseException", "UnicodeError", "NameError",
+)
+# Modules a program may import: computation only, nothing that reaches files, processes or the net.
+PROGRAM_MODULES = (
+    "math", "cmath", "re", "string", "collections", "itertools", "functools", "operator", "heapq",
+    "bisect", "typing", "fractions", "decimal", "statistics", "random", "hashlib", "copy",
+    "dataclasses", "enum", "datetime", "numbers", "array",
+)
+# Builtins whose names a program may not even mention (they reach frames, code or files).
+_FORBIDDEN_CALLS = frozenset({
+    "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals", "locals", "vars",
+    "dir", "breakpoint", "input", "memoryview", "help", "exit", "quit", "__import__",
+})
 
 
 class SandboxError(LmlabError):
@@ -112,6 +149,38 @@ def check_source(code: str) -> None:
             raise SandboxError(f"line {line}: the argument {node.arg!r} is not allowed")
 
 
+def check_program(code: str, modules: Sequence[str] = PROGRAM_MODULES) -> None:
+    """Raise SandboxError (naming the problem and line) if the program `code` may not run in
+    `run_program`: imports outside `modules`, dunder names or attributes, private attributes,
+    ``global``/``nonlocal`` of builtins' names, and the forbidden builtins."""
+    if not isinstance(code, str) or not code.strip():
+        raise SandboxError("empty code")
+    if len(code) > 5 * MAX_SOURCE_CHARS:
+        raise SandboxError(f"code is {len(code)} characters long; the limit is {5 * MAX_SOURCE_CHARS}")
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise SandboxError(f"syntax error at line {e.lineno}: {e.msg}") from None
+    allowed = set(modules)
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Import):
+            bad = [a.name for a in node.names if a.name not in allowed]
+            if bad:
+                raise SandboxError(f"line {line}: import of {', '.join(bad)} is not allowed")
+        elif isinstance(node, ast.ImportFrom):
+            if node.module not in allowed or node.level:
+                raise SandboxError(f"line {line}: import from {node.module} is not allowed")
+            if any(a.name == "*" or a.name.startswith("_") for a in node.names):
+                raise SandboxError(f"line {line}: import of private names or * is not allowed")
+        elif isinstance(node, ast.Name) and (node.id.startswith("__") or node.id in _FORBIDDEN_CALLS):
+            raise SandboxError(f"line {line}: the name {node.id!r} is not allowed")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise SandboxError(f"line {line}: the attribute {node.attr!r} is not allowed")
+        elif isinstance(node, ast.alias) and (node.asname or "").startswith("__"):
+            raise SandboxError(f"line {line}: the name {node.asname!r} is not allowed")
+
+
 # The child's program. It reads {"code", "entry", "inputs"} from stdin, runs the code with the
 # restricted builtins and answers {"ok", "values"} or {"ok": false, "error"} on stdout.
 _CHILD = r"""
@@ -148,6 +217,108 @@ def main():
     out.flush()
 main()
 """
+
+
+# The child of run_program. It reads {"code", "modules", "builtins"} from stdin, builds a
+# namespace of each allowed module's public, non-module attributes (imported here, before the
+# program runs), runs the program with the restricted builtins and an import that answers only
+# those namespaces, and answers {"ok", "output"} or {"ok": false, "error", "output"} on stdout.
+_PROGRAM_CHILD = r"""
+import io, json, sys, types, builtins, importlib
+def main():
+    req = json.loads(sys.stdin.read())
+    out = sys.stdout
+    provided = {}
+    for name in req["modules"]:
+        mod = importlib.import_module(name)
+        public = {k: getattr(mod, k) for k in dir(mod)
+                  if not k.startswith("_") and not isinstance(getattr(mod, k), types.ModuleType)}
+        provided[name] = types.SimpleNamespace(**public)
+    def restricted_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if name in provided and not level:
+            return provided[name]
+        raise ImportError("module %r is not available in the sandbox" % name)
+    safe = {k: getattr(builtins, k) for k in req["builtins"] if hasattr(builtins, k)}
+    safe["__import__"] = restricted_import
+    safe["__build_class__"] = builtins.__build_class__
+    g = {"__builtins__": safe, "__name__": "sandboxed"}
+    captured = io.StringIO()
+    sys.stdin, sys.stdout, sys.stderr = None, captured, captured
+    try:
+        exec(compile(req["code"], "<untrusted>", "exec"), g)
+        ans = {"ok": True}
+    except BaseException as e:
+        ans = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+    ans["output"] = captured.getvalue()[-4000:]
+    out.write(json.dumps(ans))
+    out.flush()
+main()
+"""
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """What a sandboxed program did: whether it ran to its end, why not, what it printed."""
+
+    ok: bool
+    error: str | None
+    output: str
+    seconds: float
+
+
+def run_program(
+    code: str,
+    *,
+    modules: Sequence[str] = PROGRAM_MODULES,
+    timeout_s: float = 10.0,
+    memory_mb: int = 512,
+) -> ProgramResult:
+    """Run the untrusted program `code` in a limited child; ``ok`` when it ends without an
+    exception (a failed ``assert`` of its tests is a failure). It may import only `modules`.
+
+    Never raises for a fault of the code: a refused source, an exception, a timeout or a memory
+    error come back as ``ok=False`` with the reason. `timeout_s` bounds the child's CPU time and
+    (with two seconds of slack for starting Python and importing the modules) its wall time.
+    """
+    t0 = time.perf_counter()
+    try:
+        check_program(code, modules)
+    except SandboxError as e:
+        return ProgramResult(False, f"refused: {e}", "", time.perf_counter() - t0)
+    payload = json.dumps({"code": code, "modules": list(modules), "builtins": list(PROGRAM_BUILTINS)})
+    ans, why = _run_child(_PROGRAM_CHILD, payload, timeout_s, memory_mb)
+    dt = time.perf_counter() - t0
+    if ans is None:
+        return ProgramResult(False, why, "", dt)
+    return ProgramResult(bool(ans.get("ok")), None if ans.get("ok") else str(ans.get("error")),
+                         str(ans.get("output", "")), dt)
+
+
+def _run_child(child: str, payload: str, timeout_s: float, memory_mb: int) -> tuple[dict[str, Any] | None, str]:
+    """Run the child program `child` under the limits with `payload` on its stdin: its JSON
+    answer, or None and why there is none (timeout, death by a signal, no JSON)."""
+    cpu = max(1, math.ceil(timeout_s))
+    with tempfile.TemporaryDirectory(prefix="lmlab-sandbox-") as cwd:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", child],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=cwd, env={}, close_fds=True,
+            preexec_fn=lambda: _limit_child(cpu, memory_mb * 2**20),
+        )
+        try:
+            out, err = proc.communicate(payload.encode(), timeout=timeout_s + 2.0)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            return None, f"timeout: still running after {timeout_s:g} s"
+    if proc.returncode != 0:
+        why = _signal_name(proc.returncode)
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
+        return None, f"child died ({why}){': ' + tail[0] if tail else ''}"
+    try:
+        return json.loads(out.decode()), ""
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, "child answered something that is not JSON"
 
 
 def _limit_child(cpu_s: int, memory_bytes: int) -> None:
@@ -187,30 +358,10 @@ def run_function(
         return SandboxResult(False, None, f"refused: {e}", time.perf_counter() - t0)
     payload = json.dumps({"code": code, "entry": entry, "inputs": list(inputs),
                           "builtins": list(SAFE_BUILTINS)})
-    cpu = max(1, math.ceil(timeout_s))
-    with tempfile.TemporaryDirectory(prefix="lmlab-sandbox-") as cwd:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=cwd, env={}, close_fds=True,
-            preexec_fn=lambda: _limit_child(cpu, memory_mb * 2**20),
-        )
-        try:
-            out, err = proc.communicate(payload.encode(), timeout=timeout_s + 2.0)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            return SandboxResult(False, None, f"timeout: still running after {timeout_s:g} s",
-                                 time.perf_counter() - t0)
+    ans, why = _run_child(_CHILD, payload, timeout_s, memory_mb)
     dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        why = _signal_name(proc.returncode)
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
-        return SandboxResult(False, None, f"child died ({why}){': ' + tail[0] if tail else ''}", dt)
-    try:
-        ans = json.loads(out.decode())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return SandboxResult(False, None, "child answered something that is not JSON", dt)
+    if ans is None:
+        return SandboxResult(False, None, why, dt)
     if not ans.get("ok"):
         return SandboxResult(False, None, str(ans.get("error")), dt)
     return SandboxResult(True, ans["values"], None, dt)

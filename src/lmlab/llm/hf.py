@@ -197,6 +197,9 @@ class HFBackend(Backend):
         # ... and a model's forward takes `cache` from 5.2x on (`past_key_values` warns)
         forward_params = inspect.signature(lm.forward).parameters
         self._forward_cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
+        # a prefill needs no logits (generate computes the last token's): skip the vocabulary
+        # projection of every prompt position where the model allows it
+        self._no_logits = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
 
     # -- prompts ----------------------------------------------------------------------------
     def encode(self, request: Request) -> list[int]:
@@ -238,7 +241,8 @@ class HFBackend(Backend):
 
     def _prefill(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
         """The KV cache of left-padded prompts."""
-        out = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True)
+        out = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True,
+                      **self._no_logits)
         cache = getattr(out, "cache", None)
         return cache if cache is not None else out.past_key_values
 
@@ -257,6 +261,7 @@ class HFBackend(Backend):
                 position_ids=torch.arange(n, len(prefix), device=self.device)[None],
                 use_cache=True,
                 **{self._forward_cache_kwarg: cache},
+                **self._no_logits,
             )
             got = getattr(out, "cache", None)
             cache = got if got is not None else out.past_key_values
@@ -282,15 +287,37 @@ class HFBackend(Backend):
         out = []
         for start in range(0, len(encoded), self.batch_size):
             ids, mask = self._pad(encoded[start:start + self.batch_size])
-            hs = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask),
-                         output_hidden_states=True).hidden_states
-            h = hs[layer].float()  # (B, T, d)
+            h = self._layer_output(ids, mask, layer).float()  # (B, T, d)
             if pool == "last":
                 out.append(h[:, -1])
             else:
                 m = mask[..., None].to(h.dtype)
                 out.append((h * m).sum(1) / m.sum(1))
         return torch.cat(out).cpu()
+
+    def _layer_output(self, ids: torch.Tensor, mask: torch.Tensor, layer: int) -> torch.Tensor:
+        """``output_hidden_states[layer]`` of padded prompts without the vocabulary projection,
+        and, for an inner layer, without the blocks above it (the forward stops after block
+        `layer`): what a probe on an early layer reads costs that layer's share of the model."""
+        n = self.lm.config.num_hidden_layers
+        base = getattr(self.lm, "base_model", self.lm)
+        blocks = getattr(base, "layers", None)
+        kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": self._positions(mask),
+                  "use_cache": False}
+        if blocks is None or not 0 < layer % (n + 1) < n or len(blocks) != n:
+            return base(**kwargs, output_hidden_states=True).hidden_states[layer]
+
+        def stop(module: Any, args: Any, output: Any) -> None:
+            raise _LayerReached(output[0] if isinstance(output, tuple) else output)
+
+        handle = blocks[layer % (n + 1) - 1].register_forward_hook(stop)
+        try:
+            base(**kwargs)
+        except _LayerReached as reached:
+            return reached.hidden
+        finally:
+            handle.remove()
+        raise RuntimeError("the forward pass never reached the hooked layer")
 
     def _check_layer(self, layer: int) -> None:
         n = self.lm.config.num_hidden_layers
@@ -442,6 +469,14 @@ class HFBackend(Backend):
         """Drop the model so its memory can be freed."""
         self.lm = None
         self.tokenizer = None
+
+
+class _LayerReached(Exception):  # control flow, not an error
+    """Raised by a forward hook to end a forward pass at the layer whose output is wanted."""
+
+    def __init__(self, hidden: torch.Tensor):
+        super().__init__()
+        self.hidden = hidden
 
 
 def _derived_seed(seed: int, call: int, i: int) -> int:

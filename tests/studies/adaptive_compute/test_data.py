@@ -87,7 +87,14 @@ def test_code_tests_in_sandbox():
     q = Query("c1", "code", "def add(a, b):\n", "", {"entry_point": "add",
               "test": "def check(f):\n    assert f(2, 3) == 5\n"})
     ct = CodeTests(timeout_s=2.0)
-    assert ct(q, ["    return a + b\n", "    return a - b\n", "    while True:\n        pass\n"]) == [1.0, 0.0, 0.0]
+    assert ct(q, ["    return a + b\n", "    return a - b\n", "    while True:\n        pass\n",
+                  "    import os\n    return a + b\n"]) == [1.0, 0.0, 0.0, 0.0]
+    # a HumanEval-style prompt with its imports, answered in a fenced block
+    q = Query("c2", "code", "from typing import List\nimport math\n\ndef norm(xs: List[float]) -> float:\n", "",
+              {"entry_point": "norm", "test": "def check(f):\n    assert f([3.0, 4.0]) == 5.0\n"})
+    fenced = "```python\nfrom typing import List\nimport math\ndef norm(xs: List[float]) -> float:\n" \
+             "    return math.sqrt(sum(x * x for x in xs))\n```"
+    assert ct(q, ["    return math.sqrt(sum(x * x for x in xs))\n", fenced]) == [1.0, 1.0]
 
 
 def test_reward_model_convention():

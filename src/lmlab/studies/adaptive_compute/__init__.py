@@ -6,7 +6,8 @@ an allocator spends a batch's budget of best-of-k samples where the predicted ga
 or routes queries between a weak and a strong decoder. Modules: `labels` (exact reward-vs-budget
 curves), `allocation` (greedy, per-query thresholds, random), `routing`, `evaluation` (curves,
 savings, bootstrap), `tables` (sample tables, JSONL/Parquet), `queries` (graded arithmetic and
-word problems), `verifiers` and `sandbox` (rewards), `collect` (sampling through `lmlab.llm`),
+word problems), `verifiers` (rewards; code runs in `lmlab.sandbox`), `collect` (sampling through
+`lmlab.llm`, chunks fanned out to worker processes),
 `predictors` (the MLP probe, heuristics), `analysis` (the whole comparison on arrays),
 `synthetic` (tables with known pass rates), `figures`, `claims`, `config`, `study`.
 """

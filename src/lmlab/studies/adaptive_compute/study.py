@@ -40,6 +40,12 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (the collection's worker processes)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _say(msg: str) -> None:
     print(f"[adaptive-compute] {msg}", file=sys.stderr, flush=True)
 
@@ -56,7 +62,7 @@ def split_of(ids: list[str], c: AdaptiveComputeConfig) -> dict[str, str]:
 
 def _collection_key(c: AdaptiveComputeConfig) -> str:
     """A short hash of everything that determines the collected samples: the cache file's name."""
-    keys = ("model", "domains", "n_queries", "n_samples", "temperature", "max_tokens",
+    keys = ("model", "dtype", "domains", "n_queries", "n_samples", "temperature", "max_tokens",
             "hidden_layer", "seed", "train_frac", "val_frac")
     blob = json.dumps({k: getattr(c, k) for k in keys}, sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -103,6 +109,8 @@ class AdaptiveComputeStudy(Study):
         c = config
         problems = [
             (c.n_samples >= 1, f"n_samples must be >= 1, got {c.n_samples}"),
+            (c.workers >= 1, f"workers must be >= 1, got {c.workers}"),
+            (c.chunk >= 1 and c.batch_size >= 1, f"chunk and batch_size must be >= 1, got {c.chunk}, {c.batch_size}"),
             (0 <= c.b_min <= c.b_max <= c.n_samples,
              f"need 0 <= b_min <= b_max <= n_samples, got b_min={c.b_min}, b_max={c.b_max}, n_samples={c.n_samples}"),
             (all(c.b_min <= k <= c.b_max for k in c.uniform_k) and c.uniform_k,
@@ -185,42 +193,56 @@ class AdaptiveComputeStudy(Study):
         return {k: probe.predict(v) for k, v in prompts.items()}
 
     def _collect(self, c: AdaptiveComputeConfig, run: Any) -> tuple[list[QueryRecord], dict[str, Any]]:
-        from lmlab.llm import get_backend
-        from lmlab.studies.adaptive_compute.collect import CollectSettings, collect
+        """Collect the sample table in chunks of `chunk` queries, fanned out to `workers` processes
+        (each finished chunk kept in the run folder: a resumed run re-collects only the rest), and
+        write it whole as `samples-<key>.jsonl`."""
+        from lmlab.executor import get_executor, map_jobs
+        from lmlab.studies.adaptive_compute.collect import (
+            CollectJob,
+            CollectSettings,
+            collect_job,
+            release_backends,
+        )
         from lmlab.studies.adaptive_compute.queries import make_queries
-        from lmlab.studies.adaptive_compute.verifiers import exact_match
+        from lmlab.studies.adaptive_compute.tables import write_table
 
         queries = make_queries(c.n_queries, c.seed, tuple(c.domains))
         splits = split_of([q.id for q in queries], c)
-        t0, cpu0 = time.perf_counter(), _cpu_s()
-        options: dict[str, Any] = {}
-        if c.model.startswith("hf"):
-            options = {"device": c.device if c.device != "auto" else "auto", "batch_size": c.batch_size,
-                       "seed": c.seed}
-        backend = get_backend(c.model, run=run, **options)
-        load_s = time.perf_counter() - t0
+        t0, cpu0 = time.perf_counter(), _cpu_s() + _children_cpu_s()
+        hf = c.model.startswith("hf")
+        options: tuple[tuple[str, Any], ...] = ()
+        if hf:
+            options = (("device", c.device), ("batch_size", c.batch_size), ("seed", c.seed), ("dtype", c.dtype))
         settings = CollectSettings(n=c.n_samples, temperature=c.temperature, max_tokens=c.max_tokens,
-                                   greedy=True, hidden_layer=c.hidden_layer if c.model.startswith("hf") else None,
+                                   greedy=True, hidden_layer=c.hidden_layer if hf else None,
                                    chunk=c.chunk, seed=c.seed)
-        path = Path(run.path) / f"samples-{_collection_key(c)}.jsonl"
-        t1 = time.perf_counter()
-
-        def progress(done: int, total: int) -> None:
-            el = time.perf_counter() - t1
-            _say(f"collected {done}/{total} queries ({el:.0f} s)")
-
-        records, stats = collect(queries, splits, backend, exact_match, path, settings, on_chunk=progress)
-        backend.close()
+        workers = max(1, c.workers) if c.executor == "process" else 1
+        jobs = [CollectJob(c.model, options, settings, tuple(queries[i:i + c.chunk]),
+                           tuple((q.id, splits[q.id]) for q in queries[i:i + c.chunk]),
+                           threads=1 if workers > 1 else 0)
+                for i in range(0, len(queries), c.chunk)]
+        executor = get_executor(c.executor, max_workers=workers)
+        try:
+            results = map_jobs(collect_job, jobs, executor, run=run, progress="adaptive-compute: collection",
+                               describe=lambda i, r: f"{len(r.rows)} queries, {r.stats.wall_s:.0f} s")
+        finally:
+            release_backends()
+        records = [QueryRecord.from_dict(d) for r in results for d in r.rows]
+        path = write_table(SampleTable(records), Path(run.path) / f"samples-{_collection_key(c)}.jsonl")
+        samples = sum(r.stats.samples for r in results)
+        sample_wall = sum(r.stats.sample_wall_s for r in results)
+        tokens = sum(r.stats.tokens for r in results)
         m = {
-            "collect.source": c.model, "collect.table": path.name,
-            "collect.queries_new": stats.queries, "collect.queries_resumed": stats.resumed,
-            "collect.samples_new": stats.samples, "collect.samples_per_s": stats.samples_per_s,
-            "collect.tokens_per_sample": stats.tokens / stats.samples if stats.samples else float("nan"),
-            "collect.load_s": load_s, "collect.wall_s": time.perf_counter() - t0,
-            "collect.cpu_s": _cpu_s() - cpu0,
+            "collect.source": c.model, "collect.table": path.name, "collect.queries": len(records),
+            "collect.samples": samples, "collect.workers": workers,
+            "collect.samples_per_s": samples / sample_wall if sample_wall > 0 else float("nan"),
+            "collect.tokens_per_sample": tokens / samples if samples else float("nan"),
+            "collect.job_wall_s": sum(r.stats.wall_s for r in results),
+            "collect.wall_s": time.perf_counter() - t0,
+            "collect.cpu_s": _cpu_s() + _children_cpu_s() - cpu0,  # the workers' included
         }
-        if stats.samples:
-            _say(f"sampling speed {stats.samples_per_s:.2f} samples/s")
+        _say(f"collected {len(records)} queries in {m['collect.wall_s']:.0f} s "
+             f"({m['collect.samples_per_s']:.2f} samples/s per worker)")
         return records, m
 
     @staticmethod

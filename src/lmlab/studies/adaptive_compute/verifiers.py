@@ -6,7 +6,8 @@ Every scorer is a callable ``(query, texts) -> list[float]``:
   word problems: the number after ``####`` if present, else the last number in the text; commas
   and a trailing ``.0`` ignored).
 * `CodeTests`: HumanEval-style problems (``meta`` holds ``test`` and ``entry_point``); the prompt
-  plus the completion plus the tests run in `sandbox.run_python` with a time limit; 1.0 if they pass.
+  plus the completion plus the tests run as one program in `lmlab.sandbox.run_program` (a limited
+  child process, whitelisted imports, no files, no network, a time limit); 1.0 if they pass.
 * `RewardModel`: wraps a reward model in TRL's convention, a callable ``list[str] -> list[float]``
   scoring prompt-plus-answer strings.
 """
@@ -17,8 +18,8 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
+from lmlab.sandbox import run_program
 from lmlab.studies.adaptive_compute.queries import Query
-from lmlab.studies.adaptive_compute.sandbox import run_python
 
 __all__ = ["CodeTests", "RewardModel", "Scorer", "exact_match", "extract_number", "scorer_for"]
 
@@ -69,7 +70,8 @@ class CodeTests:
         return f"{body}\n\n{query.meta['test']}\n\ncheck({entry})\n"
 
     def __call__(self, query: Query, texts: list[str]) -> list[float]:
-        return [float(run_python(self.program(query, t), self.timeout_s, self.memory_mb).ok) for t in texts]
+        return [float(run_program(self.program(query, t), timeout_s=self.timeout_s, memory_mb=self.memory_mb).ok)
+                for t in texts]
 
 
 class RewardModel:
