@@ -44,13 +44,20 @@ def test_broadcast_and_none(org, items):
         assert people_scores(t)[0] == 0.0 and not [m for m in t.messages if m.recipient not in ("alice", "agent")]
 
 
+def session_text(request):
+    """The real session of a reactive agent's chat (after its example sessions), as one text."""
+    msgs = request.messages
+    starts = [i for i, m in enumerate(msgs) if "real session starts now" in m["content"]]
+    return "\n".join(m["content"] for m in msgs[starts[-1] if starts else 0:])
+
+
 def fake_agent_brain(request):
     """Plays the reactive agent well enough to exercise every branch."""
     text = request.messages[-1]["content"]
-    session = text.split("Now the real session.")[-1]
+    session = session_text(request)
     if "Write a short plan" in text:
         return "ask: bob\nask: carol"
-    if "Write the answer" in text:
+    if "Your one-line answer" in text:
         return "There are 4 books." if "two" in text.lower() or "book" in text.lower() else "Not enough information."
     if "[bob -> you]" in session and "[carol -> you]" in session:
         if "Message sent to alice" in session:
@@ -78,9 +85,9 @@ def test_llm_agents_plumbing(org, items, name):
     if name in ("reactive", "message-all", "plan-execute"):
         assert any(m.sender == "agent" and m.recipient == "alice" and "4 books" in m.content for m in t.messages)
     if name == "reactive":
-        assert "Reflection.thought" in lm.seen[0].messages[-1]["content"]
+        assert "Reflection.thought" in lm.seen[0].messages[0]["content"]
     if name == "reactive-nothought":
-        assert "Reflection.thought" not in lm.seen[0].messages[-1]["content"]
+        assert "Reflection.thought" not in "".join(m["content"] for m in lm.seen[0].messages)
 
 
 def test_no_simulator_sees_the_gold(org, items):
@@ -96,7 +103,7 @@ def test_no_simulator_sees_the_gold(org, items):
     assert mates.seen and req.seen
     gold = [it.answer for it in items] + [it.gold_sql for it in items]
     for r in mates.seen + req.seen:
-        prompt = r.messages[-1]["content"]
+        prompt = "\n".join(m["content"] for m in r.messages)
         for g in gold:
             assert g not in prompt
         member = re.search(r"\(user id: (\w+)\)", prompt)[1]

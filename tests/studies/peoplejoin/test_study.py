@@ -15,10 +15,11 @@ from .test_agents import fake_agent_brain
 
 def _brain(request):
     text = request.messages[-1]["content"]
-    if "You grade an AI assistant" in text:
+    system = request.messages[0]["content"]
+    if "You grade an AI assistant" in system:
         return "score: 2" if "4 books" in text else "score: 0"
-    if "Your one-line reply" in text:
-        return "Bob: I have two books: Dune and Emma." if "(user id: bob)" in text else "skip"
+    if "working for one of your colleagues" in system:
+        return "Bob: I have two books: Dune and Emma." if "(user id: bob)" in system else "skip"
     return fake_agent_brain(request)
 
 
@@ -40,7 +41,7 @@ def test_run_end_to_end(data_root, tmp_path, fake_models):
     out = tmp_path / "run"
     res = execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=bookshop", "items=0",
                                          "agents=reactive,message-none,message-all,oracle-contacts,broadcast,none",
-                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200"], out=out)
+                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200", "executor=serial"], out=out)
     m = res["metrics"]
     assert m["items"] == 5 and m["gold.reproduced"] == 4 and m["gold.answerable"] == 4
     assert m["check.rescore_equal"] == 1.0 and m["check.oracle.min_precision"] == 1.0
