@@ -37,7 +37,7 @@ def fake_models(monkeypatch):
     return made
 
 
-def test_run_end_to_end(data_root, tmp_path, fake_models):
+def test_run_end_to_end(data_root, tmp_path, fake_models, capsys):
     out = tmp_path / "run"
     res = execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=bookshop", "items=0",
                                          "agents=reactive,message-none,message-all,oracle-contacts,broadcast,none",
@@ -58,6 +58,16 @@ def test_run_end_to_end(data_root, tmp_path, fake_models):
     assert len(list((out / "transcripts").glob("*/*.json"))) == 30
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 30
+    assert 0 <= m["judge.agree_exec"] <= 1 and "judge_agrees_exec" in checks
+    assert len(list((out / "llm_records").glob("*/*.jsonl"))) >= 5  # one record file per episode
+    # another judge on the saved transcripts: its agreement with the execution check, beside ours
+    from lmlab.studies.peoplejoin.cli import judge
+
+    capsys.readouterr()
+    judge(str(out), judge="hf:c", data="", limit=0)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["judge"] for x in lines] == ["hf:c", "hf:a"] and lines[0]["transcripts"] == 30
+    assert lines[0]["agree_exec"] == lines[1]["agree_exec"]  # the same fake judge
 
 
 def test_bad_config_fails_before_the_disk(data_root, tmp_path):
