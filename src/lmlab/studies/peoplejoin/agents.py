@@ -2,9 +2,12 @@
 
 Language-model agents (one model call per action, temperature 0):
 
-- `ReactiveAgent`: the release's ReAct-style loop; its prompt lists the actions, shows one
-  example session and the session so far, and asks for the next action. ``thought=True`` adds the
-  `Reflection.thought` action (the release's configuration "with reflection").
+- `ReactiveAgent`: the release's ReAct-style loop; its prompt is a chat: a fixed system message
+  (the actions with their exact syntax, how to work), two complete example sessions as chat
+  turns (the user holds the records; a table split between two colleagues), then the session so
+  far, each observation followed by a line saying what the action changed and what usually comes
+  next. ``thought=True`` adds the `Reflection.thought` action (the release's configuration "with
+  reflection").
 - `PlanExecuteAgent` (not in the release): reads the directory, asks the model once for the
   people to contact, messages them (and whoever a reply redirects to), then asks the model once
   to compose the answer from the replies.
