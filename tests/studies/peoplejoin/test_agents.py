@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pytest
 
@@ -122,3 +123,21 @@ def test_make_agent_rejects_unknown(org):
     assert len(AGENTS) == 8
     with pytest.raises(ValueError, match="unknown agent"):
         make_agent("genius", org, "x")
+
+
+def test_reactive_prompt_is_a_chat_with_examples_and_next_steps(org, items):
+    """The reactive agent's prompt: a fixed system message, the example sessions as chat turns,
+    then the real session with each observation saying what changed and what comes next."""
+    lm = FakeLM(fake_agent_brain)
+    _run(org, [items[1]], "reactive", {"agent": lm})
+    first, last = lm.seen[0].messages, lm.seen[-1].messages
+    assert first[0]["role"] == "system" and "Enterprise.send_message(user_id=" in first[0]["content"]
+    n_fixed = next(i for i, m in enumerate(first) if "real session starts now" in m["content"])
+    assert n_fixed > 10 and last[:n_fixed] == first[:n_fixed]  # one fixed prefix for every call
+    roles = [m["role"] for m in last[1:]]
+    assert all(a != b for a, b in pairwise(roles))  # user and assistant alternate
+    session = "\n".join(m["content"] for m in last[n_fixed:])
+    assert "[alice -> you]" in session and "Its reply will arrive after you call System.finish()" in session
+    assert "New messages arrived" in session and "[bob -> you]" in session
+    # actions are shown in their canonical form (what the model should write)
+    assert 'Enterprise.send_message(user_id="bob", content="How many books do you have?")' in session
