@@ -25,7 +25,7 @@ class PeopleJoinConfig(StudyConfig):
     split: Literal["dev", "test"] = "dev"  # test: the paper's 500 selected items (download first)
     organizations: tuple[str, ...] = SMALL_ORGS  # empty: every organization of the split
     max_member_chars: int = 6000  # skip organizations with a member holding more than this
-    items: int = 8  # items drawn at random (seeded) from those left; 0: all
+    items: int = 4  # items drawn at random (seeded) from those left; 0: all
     agents: tuple[str, ...] = ("reactive", "message-none", "oracle-contacts", "broadcast", "none")
     agent_model: str = "hf:qwen2.5-coder-0.5b-instruct"
     teammate_model: str = ""  # empty: the agent's model (recorded separately either way)
@@ -48,10 +48,10 @@ class PeopleJoinConfig(StudyConfig):
 
 
 PRESETS: dict[str, PeopleJoinConfig] = {
-    # 8 dev items from the five small organizations; the 0.5B model as reactive agent,
+    # 4 dev items from the five small organizations; the 0.5B model as reactive agent,
     # Message-None, teammates and judge, plus the three scripted contact policies (Message-All's
     # contact set is Broadcast's, so its people claim is computed from Broadcast here; the
-    # Message-All and plan-then-execute agents run in `small`). 40 episodes, one executor job
+    # Message-All and plan-then-execute agents run in `small`). 20 episodes, one executor job
     # each, in 2 worker processes of 1 torch thread; every call goes alone to the model, from the
     # kept KV cache of the longest matching prompt prefix.
     # Measured (see the closing note of the issue): the earlier layout (4 items x 6 agents,
