@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pytest
 
@@ -44,13 +45,20 @@ def test_broadcast_and_none(org, items):
         assert people_scores(t)[0] == 0.0 and not [m for m in t.messages if m.recipient not in ("alice", "agent")]
 
 
+def session_text(request):
+    """The real session of a reactive agent's chat (after its example sessions), as one text."""
+    msgs = request.messages
+    starts = [i for i, m in enumerate(msgs) if "real session starts now" in m["content"]]
+    return "\n".join(m["content"] for m in msgs[starts[-1] if starts else 0:])
+
+
 def fake_agent_brain(request):
     """Plays the reactive agent well enough to exercise every branch."""
     text = request.messages[-1]["content"]
-    session = text.split("Now the real session.")[-1]
+    session = session_text(request)
     if "Write a short plan" in text:
         return "ask: bob\nask: carol"
-    if "Write the answer" in text:
+    if "Your one-line answer" in text:
         return "There are 4 books." if "two" in text.lower() or "book" in text.lower() else "Not enough information."
     if "[bob -> you]" in session and "[carol -> you]" in session:
         if "Message sent to alice" in session:
@@ -78,9 +86,9 @@ def test_llm_agents_plumbing(org, items, name):
     if name in ("reactive", "message-all", "plan-execute"):
         assert any(m.sender == "agent" and m.recipient == "alice" and "4 books" in m.content for m in t.messages)
     if name == "reactive":
-        assert "Reflection.thought" in lm.seen[0].messages[-1]["content"]
+        assert "Reflection.thought" in lm.seen[0].messages[0]["content"]
     if name == "reactive-nothought":
-        assert "Reflection.thought" not in lm.seen[0].messages[-1]["content"]
+        assert "Reflection.thought" not in "".join(m["content"] for m in lm.seen[0].messages)
 
 
 def test_no_simulator_sees_the_gold(org, items):
@@ -96,7 +104,7 @@ def test_no_simulator_sees_the_gold(org, items):
     assert mates.seen and req.seen
     gold = [it.answer for it in items] + [it.gold_sql for it in items]
     for r in mates.seen + req.seen:
-        prompt = r.messages[-1]["content"]
+        prompt = "\n".join(m["content"] for m in r.messages)
         for g in gold:
             assert g not in prompt
         member = re.search(r"\(user id: (\w+)\)", prompt)[1]
@@ -115,3 +123,21 @@ def test_make_agent_rejects_unknown(org):
     assert len(AGENTS) == 8
     with pytest.raises(ValueError, match="unknown agent"):
         make_agent("genius", org, "x")
+
+
+def test_reactive_prompt_is_a_chat_with_examples_and_next_steps(org, items):
+    """The reactive agent's prompt: a fixed system message, the example sessions as chat turns,
+    then the real session with each observation saying what changed and what comes next."""
+    lm = FakeLM(fake_agent_brain)
+    _run(org, [items[1]], "reactive", {"agent": lm})
+    first, last = lm.seen[0].messages, lm.seen[-1].messages
+    assert first[0]["role"] == "system" and "Enterprise.send_message(user_id=" in first[0]["content"]
+    n_fixed = next(i for i, m in enumerate(first) if "real session starts now" in m["content"])
+    assert n_fixed > 10 and last[:n_fixed] == first[:n_fixed]  # one fixed prefix for every call
+    roles = [m["role"] for m in last[1:]]
+    assert all(a != b for a, b in pairwise(roles))  # user and assistant alternate
+    session = "\n".join(m["content"] for m in last[n_fixed:])
+    assert "[alice -> you]" in session and "Its reply will arrive after you call System.finish()" in session
+    assert "New messages arrived" in session and "[bob -> you]" in session
+    # actions are shown in their canonical form (what the model should write)
+    assert 'Enterprise.send_message(user_id="bob", content="How many books do you have?")' in session

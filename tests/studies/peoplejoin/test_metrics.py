@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lmlab.studies.peoplejoin.evaluate import judge_one
 from lmlab.studies.peoplejoin.metrics import (
+    NO_ANSWER,
     JudgeCache,
     answer_text,
     efficiency,
@@ -59,7 +61,8 @@ def test_per_direction_counts():
 @pytest.mark.parametrize("text, score, match", [
     ("score: 2", 2, 100.0), ("The answer is partly right.\nScore: 1", 1, 50.0), ("score: 0", 0, 0.0),
     ("**Score:** 2", 2, 100.0), ("score: 7", 2, 100.0), ("score: -1", 0, 0.0),
-    ("I think it is good", None, 0.0), ("", None, 0.0),
+    ("I think it is good", None, 0.0), ("", None, 0.0), ("2", 2, 100.0), (" 1\n", 1, 50.0),
+    ("3 stars", None, 0.0),
 ])
 def test_judge_parsing(text, score, match):
     assert parse_judge(text) == score
@@ -70,7 +73,14 @@ def test_judge_prompt_and_cache(tmp_path):
     t = make([*OPEN, (AGENT, "alice", "There are 4 books.")])
     req = judge_request(t)
     prompt = req.messages[-1]["content"]
-    assert "[[4]]" in prompt and "agent-to-alice: There are 4 books." in prompt
+    assert "Reference: [[4]]" in prompt and "Answer: There are 4 books." in prompt
+    # the rubric is the fixed system message (one prefix for every judged episode)
+    assert "score: <0, 1 or 2>" in req.messages[0]["content"] and "Question:" not in prompt.split("\n")[1]
+    # no answer to the requester: Match 0 without asking any model
+    silent = make([*OPEN, (AGENT, "bob", "How many books do you have?")])
+    assert judge_request(silent) is None
+    assert judge_one(silent, lambda: pytest.fail("the judge was asked")) == NO_ANSWER
+    assert match_from_judge(NO_ANSWER) == 0.0
     cache = JudgeCache(tmp_path / "j.jsonl")
     cache.put(t, "hf:m", "score: 2")
     again = JudgeCache(tmp_path / "j.jsonl")

@@ -15,10 +15,11 @@ from .test_agents import fake_agent_brain
 
 def _brain(request):
     text = request.messages[-1]["content"]
-    if "You grade an AI assistant" in text:
+    system = request.messages[0]["content"]
+    if "You grade an AI assistant" in system:
         return "score: 2" if "4 books" in text else "score: 0"
-    if "Your one-line reply" in text:
-        return "Bob: I have two books: Dune and Emma." if "(user id: bob)" in text else "skip"
+    if "working for one of your colleagues" in system:
+        return "Bob: I have two books: Dune and Emma." if "(user id: bob)" in system else "skip"
     return fake_agent_brain(request)
 
 
@@ -36,11 +37,11 @@ def fake_models(monkeypatch):
     return made
 
 
-def test_run_end_to_end(data_root, tmp_path, fake_models):
+def test_run_end_to_end(data_root, tmp_path, fake_models, capsys):
     out = tmp_path / "run"
     res = execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=bookshop", "items=0",
                                          "agents=reactive,message-none,message-all,oracle-contacts,broadcast,none",
-                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200"], out=out)
+                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200", "executor=serial"], out=out)
     m = res["metrics"]
     assert m["items"] == 5 and m["gold.reproduced"] == 4 and m["gold.answerable"] == 4
     assert m["check.rescore_equal"] == 1.0 and m["check.oracle.min_precision"] == 1.0
@@ -57,6 +58,16 @@ def test_run_end_to_end(data_root, tmp_path, fake_models):
     assert len(list((out / "transcripts").glob("*/*.json"))) == 30
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 30
+    assert 0 <= m["judge.agree_exec"] <= 1 and "judge_agrees_exec" in checks
+    assert len(list((out / "llm_records").glob("*/*.jsonl"))) >= 5  # one record file per episode
+    # another judge on the saved transcripts: its agreement with the execution check, beside ours
+    from lmlab.studies.peoplejoin.cli import judge
+
+    capsys.readouterr()
+    judge(str(out), judge="hf:c", data="", limit=0)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["judge"] for x in lines] == ["hf:c", "hf:a"] and lines[0]["transcripts"] == 30
+    assert lines[0]["agree_exec"] == lines[1]["agree_exec"]  # the same fake judge
 
 
 def test_bad_config_fails_before_the_disk(data_root, tmp_path):

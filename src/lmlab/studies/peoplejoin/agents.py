@@ -2,9 +2,12 @@
 
 Language-model agents (one model call per action, temperature 0):
 
-- `ReactiveAgent`: the release's ReAct-style loop; its prompt lists the actions, shows one
-  example session and the session so far, and asks for the next action. ``thought=True`` adds the
-  `Reflection.thought` action (the release's configuration "with reflection").
+- `ReactiveAgent`: the release's ReAct-style loop; its prompt is a chat: a fixed system message
+  (the actions with their exact syntax, how to work), two complete example sessions as chat
+  turns (the user holds the records; a table split between two colleagues), then the session so
+  far, each observation followed by a line saying what the action changed and what usually comes
+  next. ``thought=True`` adds the `Reflection.thought` action (the release's configuration "with
+  reflection").
 - `PlanExecuteAgent` (not in the release): reads the directory, asks the model once for the
   people to contact, messages them (and whoever a reply redirects to), then asks the model once
   to compose the answer from the replies.
@@ -25,7 +28,7 @@ import json
 import re
 
 from lmlab.llm import Request
-from lmlab.studies.peoplejoin.actions import ACTIONS, format_action
+from lmlab.studies.peoplejoin.actions import format_action
 from lmlab.studies.peoplejoin.data import Organization
 from lmlab.studies.peoplejoin.environment import AgentView
 from lmlab.studies.peoplejoin.teammates import prompt
@@ -36,23 +39,20 @@ __all__ = ["AGENTS", "LLM_AGENTS", "SCRIPTED", "make_agent"]
 LLM_AGENTS = ("reactive", "reactive-nothought", "plan-execute", "message-all", "message-none")
 SCRIPTED = ("oracle-contacts", "broadcast", "none")
 AGENTS = LLM_AGENTS + SCRIPTED
-_OBS_CHARS = 1200
+_OBS_CHARS = 1500
 
 _DOCS = {
-    "Enterprise.send_message": "send a message to a person",
-    "Enterprise.resolve_person": "find a person's id from (part of) their name",
-    "Enterprise.resolve_primary_user": "your user's record",
-    "Enterprise.send_session_completed": "end the session",
-    "EnterpriseSearch.search_documents": "search your user's own documents",
-    "EnterpriseSearch.search_relevant_people": "the directory of colleagues",
-    "Reflection.thought": "think before acting",
-    "System.finish": "end your turn and wait for replies",
+    "EnterpriseSearch.search_documents": ('query="..."', "search your user's own documents"),
+    "EnterpriseSearch.search_relevant_people": ('query="..."',
+                                                "list your colleagues and what records each may hold"),
+    "Enterprise.send_message": ('user_id="...", content="..."',
+                                "send a message to a colleague or to your user"),
+    "Enterprise.resolve_person": ('name="..."', "find a person's user id from their name"),
+    "Enterprise.resolve_primary_user": ("", "your user's own record"),
+    "Reflection.thought": ('thought="..."', "think in private (nobody sees it)"),
+    "System.finish": ("", "end your turn; replies to your messages arrive only after it"),
+    "Enterprise.send_session_completed": ("", "end the session, once your user has her answer"),
 }
-
-
-def _signature(name: str) -> str:
-    req, opt = ACTIONS[name]
-    return f"{name}({', '.join(f'{p}=...' for p in (*req, *opt))})"
 
 
 def _question(view: AgentView) -> str:
@@ -64,8 +64,50 @@ def _replies(view: AgentView) -> list[tuple[str, str]]:
             if m.recipient == AGENT and m.sender != view.requester]
 
 
+def _hint(action: str, observation: str, requester: str) -> str:
+    """What an action changed and what usually comes next (the reactive agent's observation)."""
+    if action.startswith("Enterprise.send_message"):
+        if observation == f"Message sent to {requester}.":
+            return (f"Your message to {requester} was sent. Call System.finish() to wait for her "
+                    "reply.")
+        return ("Its reply will arrive after you call System.finish(). Message anyone else whose "
+                "records you need, or call System.finish() now.")
+    if action.startswith("EnterpriseSearch.search_relevant_people"):
+        return ("These are your colleagues and what each may hold. Message those whose records "
+                "the question needs.")
+    if action.startswith("EnterpriseSearch.search_documents"):
+        return (f"These are {requester}'s own documents. If they hold the answer, send it to "
+                f"{requester}; if not, look for the colleagues who hold the records.")
+    return ""
+
+
+def example_turns(text: str) -> list[dict[str, str]]:
+    """Example sessions as chat turns: a line ``You: ACTION`` is an assistant turn, every other
+    line joins the user turn before it; a ``---`` line separates sessions."""
+    turns: list[dict[str, str]] = []
+    user: list[str] = []
+    for line in text.strip().splitlines():
+        if line.startswith("You: "):
+            turns += [{"role": "user", "content": "\n".join(user)},
+                      {"role": "assistant", "content": line[5:]}]
+            user = []
+        elif line.strip() != "---":
+            user.append(line)
+    if user:
+        turns.append({"role": "user", "content": "\n".join(user)})
+        turns.append({"role": "assistant", "content": "Enterprise.send_session_completed()"})
+    return turns
+
+
 class ReactiveAgent:
-    """The reactive (ReAct-style) agent, with or without the thought action."""
+    """The reactive (ReAct-style) agent, with or without the thought action.
+
+    Its prompt is a chat: a fixed system message (the action list with exact syntax, how to
+    work, one complete example session), then the session so far as turns: each action the
+    agent took is an assistant message, and each observation (with a line saying what the action
+    changed and what usually comes next) or batch of incoming messages is a user message. The
+    fixed system message and the growing chat let the local backend reuse the kept prefix.
+    """
 
     def __init__(self, org: Organization, model: str, *, thought: bool = True,
                  max_tokens: int = 96):
@@ -74,36 +116,47 @@ class ReactiveAgent:
         self.thought = thought
         self.name = "reactive" if thought else "reactive-nothought"
         self.max_tokens = max_tokens
-        names = [n for n in ACTIONS if thought or n != "Reflection.thought"]
-        self._actions = "\n".join(f"- {_signature(n)}: {_DOCS[n]}" for n in names)
-        t = ('Action: Reflection.thought(thought="Tulga might know about pets; ask him.")\n'
+        names = [n for n in _DOCS if thought or n != "Reflection.thought"]
+        actions = "\n".join(f"- {n}({_DOCS[n][0]})   {_DOCS[n][1]}" for n in names)
+        t = ('You: Reflection.thought(thought="Tom\'s documents are about room bookings, not the '
+             'chess club: I must ask the colleagues who hold member records.")\n'
              "Observation: OK.\n") if thought else ""
-        self._example = prompt("example_reactive").format(thought=t)
+        self.system = prompt("agent_reactive").format(actions=actions)
+        self.examples = example_turns(prompt("example_reactive").format(thought=t))
 
-    def history(self, view: AgentView) -> str:
-        """The session so far: the messages that woke each turn, then that turn's steps."""
+    def messages(self, view: AgentView) -> list[dict[str, str]]:
+        """The chat so far: system, then alternating observations (user) and actions (assistant)."""
         incoming = [m for m in view.messages if m.recipient == AGENT]
         last = max([s.turn for s in view.steps] + [m.turn + 1 for m in incoming] + [0])
-        lines: list[str] = []
+        p = self.org.person(view.requester)
+        who = f"{p.full_name if p else view.requester} (user id: {view.requester})"
+        chat = [{"role": "system", "content": self.system}, *self.examples]
+        pending = [f"The example sessions are over. Your real session starts now. Your user is {who}."]
         for turn in range(1, last + 1):
-            lines += [f"[{m.sender} -> you] {m.content}" for m in incoming if m.turn == turn - 1]
+            new = [f"[{m.sender} -> you] {m.content}" for m in incoming if m.turn == turn - 1]
+            if new and turn > 1:
+                new.append("New messages arrived. If you now have the records you need, send the "
+                           f"answer to {view.requester}; if your user thanked you, call "
+                           "Enterprise.send_session_completed().")
+            pending += new
             for s in view.steps:
                 if s.turn != turn:
                     continue
+                chat.append({"role": "user", "content": "\n".join(pending)})
                 act = s.action or (s.raw.strip().splitlines() or [""])[0][:200]
+                chat.append({"role": "assistant", "content": act})
                 obs = s.observation if len(s.observation) <= _OBS_CHARS else \
                     s.observation[:_OBS_CHARS] + " ...(truncated)"
-                lines.append(f"Action: {act}\nObservation: {obs}")
-        return "\n".join(lines)
+                pending = [f"Observation: {obs}"]
+                hint = _hint(s.action, s.observation, view.requester) if s.valid else ""
+                if hint:
+                    pending.append(hint)
+        chat.append({"role": "user", "content": "\n".join(pending)})
+        return chat
 
     def act(self, view: AgentView) -> Request:
-        p = self.org.person(view.requester)
-        text = prompt("agent_reactive").format(
-            requester=view.requester, requester_name=p.full_name if p else view.requester,
-            actions=self._actions, example=self._example, history=self.history(view))
-        text += "\nReply with your next action only.\nAction:"
-        return Request.chat(text, temperature=0.0, max_tokens=self.max_tokens,
-                            stop=("\nObservation",))
+        return Request(messages=tuple(self.messages(view)), temperature=0.0,
+                       max_tokens=self.max_tokens, stop=("\nObservation", "\n["))
 
     def action(self, raw: str) -> str:
         return raw
@@ -134,7 +187,7 @@ class _ComposingAgent:
 
     def material(self, view: AgentView) -> str:
         rep = _replies(view)
-        return "\n".join(f"{who}: {text}" for who, text in rep) or "(nobody replied)"
+        return "\n".join(f"{who} wrote: {text}" for who, text in rep) or "(nobody replied)"
 
     def act(self, view: AgentView) -> Request | str:
         acted_now = bool(view.steps) and view.steps[-1].turn == view.turn
@@ -160,11 +213,10 @@ class _ComposingAgent:
         if acted_now and view.steps[-1].action.startswith("Enterprise.send_message"):
             return format_action("System.finish")  # wait for the replies
         self._composing = True
-        p = self.org.person(view.requester)
-        text = prompt("agent_compose").format(
-            requester_name=p.full_name if p else view.requester, question=_question(view),
-            replies=self.material(view))
-        return Request.chat(text, temperature=0.0, max_tokens=self.max_tokens)
+        text = (f"Question: {_question(view)}\n\nRecords:\n{self.material(view)}\n\n"
+                "Your one-line answer:")
+        return Request.chat(text, system=prompt("agent_compose"), temperature=0.0,
+                            max_tokens=self.max_tokens)
 
     def action(self, raw: str) -> str:
         if self._composing:
@@ -239,7 +291,7 @@ class MessageNoneAgent(_ComposingAgent):
     def material(self, view: AgentView) -> str:
         obs = next((s.observation for s in view.steps
                     if s.action.startswith("EnterpriseSearch.search_documents")), "")
-        return "(your own documents)\n" + obs[:4000]
+        return "(your user's own documents)\n" + obs[:4000]
 
 
 class ScriptedAgent:

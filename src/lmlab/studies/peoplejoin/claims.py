@@ -36,16 +36,21 @@ def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
         ds = (d[0] * scale, d[1] * scale, d[2] * scale)
         out.append(Claim.check(f"reactive_beats_none.{key}", stmt, paper,
                                f"difference {_fmt(ds, ' pts')}", d[1] > 0))
-    rec_all = get_metric(metrics, "recall.message-all.mean")
-    d = _diff(metrics, "diff.message-all_vs_reactive.precision")
+    # Message-All's contacts are everyone once (and whoever a reply redirects to, already
+    # everyone): exactly the scripted Broadcast policy's, so a run without Message-All measures
+    # the contact claim on Broadcast, and says so.
     stmt = "Message-All reaches recall 1 at lower people precision than the reactive agent"
+    who = "message-all" if get_metric(metrics, "recall.message-all.mean") is not None else "broadcast"
+    rec_all = get_metric(metrics, f"recall.{who}.mean")
+    d = _diff(metrics, f"diff.{who}_vs_reactive.precision")
     if rec_all is None or d is None:
         out.append(Claim.untestable("message_all_recall_precision", stmt, "yes (Table 3)",
-                                    "needs the message-all and reactive agents"))
+                                    "needs the message-all (or broadcast) and reactive agents"))
     else:
+        label = "Message-All" if who == "message-all" else "Broadcast (Message-All's contact set)"
         out.append(Claim.check(
             "message_all_recall_precision", stmt, "yes (Table 3)",
-            f"Message-All recall {rec_all:.2f}; precision minus reactive's {_fmt(d)}",
+            f"{label} recall {rec_all:.2f}; precision minus reactive's {_fmt(d)}",
             rec_all >= 0.999 and d[2] < 0))
     for key, label in (("match", "Match"), ("exec", "the execution check")):
         d = _diff(metrics, f"diff.plain_vs_hard.{key}")
@@ -84,6 +89,14 @@ def checks(config: Any, metrics: dict[str, Any]) -> list[Check]:
     if eq is not None:
         out.append(Check.check("rescore", "re-scoring the saved transcripts reproduces every per-item score",
                                "transcripts are data", f"{'equal' if eq else 'different'}", eq == 1))
+    a, n_j = get_metric(metrics, "judge.agree_exec"), get_metric(metrics, "judge.n")
+    if a is not None and n_j:
+        out.append(Check.check(
+            "judge_agrees_exec", "the judge's full marks agree with the execution check on at least "
+            "80% of the episodes (the two are computed independently)",
+            "a judge that grades answers, not one that says 1 to everything",
+            f"{100 * a:.0f}% of {int(n_j)} episodes (full marks {metrics.get('judge.full_marks')}, "
+            f"execution passes {metrics.get('judge.exec_pass')})", a >= 0.8))
     g, n = get_metric(metrics, "gold.reproduced"), get_metric(metrics, "gold.answerable")
     if g is not None and n:
         out.append(Check.check(

@@ -287,8 +287,10 @@ def episode(
                 action = parse_action(text)
                 last = next((s for s in reversed(t.steps) if s.turn == turn and s.valid), None)
                 if limits.reject_repeats and last is not None and last.action == str(action):
-                    raise ActionError("you just did exactly this; do something else, or "
-                                      "System.finish() to wait for replies")
+                    done_obs = last.observation.splitlines()[0][:80] if last.observation else ""
+                    raise ActionError(
+                        f"you just did exactly this and it already worked ({done_obs}). Do not "
+                        "repeat it: do the next step, or call System.finish() to wait for replies")
                 obs, effect = world.execute(action)
             except ActionError as e:
                 invalid += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ from lmlab.studies.peoplejoin.data import (
     load_organization,
     load_test_ids,
 )
-from lmlab.studies.peoplejoin.metrics import JudgeCache, judge_request, score_transcript
+from lmlab.studies.peoplejoin.metrics import NO_ANSWER, JudgeCache, judge_request, score_transcript
 from lmlab.studies.peoplejoin.sqlexec import reproduce
 from lmlab.studies.peoplejoin.transcript import Transcript
 
-__all__ = ["gold_check", "judge_all", "rescore", "select_items", "summarize"]
+__all__ = ["gold_check", "judge_all", "judge_one", "rescore", "select_items", "summarize"]
 
 
 def select_items(root: Path, *, split: str, organizations: Sequence[str], max_member_chars: int,
@@ -75,16 +75,25 @@ def gold_check(root: Path, items: Sequence[QAItem]) -> tuple[int, int, list[dict
     return ok, n, bad
 
 
+def judge_one(t: Transcript, backend: Callable[[], Backend]) -> str:
+    """The judge's output for one transcript: `NO_ANSWER` (Match 0) without a model call when the
+    agent sent no answer, else one call of the judge (`backend()` gives it, only when needed)."""
+    req = judge_request(t)
+    if req is None:
+        return NO_ANSWER
+    return backend().generate([req])[0][0].text
+
+
 def judge_all(transcripts: Sequence[Transcript], backend: Backend | None, cache: JudgeCache,
               judge: str) -> list[str | None]:
-    """Each transcript's judge output: from the cache, else one batched call of the judge."""
+    """Each transcript's judge output: from the cache, else `judge_one` (one call at a time, so
+    the local backend reuses the judge's fixed system message); None without a backend."""
     outs: list[str | None] = [cache.get(t, judge) for t in transcripts]
-    todo = [i for i, o in enumerate(outs) if o is None]
-    if todo and backend is not None:
-        comps = backend.generate([judge_request(transcripts[i]) for i in todo])
-        for i, c in zip(todo, comps, strict=True):
-            outs[i] = c[0].text
-            cache.put(transcripts[i], judge, c[0].text)
+    for i, t in enumerate(transcripts):
+        if outs[i] is not None or (backend is None and judge_request(t) is not None):
+            continue
+        outs[i] = judge_one(t, lambda: backend)  # type: ignore[arg-type,return-value]
+        cache.put(t, judge, outs[i])  # type: ignore[arg-type]
     return outs
 
 
@@ -134,7 +143,7 @@ def summarize(rows: Sequence[dict[str, Any]], agents: Sequence[str], *, n_boot: 
                     "wall_s", "tokens", "actions", "invalid_actions", "answered"):
             m[f"eff.{a}.{key}"] = float(np.mean([r[key] for r in rs]))
     # paired differences (same items) between agents the claims compare
-    for a, b in (("reactive", "message-none"), ("message-all", "reactive"),
+    for a, b in (("reactive", "message-none"), ("message-all", "reactive"), ("broadcast", "reactive"),
                  ("reactive-nothought", "message-none"), ("plan-execute", "message-none")):
         ra, rb = by_agent.get(a, []), by_agent.get(b, [])
         if not ra or [r["datum_id"] for r in ra] != [r["datum_id"] for r in rb]:

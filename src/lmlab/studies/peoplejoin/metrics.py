@@ -21,6 +21,7 @@ from lmlab.studies.peoplejoin.teammates import prompt
 from lmlab.studies.peoplejoin.transcript import AGENT, Transcript
 
 __all__ = [
+    "NO_ANSWER",
     "JudgeCache",
     "answer_text",
     "contacted",
@@ -97,7 +98,8 @@ def parse_judge(text: str) -> int | None:
     """The judge's score (clipped to 0..2) from its ``score:`` line; None when there is none."""
     m = _SCORE.findall(text or "")
     if not m:
-        return None
+        bare = re.match(r"\s*([012])\b", text or "")  # a bare "2": small judges drop the label
+        return int(bare[1]) if bare else None
     return int(min(2, max(0, round(float(m[-1])))))
 
 
@@ -107,11 +109,22 @@ def match_from_judge(text: str) -> float:
     return 0.0 if s is None else 50.0 * s
 
 
-def judge_request(t: Transcript, *, max_tokens: int = 24) -> Request:
-    """The judge's prompt: the whole conversation, the reference answer, one criterion."""
-    text = prompt("judge").format(requester=t.requester_id, reference=t.reference_answer,
-                                  conversation=t.render())
-    return Request.chat(text, temperature=0.0, max_tokens=max_tokens)
+NO_ANSWER = "score: 0 (no answer was sent to the requester; the judge was not asked)"
+_REF_CHARS = 1500
+
+
+def judge_request(t: Transcript, *, max_tokens: int = 8) -> Request | None:
+    """The judge's prompt, or None when the agent sent no answer (then Match is 0 and no model
+    is asked). The fixed system message holds the rubric and five graded examples; the user
+    message holds only the question, the reference rows and what the agent told the requester,
+    so a small judge compares values instead of reading the whole conversation."""
+    answer = answer_text(t)
+    if not answer.strip():
+        return None
+    ref = t.reference_answer if len(t.reference_answer) <= _REF_CHARS else \
+        t.reference_answer[:_REF_CHARS] + " ...(more rows)"
+    text = f"Question: {t.question}\nReference: {ref}\nAnswer: {answer[:2000]}\n->"
+    return Request.chat(text, system=prompt("judge"), temperature=0.0, max_tokens=max_tokens)
 
 
 @dataclass

@@ -25,9 +25,13 @@ def run_episodes(
     backends: dict[str, Backend],
     *,
     on_done: Callable[[int, Transcript], None] | None = None,
+    batch: bool = True,
 ) -> list[Transcript]:
     """Drive every episode to its end; `backends` maps a role (agent, teammate, requester) to its
-    model. `on_done(index, transcript)` is called as each episode finishes."""
+    model. `on_done(index, transcript)` is called as each episode finishes. ``batch=False`` sends
+    every call alone: the local backend then starts each prompt from the kept KV cache of the
+    recent prompt sharing its longest prefix (an episode's successive agent calls, or messages to
+    the same member), which on a CPU beats padding a batch of unrelated prompts."""
     results: list[Transcript | None] = [None] * len(episodes)
     waiting: dict[int, Call | list[Call]] = {}
 
@@ -54,7 +58,8 @@ def run_episodes(
             by_backend.setdefault(id(backends[c.role]), []).append((i, j, c))
         for group in by_backend.values():
             lm = backends[group[0][2].role]
-            outs = lm.generate([c.request for _, _, c in group])
+            reqs = [c.request for _, _, c in group]
+            outs = lm.generate(reqs) if batch else [lm.generate([r])[0] for r in reqs]
             for (i, j, _), out in zip(group, outs, strict=True):
                 answers[(i, j)] = out[0]
         for i, w in list(waiting.items()):

@@ -1,7 +1,10 @@
 """The `peoplejoin` study: run every agent on the chosen items, judge, score, summarize.
 
-A run folder holds: ``transcripts/<agent>/<datum_id>.json`` (every episode), ``llm_record.jsonl``
-(every model call, replayable with ``replay:FILE``), ``judge_cache.jsonl``, ``scores.jsonl``
+Each episode (one agent on one item, judged) is one executor job (`jobs.episode_job`); the tiny
+preset runs them in two worker processes of one torch thread each. A run folder holds:
+``transcripts/<agent>/<datum_id>.json`` (every episode; the resume point: an episode saved with
+its verdict is not run again by ``--resume``), ``llm_records/<agent>/<datum_id>.jsonl`` (every
+model call of that episode, replayable with ``replay:FILE``), ``judge_cache.jsonl``, ``scores.jsonl``
 (one row per agent and item), ``gold_mismatches.json`` (items whose gold SQL does not reproduce
 the reference rows), ``efficiency.md`` and ``figures/``.
 """
@@ -13,7 +16,6 @@ import time
 from typing import Any
 
 from lmlab.errors import LmlabError
-from lmlab.executor import job_threads
 from lmlab.studies.peoplejoin.claims import checks, claims
 from lmlab.studies.peoplejoin.config import PRESETS, PeopleJoinConfig
 from lmlab.study import Check, Claim, Study
@@ -47,6 +49,8 @@ class PeopleJoinStudy(Study):
                 parse_spec(spec)
         if config.items < 0 or config.max_actions < 1 or config.max_invalid < 1 or config.max_turns < 1:
             raise LmlabError("items must be >= 0; max_actions, max_invalid, max_turns >= 1")
+        if config.workers < 0 or config.threads < 0:
+            raise LmlabError("workers and threads must be >= 0")
         from lmlab.studies.peoplejoin.evaluate import select_items
 
         select_items(data_dir(config.data), split=config.split, organizations=config.organizations,
@@ -56,7 +60,6 @@ class PeopleJoinStudy(Study):
         from lmlab.studies.peoplejoin.data import data_source, load_items
         from lmlab.studies.peoplejoin.evaluate import gold_check, select_items
 
-        job_threads(config.threads)
         source = data_source(config.data)
         root = source.path
         t0 = time.perf_counter()
@@ -87,96 +90,98 @@ def _log(msg: str) -> None:
 
 
 def _episodes(config: PeopleJoinConfig, run: Any, chosen: list) -> dict[str, Any]:
-    """Run every agent on every chosen item, judge and score the transcripts."""
+    """Run every agent on every chosen item (one executor job per episode), judge and score."""
     import resource
 
-    from lmlab.llm import get_backend
-    from lmlab.studies.peoplejoin.agents import LLM_AGENTS, make_agent
-    from lmlab.studies.peoplejoin.environment import Limits, episode
-    from lmlab.studies.peoplejoin.evaluate import (
-        judge_all,
-        summarize,
-        transcript_path,
-        write_rows,
-    )
+    from lmlab.executor import get_executor, map_jobs
+    from lmlab.llm.usage import run_ledger
+    from lmlab.studies.peoplejoin.agents import LLM_AGENTS
+    from lmlab.studies.peoplejoin.data import data_source
+    from lmlab.studies.peoplejoin.environment import Limits
+    from lmlab.studies.peoplejoin.evaluate import rescore, summarize, transcript_path, write_rows
     from lmlab.studies.peoplejoin.figures import efficiency_table, plot_results
+    from lmlab.studies.peoplejoin.jobs import EpisodeJob, episode_job
     from lmlab.studies.peoplejoin.metrics import JudgeCache, score_transcript
-    from lmlab.studies.peoplejoin.rollout import run_episodes
-    from lmlab.studies.peoplejoin.teammates import (
-        LLMRequester,
-        LLMTeammates,
-        ScriptedRequester,
-        TableServer,
-    )
-
-    record = run.path / "llm_record.jsonl"
-    opts: dict[str, Any] = {}
-    backends: dict[str, Any] = {}
-
-    def backend(spec: str) -> Any:
-        if spec not in backends:
-            kind = spec.split(":", 1)[0]
-            o = dict(opts)
-            if kind == "hf":
-                o = {"batch_size": config.batch_size, "seed": config.seed, "device": config.device}
-            backends[spec] = get_backend(spec, run=run, record=record, **o)
-        return backends[spec]
+    from lmlab.studies.peoplejoin.transcript import Transcript
 
     agent_spec = config.agent_model
     mate_spec = config.teammate_model or agent_spec
     judge_spec = config.judge_model or agent_spec
-    needs_llm = any(a in LLM_AGENTS for a in config.agents)
-    roles: dict[str, Any] = {}
-    if needs_llm:
-        roles["agent"] = backend(agent_spec)
-    if config.teammates == "llm":
-        roles["teammate"] = backend(mate_spec)
-    if config.requester == "llm":
-        roles["requester"] = backend(mate_spec)
     limits = Limits(config.max_actions, config.max_invalid, config.max_turns,
                     config.max_messages, config.max_time_s, config.reject_repeats)
-    gens, keys = [], []
-    for name in config.agents:
-        model = agent_spec if name in LLM_AGENTS else "scripted"
-        for item, org in chosen:
-            agent = make_agent(name, org, model, item.reference_people)
-            mates = LLMTeammates(org, mate_spec) if config.teammates == "llm" else TableServer(org)
-            req = (LLMRequester(org, item.question, mate_spec) if config.requester == "llm"
-                   else ScriptedRequester(item.question))
-            gens.append(episode(item, org, agent, mates, req, limits,
-                                query_aware=config.query_aware_people))
-            keys.append((name, item))
-    total = len(gens)
-    done = [0]
-    start = time.perf_counter()
+    root = str(data_source(config.data).path)
+    # item-major order: neighbouring jobs message the same members (their personas stay cached)
+    jobs = [EpisodeJob(name, item.datum_id, root, config.split, agent_spec, mate_spec, judge_spec,
+                       config.teammates, config.requester, config.query_aware_people, limits,
+                       str(run.path), config.seed, config.batch_size, config.device, config.threads,
+                       config.judge_cache)
+            for item, _ in chosen for name in config.agents]
+    cache = JudgeCache(run.path / "judge_cache.jsonl")
+    shared = JudgeCache(config.judge_cache) if config.judge_cache else None
+    done: dict[int, tuple[Transcript, str]] = {}
+    # the resume point: an episode whose transcript and verdict were saved is not run again
+    for i, job in enumerate(jobs):
+        path = transcript_path(run.path, job.agent, job.datum_id)
+        if run.resume and path.is_file():
+            t = Transcript.load(path)
+            verdict = cache.get(t, judge_spec)
+            if verdict is not None:
+                done[i] = (t, verdict)
+    todo = [i for i in range(len(jobs)) if i not in done]
+    ledger = run_ledger(run)
+    worker_cpu = [0.0]
 
-    def on_done(i: int, t: Any) -> None:
-        done[0] += 1
+    def finished(k: int, res: dict[str, Any]) -> None:
+        t = Transcript.from_dict(res["transcript"])
+        verdict = res["judge"]
+        if shared is not None and shared.get(t, judge_spec) is None:
+            shared.put(t, judge_spec, verdict)
+        cache.put(t, judge_spec, verdict)  # the verdict first: the transcript marks the job done
         t.save(transcript_path(run.path, t.agent, t.datum_id))
-        el = time.perf_counter() - start
-        _log(f"[{done[0]}/{total}] {t.agent} {t.datum_id} ({t.item_kind}): {t.end_reason}, "
-             f"{len(t.steps)} actions, {el:.0f}s elapsed")
+        for rec in res["usage"]:
+            ledger.add(rec)
+        worker_cpu[0] += res["cpu_s"]
+        done[todo[k]] = (t, verdict)
+
+    def describe(k: int, res: dict[str, Any]) -> str:
+        t = res["transcript"]
+        return (f"{t['agent']} {t['datum_id']} ({t['item_kind']}): {t['end_reason']}, "
+                f"{len(t['steps'])} actions")
 
     c0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-    transcripts = run_episodes(gens, roles, on_done=on_done)
+    start = time.perf_counter()
+    ex = get_executor(config.executor, config.workers or None)
+    map_jobs(episode_job, [jobs[i] for i in todo], ex, on_result=finished,
+             progress="peoplejoin: episodes", describe=describe)
     episodes_s = time.perf_counter() - start
-    # the judge reads each transcript (cached by item, transcript digest and judge model)
-    cache = JudgeCache(config.judge_cache or run.path / "judge_cache.jsonl")
-    if config.judge_cache:  # keep the run folder self-contained for rescoring
-        own = JudgeCache(run.path / "judge_cache.jsonl")
-    judge_start = time.perf_counter()
-    outputs = judge_all(transcripts, backend(judge_spec), cache, judge_spec)
-    if config.judge_cache:
-        for t, o in zip(transcripts, outputs, strict=True):
-            if o is not None and own.get(t, judge_spec) is None:
-                own.put(t, judge_spec, o)
-    judge_s = time.perf_counter() - judge_start
-    items = {it.datum_id: it for _, it in keys}
-    rows = [score_transcript(t, items[t.datum_id], o) for t, o in zip(transcripts, outputs, strict=True)]
+    items = {it.datum_id: it for it, _ in chosen}
+    pairs = [done[i] for i in range(len(jobs))]
+    rows = [score_transcript(t, items[t.datum_id], v) for t, v in pairs]
     write_rows(run.path / "scores.jsonl", rows)
-    m = summarize(rows, config.agents, n_boot=config.n_boot, seed=config.seed,
-                  llm_agents=[a for a in config.agents if a in LLM_AGENTS])
-    # the oracle's contacts: precision = recall = 1 wherever the reference set is non-empty
+    llm = [a for a in config.agents if a in LLM_AGENTS]
+    m = summarize(rows, config.agents, n_boot=config.n_boot, seed=config.seed, llm_agents=llm)
+    m.update(_own_checks(rows, [t for t, _ in pairs]))
+    # re-scoring from disk gives the same numbers
+    again = {(r["agent"], r["datum_id"]): r for r in rescore(run.path, items, judge_spec)}
+    m["check.rescore_equal"] = float(all(again[(r["agent"], r["datum_id"])] == r for r in rows))
+    m["episodes"] = len(jobs)
+    from lmlab.runs import atomic_write_json
+
+    # how many episodes this invocation ran and kept (not a metric: a resumed run differs)
+    atomic_write_json(run.path / "episodes.json", {"run": len(todo), "kept": len(jobs) - len(todo)})
+    m["timing.episodes_s"] = episodes_s
+    m["timing.cpu_s"] = resource.getrusage(resource.RUSAGE_SELF).ru_utime - c0 + worker_cpu[0]
+    m["model.agent"], m["model.teammates"], m["model.judge"] = agent_spec, (
+        mate_spec if config.teammates == "llm" else "table-server"), judge_spec
+    plot_results(m, config.agents, run)
+    efficiency_table(m, config.agents, run.path / "efficiency.md")
+    return m
+
+
+def _own_checks(rows: list[dict[str, Any]], transcripts: list[Any]) -> dict[str, Any]:
+    """Numbers for the implementation's checks: the scripted policies' people scores, and how
+    often the judge's full marks agree with the execution check."""
+    m: dict[str, Any] = {}
     oracle = [r for r in rows if r["agent"] == "oracle-contacts"]
     nonempty = [r for r, t in zip(rows, transcripts, strict=True)
                 if r["agent"] == "oracle-contacts" and set(t.reference_people) - {t.requester_id}]
@@ -187,20 +192,13 @@ def _episodes(config: PeopleJoinConfig, run: Any, chosen: list) -> dict[str, Any
     bc = [r for r in rows if r["agent"] == "broadcast"]
     if bc:
         m["check.broadcast.min_recall"] = min(r["recall"] for r in bc)
-    # re-scoring from disk gives the same numbers
-    from lmlab.studies.peoplejoin.evaluate import rescore
-
-    again = {(r["agent"], r["datum_id"]): r for r in rescore(run.path, items, judge_spec)}
-    m["check.rescore_equal"] = float(all(again[(r["agent"], r["datum_id"])] == r for r in rows))
-    m["timing.episodes_s"] = episodes_s
-    m["timing.judge_s"] = judge_s
-    m["timing.cpu_s"] = resource.getrusage(resource.RUSAGE_SELF).ru_utime - c0
-    m["model.agent"], m["model.teammates"], m["model.judge"] = agent_spec, (
-        mate_spec if config.teammates == "llm" else "table-server"), judge_spec
-    plot_results(m, config.agents, run)
-    efficiency_table(m, config.agents, run.path / "efficiency.md")
-    for b in backends.values():
-        b.close()
+    judged = [r for r in rows if r["match"] is not None]
+    if judged:
+        agree = [float((r["match"] == 100.0) == (r["exec"] == 1.0)) for r in judged]
+        m["judge.agree_exec"] = sum(agree) / len(agree)
+        m["judge.n"] = len(judged)
+        m["judge.full_marks"] = sum(r["match"] == 100.0 for r in judged)
+        m["judge.exec_pass"] = sum(r["exec"] == 1.0 for r in judged)
     return m
 
 

@@ -26,7 +26,8 @@ from lmlab.studies.peoplejoin.environment import render_document
 from lmlab.studies.peoplejoin.sqlexec import build_database
 from lmlab.studies.peoplejoin.transcript import AGENT, Message
 
-__all__ = ["LLMRequester", "LLMTeammates", "ScriptedRequester", "TableServer", "prompt"]
+__all__ = ["LLMRequester", "LLMTeammates", "ScriptedRequester", "TableServer", "joined_lines", "one_line",
+           "prompt"]
 
 THANKS = "Thank you, that is all I need."
 
@@ -52,10 +53,21 @@ def one_line(text: str) -> str:
     return ""
 
 
+def joined_lines(text: str, max_chars: int = 1500) -> str:
+    """A multi-line reply as one message: a speaker prefix and wrapping quotes removed from the
+    first line, the non-empty lines joined by spaces, cut at `max_chars`."""
+    first = one_line(text)
+    if not first:
+        return ""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    rest = lines[1:] if lines else []
+    return " ".join([first, *rest])[:max_chars]
+
+
 class LLMTeammates:
     """Every member but the requester, simulated by a language model from its own documents."""
 
-    def __init__(self, org: Organization, model: str, *, max_tokens: int = 120,
+    def __init__(self, org: Organization, model: str, *, max_tokens: int = 160,
                  max_doc_chars: int = 6000):
         self.org = org
         self.model = model
@@ -68,14 +80,20 @@ class LLMTeammates:
         return text[: self.max_doc_chars]
 
     def reply(self, member: str, conversation: list[Message]) -> Request:
+        """A chat: the member's persona and documents as the system message (the same for every
+        message to that member, so the local backend reuses it), then the conversation with the
+        agent's messages as the user's turns and the member's own replies as the assistant's."""
         p = self.org.person(member)
-        text = prompt("teammate").format(
+        system = prompt("teammate").format(
             full_name=p.full_name if p else member, user_id=member,
-            documents=self.documents(member), conversation=_conversation(conversation, member))
-        return Request.chat(text, temperature=0.0, max_tokens=self.max_tokens)
+            documents=self.documents(member))
+        chat = [{"role": "system", "content": system}]
+        chat += [{"role": "user" if m.sender == AGENT else "assistant", "content": m.content}
+                 for m in conversation]
+        return Request(messages=tuple(chat), temperature=0.0, max_tokens=self.max_tokens)
 
     def clean(self, text: str) -> str:
-        return one_line(text)
+        return joined_lines(text)
 
 
 class TableServer:
