@@ -58,18 +58,26 @@ def test_a_study_specific_bad_value_is_one_line_and_no_folder(cli, tmp_path, mon
     _assert_refused(cli("run", study, *args), tmp_path, word)
 
 
+def _replace_path(config: Any, path: list[str], value: Any) -> Any:
+    """`dataclasses.replace` through nested sub-configs (`grid.modes`)."""
+    if len(path) == 1:
+        return dataclasses.replace(config, **{path[0]: value})
+    inner = _replace_path(getattr(config, path[0]), path[1:], value)
+    return dataclasses.replace(config, **{path[0]: inner})
+
+
 def test_validate_catches_what_overrides_cannot_see() -> None:
     """A preset edited in code (not through --set) is still checked by Study.validate."""
     cases = {
-        "state-tracking": {"conditions": ("none", "bogus")},
-        "ttt-arc": {"dtype": "float8"},
-        "intruders": {"schemes": ("alpha2r", "lora-xl")},
-        "random-transformers": {"modes": ("random", "frozen")},
+        "state-tracking": ("conditions", ("none", "bogus")),
+        "ttt-arc": ("dtype", "float8"),
+        "intruders": ("schemes", ("alpha2r", "lora-xl")),
+        "random-transformers": ("grid.modes", ("random", "frozen")),
     }
-    for sid, change in cases.items():
+    for sid, (key, value) in cases.items():
         study = get_study(sid)
-        bad = dataclasses.replace(study.preset("tiny"), **change)
-        with pytest.raises(LmlabError, match=next(iter(change))):
+        bad = _replace_path(study.preset("tiny"), key.split("."), value)
+        with pytest.raises(LmlabError, match=key.replace(".", r"\.")):
             study.validate(bad)
     st = get_study("state-tracking")
     with pytest.raises(LmlabError, match="eval_len"):
