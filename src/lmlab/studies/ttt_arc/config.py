@@ -6,7 +6,8 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
 (real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
 - `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks (about 13 minutes wall, 10 CPU minutes, on a loaded 2-core machine);
+  tasks (802 CPU-s and 54 minutes wall measured on a 2-core machine at load 13-21; the earlier
+  code took 564 CPU-s, 13 minutes wall, on a less loaded one);
 - `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
@@ -174,7 +175,7 @@ TINY = TTTArcConfig(
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
 )
-"""~1M-parameter GPT pre-trained 1,200 steps, then 3 seeds x 16 held-out tasks (~13 min)."""
+"""~1M-parameter GPT pre-trained 1,200 steps, then 3 seeds x 16 held-out tasks (~800 CPU-s)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
     arc=ArcData(tasks=3, max_side=5),

@@ -63,6 +63,25 @@ headroom to show for (b) or `icl-headroom`. With `pretrain.steps=1800` (12.5 CPU
 0.56; singles 0.28, held-out still 0/60 in context): (a) 0, (c) 0.208 [0.104, 0.333], (d) 0.250
 [0.125, 0.375], no-transform + voting 0.062, shared + voting 0.333: the same picture.
 
+The preset run after them (commit 6d583f5, `lmlab run ttt-arc --preset tiny`; 802 CPU-s, 53:41
+wall on a 2-core machine at load 13-21; pre-training 522 CPU-s, loss 0.595; TTT 24 steps, 1.7
+CPU-s a task), mean [95% bootstrap interval over 48 tasks], pass@1 | pass@2:
+
+| condition                 | pass@1               | pass@2               |
+|---------------------------|----------------------|----------------------|
+| (a) in-context, identity  | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |
+| (b) in-context + voting   | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |
+| (c) TTT, identity         | 0.208 [0.104, 0.333] | 0.229 [0.124, 0.354] |
+| (d) TTT + voting          | 0.208 [0.104, 0.333] | 0.354 [0.229, 0.500] |
+| TTT without transforms + voting | 0.021 [0.000, 0.062] | 0.062 [0.000, 0.125] |
+| shared adapter + voting   | 0.312 [0.188, 0.438] | 0.354 [0.229, 0.480] |
+
+(d)-(b) = (d)-(a) = +0.354 [+0.229, +0.500] at pass@2 (both in-context conditions are 0);
+voting adds to TTT at pass@2, +0.125 [+0.021, +0.250], but not at pass@1 (+0.000 [-0.104,
++0.104]): its gain is the second attempt; per-task against shared adapters +0.000 [-0.104,
++0.125] (not established); without transforms -0.292 [-0.438, -0.146]. 5 of 7 claims hold;
+`icl-headroom` fails (the base model solves no held-out task in context), as before.
+
 2-D coordinates (`GridTokenizer.coords` into the GPT's `coord_sizes`: an output position is
 labelled with the cell it is about to write, an input token with its own cell, so a same-shape
 copy is an equal-coordinates lookup at every grid size) lower the loss most at equal cost;
