@@ -63,6 +63,7 @@ def test_phases_are_attributed_to_the_innermost_recognized_frame():
     assert classify("/x/lmlab/nn/train.py", "_evaluate") == "evaluation"
     assert classify("/x/lmlab/llm/hf.py", "_generate") == "generation"
     assert classify("/x/lmlab/studies/s/claims.py", "claims") is None  # neutral: analysis
+    assert classify("/x/lmlab/models/hf.py", "load_folder") == "other"  # loading a model
 
 
 def test_time_is_placed_at_the_innermost_lmlab_function():

@@ -6,6 +6,11 @@ established at this scale. This runs the study's preset once per thread setting,
 `lmlab run` process (so the setting is in force before torch starts: `OMP_NUM_THREADS`,
 `MKL_NUM_THREADS`, and `--set threads=N` when the study's config has a `threads` field), and
 lists every claim and check whose verdict differs, with the measured values of each run.
+
+Idle OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`, unless the caller set it): the
+numbers depend on how many threads split a reduction, not on how they wait, and spinning
+threads on a loaded machine cost 20-40x the CPU of one thread (measured on linear-attention's
+small jobs at load ~22).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def _run(study_id: str, preset: str, sets: Sequence[str], threads: int, out: Pat
     for s in [*sets, *thread_overrides(study_id, preset, threads)]:
         args += ["--set", s]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "LMLAB_PROGRESS": os.environ.get("LMLAB_PROGRESS", "lines")}
+           "LMLAB_PROGRESS": os.environ.get("LMLAB_PROGRESS", "lines"),
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     proc = subprocess.run([sys.executable, "-c", "from lmlab.cli import main; main()", *args],
                           env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -11,7 +11,8 @@ to one phase, decided by the innermost frame on the stack that a rule recognizes
 - `training`: backward passes, optimizer steps, and functions named fit / train... (a forward
   pass inside a training loop counts as training, one inside an evaluation as evaluation);
 - `analysis`: everything else under the study's own code (statistics, claims, figures, data);
-- `other`: imports, loading, the run's bookkeeping.
+- `other`: imports, loading (functions named load... / from_pretrained: models, data, records),
+  the run's bookkeeping.
 
 The innermost-match rule makes nesting come out right: an evaluation called from a training loop
 is evaluation, a generation called from an evaluation is generation. Only the profiled thread is
@@ -42,6 +43,7 @@ _EVAL_NAME = re.compile(r"^(_?)(evaluate|evaluation|measure|score|accuracy|eval|
                         r"_(evaluate|eval|measure|score|accuracy)$")
 _TRAIN_NAME = re.compile(r"^(_?)(fit|train|backward|training_step|train_step)|_(fit|train)$|"
                          r"^(fit|train)_")
+_LOAD_NAME = re.compile(r"^_?(load|from_pretrained)")
 _TRAIN_FILE = re.compile(r"torch[/\\](autograd|optim)[/\\]")
 _STUDY_FILE = re.compile(r"lmlab[/\\](studies|stats|nn|models)[/\\]")
 
@@ -52,6 +54,8 @@ def classify(filename: str, name: str) -> str | None:
         return "generation"
     if _TRAIN_FILE.search(filename) and name in ("backward", "step", "_use_grad", "wrapper"):
         return "training"
+    if _LOAD_NAME.search(name):
+        return "other"
     if _EVAL_NAME.search(name):
         return "evaluation"
     if _TRAIN_NAME.search(name):
