@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.study_runs import assert_kill_resume_matches
 
 ARGS = ["--preset", "tiny", "--set", "model=hf:smollm2-135m-instruct", "--set", "n_queries=30",
@@ -17,6 +18,7 @@ ARGS = ["--preset", "tiny", "--set", "model=hf:smollm2-135m-instruct", "--set", 
         "--set", "max_tokens=6", "--set", "n_boot=100", "--set", "probe_epochs=50"]
 
 
+@pytest.mark.slow  # ~83 CPU-s: three `lmlab run`s, six worker processes loading the real SmolLM2
 def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     full = assert_kill_resume_matches(tmp_path, "adaptive-compute", ARGS, marker="jobs/**/*.pkl")
     m = full["metrics"]
