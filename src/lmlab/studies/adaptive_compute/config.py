@@ -61,10 +61,11 @@ class AdaptiveComputeConfig(StudyConfig):
 PRESETS: dict[str, AdaptiveComputeConfig] = {
     # 240 arithmetic and word problems (8 + 4 difficulty levels), N = 8 samples and one greedy
     # answer each from Qwen2.5-Coder-0.5B-Instruct (bfloat16) at temperature 0.7, the probe on
-    # layer 12's last-token state; 96 train / 48 val / 96 test queries. Collection measured at
-    # 1.56 CPU-s per query (sampling and hidden state, one thread): ~375 CPU-s, in 2 worker
-    # processes ~3.5 min of wall on a quiet 2-core machine; each finished chunk of 8 queries is
-    # kept in the run folder and reused on --resume. The embedded SmolLM2-135M
+    # layer 12's last-token state; 96 train / 48 val / 96 test queries. Measured whole run
+    # (2026-12-06, 2 cores at load average ~22): 477 CPU-s (collection 469, 1.95 CPU-s per
+    # query in 2 worker processes; analysis 4), 30:44 wall; on a quiet 2-core machine about
+    # 4-5 minutes. Each finished chunk of 8 queries is kept in the run folder and reused on
+    # --resume. The embedded SmolLM2-135M
     # (--set model=hf:smollm2-135m-instruct) is too weak for this task: it solves almost no
     # query every time, so there is little to allocate.
     "tiny": AdaptiveComputeConfig(),
