@@ -20,6 +20,7 @@ __all__ = [
     "get_metric",
     "median",
     "spearman",
+    "spearman_ci",
 ]
 
 
@@ -75,6 +76,11 @@ class Interval:
     def to_list(self) -> list[float]:
         return [self.value, self.lo, self.hi]
 
+    def to_metrics(self, prefix: str, name: str = "mean") -> dict[str, float]:
+        """``{prefix.name: value, prefix.ci_lo: lo, prefix.ci_hi: hi}``, the dotted-key style."""
+        return {f"{prefix}.{name}": self.value, f"{prefix}.ci_lo": self.lo,
+                f"{prefix}.ci_hi": self.hi}
+
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
@@ -95,6 +101,28 @@ def bootstrap_ci(
     a = (1 - level) / 2
     return Interval(float(stat(x)), float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)),
                     level)
+
+
+def spearman_ci(
+    x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Spearman's rho of (x, y) with a percentile bootstrap interval over the pairs.
+
+    Resamples whose rank correlation is undefined (a constant column) are left out; with none
+    left, or fewer than 3 pairs, the interval is NaN. The p-value is `spearman`'s.
+    """
+    rho, _ = spearman(x, y)
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError("spearman_ci needs paired samples of equal length")
+    rng = np.random.default_rng(seed)
+    boots = [r for idx in rng.integers(0, a.size, size=(n_boot, a.size)) if a.size
+             for r in (spearman(a[idx], b[idx])[0],) if not math.isnan(r)]
+    if math.isnan(rho) or not boots:
+        return Interval(rho, math.nan, math.nan, level)
+    q = (1 - level) / 2
+    return Interval(rho, float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q)), level)
 
 
 def bootstrap_diff(

@@ -157,13 +157,14 @@ def test_the_d2_margin_is_paired_per_teacher():
 
 
 def test_spearman_interval_covers_the_estimate():
-    from lmlab.studies.linear_attention.analysis import spearman_interval
+    from lmlab.stats import spearman_ci
 
     x = list(range(12))
-    s = spearman_interval(x, [-v + (v % 3) for v in x])
-    assert s["ci_lo"] <= s["rho"] <= s["ci_hi"] < 0
-    noise = spearman_interval(x, [1, 5, 2, 8, 3, 7, 0, 9, 4, 6, 11, 10])
-    assert noise["ci_lo"] < 0 < noise["ci_hi"]  # a weak trend: not established
+    s = spearman_ci(x, [-v + (v % 3) for v in x])
+    assert s.lo <= s.value <= s.hi < 0 and s.excludes(0)
+    noise = spearman_ci(x, [1, 5, 2, 8, 3, 7, 0, 9, 4, 6, 11, 10])
+    assert noise.lo < 0 < noise.hi and not noise.excludes(0)  # a weak trend: not established
+    assert math.isnan(spearman_ci([1, 2, 3], [4, 4, 4]).lo)  # undefined: no interval
 
 
 def test_subexponential_claim_with_a_grid():

@@ -18,12 +18,10 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
-from lmlab.stats import bootstrap_ci, median, spearman
+from lmlab.stats import bootstrap_ci, median, spearman, spearman_ci
 
 __all__ = ["design_metrics", "dfa_generator_metrics", "dfa_metrics", "memory_metrics",
-           "model_label", "spearman_interval", "teacher_metrics"]
+           "model_label", "teacher_metrics"]
 
 N_BOOT = 2000
 
@@ -105,24 +103,6 @@ def _d2_margin(d: int, rows: dict[str, list[float]], n_seeds: int) -> dict[str, 
     return out
 
 
-def spearman_interval(x: list[float], y: list[float], n_boot: int = N_BOOT,
-                      level: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Spearman's rho of (x, y), its p-value, and a percentile bootstrap interval over the pairs
-    (resamples whose rank correlation is undefined, e.g. a constant column, are left out)."""
-    rho, p = spearman(x, y)
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for idx in rng.integers(0, a.size, size=(n_boot, a.size)):
-        r = spearman(a[idx], b[idx])[0]
-        if not math.isnan(r):
-            boots.append(r)
-    q = (1 - level) / 2
-    lo, hi = (float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))) if boots \
-        else (math.nan, math.nan)
-    return {"rho": rho, "p": p, "ci_lo": lo, "ci_hi": hi}
-
-
 def memory_metrics(res: list[dict]) -> dict[str, Any]:
     """Metrics of experiment (b)."""
     m: dict[str, Any] = {}
@@ -134,7 +114,9 @@ def memory_metrics(res: list[dict]) -> dict[str, Any]:
             m[f"memory.f{f:g}.{k}"] = median([r[k] for r in rs])
     lam = [r["lambda_min"] for r in res]
     for learner in ("exact", "gd", "sgd"):
-        stats = spearman_interval(lam, [r[f"pdist_{learner}"] for r in res])
+        pdist = [r[f"pdist_{learner}"] for r in res]
+        iv = spearman_ci(lam, pdist, n_boot=N_BOOT)
+        stats = {"rho": iv.value, "p": spearman(lam, pdist)[1], "ci_lo": iv.lo, "ci_hi": iv.hi}
         for k, v in stats.items():
             m[f"memory.spearman.{learner}.{k}"] = v
     ident = [r for r in res if r["identifiable"]]
