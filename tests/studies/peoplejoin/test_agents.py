@@ -138,6 +138,6 @@ def test_reactive_prompt_is_a_chat_with_examples_and_next_steps(org, items):
     assert all(a != b for a, b in pairwise(roles))  # user and assistant alternate
     session = "\n".join(m["content"] for m in last[n_fixed:])
     assert "[alice -> you]" in session and "Its reply will arrive after you call System.finish()" in session
-    assert "New messages arrived" in session and "[bob -> you]" in session
+    assert "Replies with records arrived" in session and "[bob -> you]" in session
     # actions are shown in their canonical form (what the model should write)
     assert 'Enterprise.send_message(user_id="bob", content="How many books do you have?")' in session

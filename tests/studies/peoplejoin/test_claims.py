@@ -32,3 +32,23 @@ def test_checks():
         "check.oracle.min_precision": 1.0, "check.oracle.min_recall": 0.5, "check.rescore_equal": 1.0,
         "gold.reproduced": 722, "gold.answerable": 780})}
     assert got == {"oracle_people": False, "rescore": True, "gold_sql": True}
+
+
+def test_judge_check_needs_agreement_on_both_classes():
+    """A judge that says 0 to everything agrees with the execution check on every failed
+    episode: the check must still fail, because it never agrees on the passes."""
+    from lmlab.studies.peoplejoin.claims import checks
+    from lmlab.studies.peoplejoin.study import _own_checks
+
+    def rows(pairs):
+        return [{"agent": "x", "match": mt, "exec": ex, "precision": 0.0, "recall": 1.0}
+                for mt, ex in pairs]
+
+    def verdict(pairs):
+        m = _own_checks(rows(pairs), [None] * len(pairs))
+        return next(c for c in checks(None, m) if c.id == "judge_agrees_exec").holds
+
+    always_zero = [(0.0, 1.0)] * 4 + [(0.0, 0.0)] * 16  # 80% raw agreement
+    assert verdict(always_zero) is False
+    assert verdict([(100.0, 1.0)] * 4 + [(0.0, 0.0)] * 15 + [(100.0, 0.0)]) is True
+    assert verdict([(0.0, 0.0)] * 5) is None  # no pass to agree on: untestable

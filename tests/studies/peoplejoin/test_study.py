@@ -41,7 +41,8 @@ def test_run_end_to_end(data_root, tmp_path, fake_models, capsys):
     out = tmp_path / "run"
     res = execute("peoplejoin", "tiny", [f"data={data_root}", "organizations=bookshop", "items=0",
                                          "agents=reactive,message-none,message-all,oracle-contacts,broadcast,none",
-                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200", "executor=serial"], out=out)
+                                         "agent_model=hf:a", "teammate_model=hf:b", "n_boot=200", "executor=serial",
+                                         "teammates=llm"], out=out)
     m = res["metrics"]
     assert m["items"] == 5 and m["gold.reproduced"] == 4 and m["gold.answerable"] == 4
     assert m["check.rescore_equal"] == 1.0 and m["check.oracle.min_precision"] == 1.0

@@ -99,6 +99,17 @@ def example_turns(text: str) -> list[dict[str, str]]:
     return turns
 
 
+def _arrival_hint(senders: set[str], requester: str) -> str:
+    """What to do with the messages that woke the agent: colleagues' records call for an answer
+    to the requester; the requester's own reply (her thanks) ends the session."""
+    if senders == {requester}:
+        return (f"{requester} replied. If she needs nothing more, call "
+                "Enterprise.send_session_completed().")
+    return (f"Replies with records arrived. Work out the answer from them and send it to "
+            f"{requester} with Enterprise.send_message(user_id=\"{requester}\", content=\"...\"), "
+            "or message the colleague they point you to.")
+
+
 class ReactiveAgent:
     """The reactive (ReAct-style) agent, with or without the thought action.
 
@@ -133,11 +144,10 @@ class ReactiveAgent:
         chat = [{"role": "system", "content": self.system}, *self.examples]
         pending = [f"The example sessions are over. Your real session starts now. Your user is {who}."]
         for turn in range(1, last + 1):
-            new = [f"[{m.sender} -> you] {m.content}" for m in incoming if m.turn == turn - 1]
+            arrived = [m for m in incoming if m.turn == turn - 1]
+            new = [f"[{m.sender} -> you] {m.content}" for m in arrived]
             if new and turn > 1:
-                new.append("New messages arrived. If you now have the records you need, send the "
-                           f"answer to {view.requester}; if your user thanked you, call "
-                           "Enterprise.send_session_completed().")
+                new.append(_arrival_hint({m.sender for m in arrived}, view.requester))
             pending += new
             for s in view.steps:
                 if s.turn != turn:

@@ -22,6 +22,10 @@ def _fmt(d: tuple[float, float, float], unit: str = "") -> str:
     return f"{d[0]:+.1f}{unit} [{d[1]:+.1f}, {d[2]:+.1f}]"
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
 def claims(config: Any, metrics: dict[str, Any]) -> list[Claim]:
     out: list[Claim] = []
     for key, label, paper in (("match", "Match", "reactive well above Message-None (Table 3)"),
@@ -91,12 +95,17 @@ def checks(config: Any, metrics: dict[str, Any]) -> list[Check]:
                                "transcripts are data", f"{'equal' if eq else 'different'}", eq == 1))
     a, n_j = get_metric(metrics, "judge.agree_exec"), get_metric(metrics, "judge.n")
     if a is not None and n_j:
-        out.append(Check.check(
-            "judge_agrees_exec", "the judge's full marks agree with the execution check on at least "
-            "80% of the episodes (the two are computed independently)",
-            "a judge that grades answers, not one that says 1 to everything",
-            f"{100 * a:.0f}% of {int(n_j)} episodes (full marks {metrics.get('judge.full_marks')}, "
-            f"execution passes {metrics.get('judge.exec_pass')})", a >= 0.8))
+        ap, af = get_metric(metrics, "judge.agree_on_pass"), get_metric(metrics, "judge.agree_on_fail")
+        stmt = ("the judge's full marks agree with the execution check (computed independently) on "
+                "at least 75% of the episodes the check passes and of those it fails")
+        seen = (f"{100 * a:.0f}% of {int(n_j)} episodes; on the {metrics.get('judge.exec_pass')} "
+                f"passes {_pct(ap)}, on the fails {_pct(af)} (full marks {metrics.get('judge.full_marks')})")
+        if ap is None or af is None:
+            out.append(Check.untestable("judge_agrees_exec", stmt, "a judge that grades answers",
+                                        f"needs episodes the check passes and fails ({seen})"))
+        else:
+            out.append(Check.check("judge_agrees_exec", stmt, "a judge that grades answers", seen,
+                                   ap >= 0.75 and af >= 0.75))
     g, n = get_metric(metrics, "gold.reproduced"), get_metric(metrics, "gold.answerable")
     if g is not None and n:
         out.append(Check.check(

@@ -49,14 +49,21 @@ class PeopleJoinConfig(StudyConfig):
 
 PRESETS: dict[str, PeopleJoinConfig] = {
     # 4 dev items from the five small organizations; the 0.5B model as reactive agent,
-    # Message-None, teammates and judge, plus the three scripted contact policies (Message-All's
+    # Message-None and judge, plus the three scripted contact policies (Message-All's
     # contact set is Broadcast's, so its people claim is computed from Broadcast here; the
     # Message-All and plan-then-execute agents run in `small`). 20 episodes, one executor job
     # each, in 2 worker processes of 1 torch thread; every call goes alone to the model, from the
     # kept KV cache of the longest matching prompt prefix.
-    # Measured (see the closing note of the issue): the earlier layout (4 items x 6 agents,
-    # padded batches across episodes, no prefix reuse) took 1,487 CPU-s and 26:29 wall.
-    "tiny": PeopleJoinConfig(),
+    # Measured whole (OMP_NUM_THREADS=1, nice 10, a shared 2-core machine): 4:38 wall and 258
+    # CPU-s at load average 4-6; the same preset one commit earlier, 14:40 wall and 278 CPU-s at
+    # load average 15-17. The earlier layout (4 items x 6 agents, LLM teammates, padded batches
+    # across episodes, no prefix reuse) took 1,487 CPU-s and 26:29 wall.
+    # Teammates: the labelled table-server variant (each member answers from its own rows in
+    # SQLite). Measured on course_teach_24: the 0.5B as teammate replied "skip" to every request
+    # (prompt with the release's skip rule), "I don't have that information" although it held the
+    # teacher table (without it), or invented "2 teachers" for every member (a looser prompt), so
+    # at tiny the agents would be scored on the simulator's failures; `small` keeps LLM teammates.
+    "tiny": PeopleJoinConfig(teammates="table-server"),
     # The same organizations with the 1.5B model, more items, and both reactive variants and the
     # plan-then-execute agent.
     "small": PeopleJoinConfig(

@@ -199,6 +199,12 @@ def _own_checks(rows: list[dict[str, Any]], transcripts: list[Any]) -> dict[str,
         m["judge.n"] = len(judged)
         m["judge.full_marks"] = sum(r["match"] == 100.0 for r in judged)
         m["judge.exec_pass"] = sum(r["exec"] == 1.0 for r in judged)
+        # per class of the execution check: a judge that says 0 (or 2) to everything agrees on
+        # one class only, however unbalanced the episodes are
+        for name, cls in (("pass", 1.0), ("fail", 0.0)):
+            same = [a for a, r in zip(agree, judged, strict=True) if r["exec"] == cls]
+            if same:
+                m[f"judge.agree_on_{name}"] = sum(same) / len(same)
     return m
 
 
