@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lmlab.llm.request import Completion, Request, as_requests
-from lmlab.llm.usage import CallRecord, RunLedger, Usage, now, run_ledger
+from lmlab.llm.usage import CallRecord, Usage, now, run_ledger
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Backend(ABC):
     def __init__(self, model: str):
         self.model = model
         self.usage = Usage()
-        self._ledgers: list[RunLedger] = []
+        self._ledgers: list[Any] = []
 
     @property
     def source(self) -> str:
@@ -48,7 +48,11 @@ class Backend(ABC):
 
     def attach(self, run: Any) -> Backend:
         """Also account this backend's calls in a run folder (a `lmlab.runs.Run` or a path)."""
-        ledger = run_ledger(run)
+        return self.account(run_ledger(run))
+
+    def account(self, ledger: Any) -> Backend:
+        """Also hand each call's `CallRecord` to `ledger` (anything with ``add(record)``): a run
+        folder's ledger, or a collector that carries a worker process's usage back to its parent."""
         if ledger not in self._ledgers:
             self._ledgers.append(ledger)
         return self

@@ -124,9 +124,7 @@ def episode_job(job: EpisodeJob) -> dict[str, Any]:
 
     def backend(spec: str) -> Recorder:
         if spec not in recorders:
-            rec = Recorder(_model(spec, job), path)
-            rec._ledgers.append(tap)  # type: ignore[arg-type]  # usage goes back to the parent
-            recorders[spec] = rec
+            recorders[spec] = Recorder(_model(spec, job), path).account(tap)  # usage -> parent
         return recorders[spec]
 
     llm_agent = job.agent in LLM_AGENTS
