@@ -40,6 +40,7 @@ class ScalingLawsStudy(Study):
     id = "scaling-laws"
     Config = ScalingLawsConfig
     presets = PRESETS
+    expected_s = {"tiny": 100}  # measured 97 CPU-s (tiny, one thread)
 
     def __init__(self) -> None:
         from lmlab.studies.scaling_laws.cli import app
