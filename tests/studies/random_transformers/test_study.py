@@ -199,8 +199,10 @@ def test_repro_memorization_full_stores_more_bits_than_random(tmp_path) -> None:
     """The memorization effect (Table 3) through `lmlab.runner.execute`, at the tiny size.
 
     Measured here (n = 64 inputs per slot, 64 labels, width 16, full batch, 1000 steps, lr 1e-2,
-    seed 0): see MEMORIZATION_MEASURED in the module below. The freeze invariants are checked on
-    the random model of the same run.
+    seed 0, derived job seeds): random 0.084 accuracy = 0.500 bits/param (4,128 trainable
+    parameters), full 0.815 = 1.869 bits/param (10,720): ratio 3.74, 95% interval [3.40, 4.15]
+    over the table's entries, neither model saturated. The freeze invariants are checked on the
+    random model of the same run.
     """
     result = execute(
         "random-transformers", "tiny",

@@ -177,8 +177,24 @@ PAPER = RandomTransformersConfig(executor="process")
 # - decimal (random, 3 digits): 0.685 at 2,500 steps, 0.748 at 4,000, 0.758 at 6,000.
 # - parentheses (30 pairs): d=128 0.912 after 1,200 steps, d=16 0.661 (majority 0.519).
 # Sequences train without their padding (`bucketed_loss`), 40% faster on parentheses.
-# Re-derived on validation (issue #21; val_acc only, seeds from lmlab.seeding.derive, random d=128,
-# reduced steps; the numbers are in the note `VALIDATION_SWEEP` below).
+# Re-derivation on VALIDATION (issue #21): a sweep read val_acc only (never test), at width 128,
+# seed index 0 of the new derived seeds, early stop off, 1 thread; what it could afford on a
+# machine shared by seven sessions (about 60 CPU-s per modular-addition job):
+# - modular addition, random, 3,000 steps: weight decay {0.3, 1.0} x lr {1e-3, 3e-3} all give
+#   validation accuracy 0.00: with this seed none of the four has generalized by step 3,000 (the
+#   old seed 0 had, at 0.865-0.875), so the sweep cannot rank them at that budget. The preset
+#   keeps wd 1.0, lr 3e-3 and 9,000 steps, chosen when the early stop read the test set; they
+#   are NOT validated, and the modadd claims at tiny hang on whether each seed groks in 9,000
+#   steps (the old notes: seed 1 did not).
+# - needle, fully trained d=128, 1,500 steps: lr 3e-4 -> validation 0.944, lr 3e-3 -> 0.336 (the
+#   plateau): validation confirms full_lr = 3e-4 (73 CPU-s each).
+# - not re-swept (the machine's CPU was spent): the random models' lr 3e-3 for parentheses and
+#   decimal, stream batch 64, the step counts of needle (1,500), decimal (4,000), parentheses
+#   (1,200), and the early stop at 0.99 (which now reads validation only). These are the
+#   test-read choices above, kept, not validated.
+# - The sweep ran before validation and test were made one distribution (tasks.StreamTask
+#   ._held_out); needle's old validation was already close to its test set (1 standard error in
+#   answer position), parentheses' was not (17).
 TINY = RandomTransformersConfig(
     executor="process", tasks=ALGO_TASKS,
     grid=GridConfig(seeds=3, baseline_seeds=1, widths=(16, 128), ablation_modes=(), lstm=False,

@@ -56,7 +56,7 @@ def counting_steps(batches: Callable[[int, Any], Any], key: str,
 @contextmanager
 def watch_steps(label: str, folder: Path, jobs: Sequence[tuple[str, int, float]],
                 describe: Callable[[int, Any], str], lines_every_s: float = 60.0,
-                first_line_s: float = 5.0) -> Iterator[Callable[[int, Any], None]]:
+                first_line_s: float = 3.0) -> Iterator[Callable[[int, Any], None]]:
     """Show the work done by `jobs` ((key, steps, cost per step) each) as they run.
 
     Yields `on_result(i, result)` for the executor: job `i` counts as done. Between results a
