@@ -97,6 +97,7 @@ class RandomTransformersStudy(Study):
     id = "random-transformers"
     Config = RandomTransformersConfig
     presets = PRESETS
+    expected_s = {"tiny": 900}  # about 14 minutes before imitation grew to 3 seeds (estimate)
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields (tasks, modes, corpus), then sizes no job can use."""
