@@ -68,3 +68,28 @@ def test_reproduce_says_which_study_of_how_many_and_counts_claims(cli, tmp_path)
     assert "[2/2] toy-copy: running the tiny preset" in r.err
     done = [ln for ln in r.err.splitlines() if " done in " in ln]
     assert len(done) == 2 and "so far" in done[1] and "claims hold" in done[1]
+
+
+def test_polled_progress_starts_its_clock_at_the_first_work_and_counts_finished_jobs(
+        monkeypatch, capsys) -> None:
+    import time
+
+    from lmlab.progress import polled_progress
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    steps = {0: 0, 1: 0}
+
+    def read(finished: set[int]) -> int:
+        return sum(10 if i in finished else s for i, s in steps.items())
+
+    with polled_progress("toy", 20, read, lambda i, r: f"job {i} {r}", first_line_s=0.1,
+                         poll_s=0.05) as on_result:
+        time.sleep(0.3)
+        assert capsys.readouterr().err == ""  # no work yet: no line, no clock
+        steps[0] = 5
+        time.sleep(0.4)
+        early = capsys.readouterr().err
+        on_result(1, "done")
+    late = capsys.readouterr().err
+    assert "toy [5/20 steps]" in early and "eta" in early
+    assert "toy [15/20 steps] job 1 done" in late

@@ -9,6 +9,12 @@ A loop of jobs through an executor::
     with job_progress("linear-attention: teacher", len(jobs)) as on_result:
         results = get_executor(cfg.executor).map(run_job, jobs, on_result=on_result)
 
+Jobs that run for minutes each in worker processes, watched from the parent (each job leaves its
+step somewhere the parent can read: a log, a small file)::
+
+    with polled_progress("state-tracking: training", total_steps, steps_read) as on_result:
+        results = map_jobs(train, jobs, executor, on_result=on_result)
+
 A long training loop that logs its steps through a run (`lmlab.nn.train.Trainer` does)::
 
     with step_progress(run, "ttt-arc: pre-training", total=c.pre_steps) as watched:
@@ -19,14 +25,16 @@ Everything goes to stderr, so stdout keeps only the results.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["job_progress", "mode", "step_progress", "work_progress"]
+__all__ = ["job_progress", "mode", "polled_progress", "step_progress", "work_progress"]
 
 OnResult = Callable[[int, Any], None]
 Describe = Callable[[int, Any], str]
@@ -184,4 +192,59 @@ def work_progress(label: str, total: float, unit: str = "%") -> Iterator[_Tracke
     try:
         yield tracker
     finally:
+        tracker.close()
+
+
+@contextmanager
+def polled_progress(label: str, total: float, read: Callable[[set[int]], float],
+                    describe: Describe | None = None, *, unit: str = "steps",
+                    first_line_s: float = 3.0, lines_every_s: float = 30.0,
+                    poll_s: float = 1.0) -> Iterator[OnResult]:
+    """Yield an executor `on_result(i, result)` for jobs whose progress the parent polls.
+
+    `read(finished)` returns the units done so far, given the indices of the jobs finished (it
+    counts those whole). A thread calls it every `poll_s`; the clock starts at the first work
+    seen, so the ETA's pace leaves out the workers' start-up. A bar shows every reading; piped,
+    a line comes `first_line_s` after the first work is seen, then every `lines_every_s`, and one
+    per finished job (named by `describe`, default as `job_progress`).
+    """
+    how = mode()
+    name = describe or _describe
+    finished: set[int] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    tracker = _Tracker(label, total, unit, how)
+
+    def poll() -> None:
+        started = False
+        next_line = math.inf
+        while not stop.wait(min(poll_s, first_line_s)):
+            with lock:
+                done = read(set(finished))
+                now = time.monotonic()
+                if not started:
+                    if not done:
+                        continue
+                    started, next_line = True, now + first_line_s
+                    tracker.restart()
+                if how == "lines" and now < next_line:
+                    continue
+                next_line = now + lines_every_s
+                tracker.update(done, f"{len(finished)} of the jobs done")
+
+    thread = threading.Thread(target=poll, daemon=True)
+    if how != "off":
+        thread.start()
+
+    def on_result(i: int, result: Any) -> None:
+        with lock:
+            finished.add(i)
+            tracker.update(read(set(finished)), name(i, result))
+
+    try:
+        yield on_result
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
         tracker.close()

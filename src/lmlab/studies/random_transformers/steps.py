@@ -11,9 +11,7 @@ Without the environment variable (a job run by hand, or on Ray) `counting_steps`
 
 from __future__ import annotations
 
-import math
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,26 +55,22 @@ def counting_steps(batches: Callable[[int, Any], Any], key: str,
 def watch_steps(label: str, folder: Path, jobs: Sequence[tuple[str, int, float]],
                 describe: Callable[[int, Any], str], lines_every_s: float = 60.0,
                 first_line_s: float = 3.0) -> Iterator[Callable[[int, Any], None]]:
-    """Show the work done by `jobs` ((key, steps, cost per step) each) as they run.
+    """Show the work done by `jobs` ((key, steps, cost per step) each) as they run, in percent.
 
-    Yields `on_result(i, result)` for the executor: job `i` counts as done. Between results a
-    thread reads the step files every second; a bar shows every reading, piped output one line
-    per finished job plus one line `first_line_s` after the first step is seen and one every
-    `lines_every_s` after that.
+    Yields `on_result(i, result)` for the executor (`lmlab.progress.polled_progress` reads the
+    step files every second; piped, a line `first_line_s` after the first step, then every
+    `lines_every_s`, and one per finished job).
     """
-    from lmlab.progress import mode, work_progress
+    from lmlab.progress import polled_progress
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.step"):
         stale.unlink()
     total = sum(steps * cost for _, steps, cost in jobs) or 1.0
-    finished: set[int] = set()
-    lock = threading.Lock()
-    stop = threading.Event()
     before = os.environ.get(STEPS_DIR_ENV)
     os.environ[STEPS_DIR_ENV] = str(folder)
 
-    def done() -> float:
+    def done(finished: set[int]) -> float:
         work = 0.0
         for i, (key, steps, cost) in enumerate(jobs):
             if i in finished:
@@ -89,44 +83,12 @@ def watch_steps(label: str, folder: Path, jobs: Sequence[tuple[str, int, float]]
             work += min(step, steps) * cost
         return round(100.0 * work / total, 2)
 
-    with work_progress(label, 100.0) as tracker:
-        how = mode()
-
-        def poll() -> None:
-            # The clock restarts at the first step seen, so the ETA's pace leaves out the
-            # start of the worker processes; piped, the first line comes `first_line_s` later.
-            started: float | None = None
-            next_line = math.inf
-            while not stop.wait(min(1.0, first_line_s)):
-                with lock:
-                    work = done()
-                    now = time.monotonic()
-                    if started is None:
-                        if work == 0:
-                            continue
-                        started, next_line = now, now + first_line_s
-                        tracker.restart()
-                    if how == "lines" and now < next_line:
-                        continue
-                    next_line = now + lines_every_s
-                    tracker.update(work, "running")
-
-        thread = threading.Thread(target=poll, daemon=True)
-        if how != "off":
-            thread.start()
-
-        def on_result(i: int, result: Any) -> None:
-            with lock:
-                finished.add(i)
-                tracker.update(done(), describe(i, result))
-
-        try:
+    try:
+        with polled_progress(label, 100.0, done, describe, unit="%", first_line_s=first_line_s,
+                             lines_every_s=lines_every_s) as on_result:
             yield on_result
-        finally:
-            stop.set()
-            if thread.is_alive():
-                thread.join()
-            if before is None:
-                os.environ.pop(STEPS_DIR_ENV, None)
-            else:
-                os.environ[STEPS_DIR_ENV] = before
+    finally:
+        if before is None:
+            os.environ.pop(STEPS_DIR_ENV, None)
+        else:
+            os.environ[STEPS_DIR_ENV] = before

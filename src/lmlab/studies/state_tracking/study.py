@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -193,21 +193,14 @@ def _last_step(path: Path) -> int:
 
 
 @contextmanager
-def _training_progress(jobs: list[ModelJob], log_dir: Path):
+def _training_progress(jobs: list[ModelJob], log_dir: Path) -> Iterator[Any]:
     """A bar over the training steps of all models (their budgets; an early stop counts as the
     rest of its budget done), fed by polling the jobs' logs: it moves, with an ETA, from the
     first logged steps of the first model. Yields `on_result(i, result)` for map_jobs: one line
-    per finished model when piped."""
-    from lmlab.progress import mode, work_progress
+    per finished model when piped (and a step line 8 s after the first steps, then every 30 s)."""
+    from lmlab.progress import polled_progress
 
-    total = sum(j.budget for j in jobs)
-    finished: set[int] = set()
-    lock = threading.Lock()
-    stop = threading.Event()
-    # a terminal bar is refreshed every second; piped, a line after 8 s, then every 30 s
-    first, interval = (1.0, 1.0) if mode() == "bar" else (8.0, 30.0)
-
-    def steps_done() -> int:
+    def steps_done(finished: set[int]) -> int:
         n = 0
         for i, j in enumerate(jobs):
             if i in finished:
@@ -218,28 +211,12 @@ def _training_progress(jobs: list[ModelJob], log_dir: Path):
             n += min(j.budget, inter + _last_step(logs / "state" / "metrics.jsonl"))
         return n
 
-    with work_progress("state-tracking: training steps", total, "steps") as bar:
-        def poll() -> None:
-            wait = first
-            while not stop.wait(wait):
-                wait = interval
-                with lock:
-                    bar.update(steps_done(), f"{len(finished)}/{len(jobs)} models done")
+    def describe(i: int, r: dict[str, Any]) -> str:
+        return f"{jobs[i].condition} seed {jobs[i].index}: {r['label']}"
 
-        thread = threading.Thread(target=poll, daemon=True)
-        thread.start()
-
-        def on_result(i: int, r: dict[str, Any]) -> None:
-            with lock:
-                finished.add(i)
-                bar.update(steps_done(), f"{jobs[i].condition} seed {jobs[i].index}: "
-                                         f"{r['label']} ({len(finished)}/{len(jobs)} models)")
-
-        try:
-            yield on_result
-        finally:
-            stop.set()
-            thread.join()
+    with polled_progress("state-tracking: training steps", sum(j.budget for j in jobs),
+                         steps_done, describe, first_line_s=8.0, lines_every_s=30.0) as on_result:
+        yield on_result
 
 
 def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> None:
