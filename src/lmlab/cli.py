@@ -80,11 +80,19 @@ def run(
     force: Annotated[bool, typer.Option(help="Overwrite a finished run.")] = False,
 ) -> None:
     """Run one study and write OUT/result.json."""
+    from lmlab.progress import clock, mode
     from lmlab.report import print_claims
     from lmlab.runner import default_out, execute, resolve_config
+    from lmlab.study import get_study
 
+    config = resolve_config(study, preset, set_ or [], seed)
+    get_study(study).validate(config)  # a bad value is one line, before anything is printed
     if out is None:
-        out = default_out(study, preset, resolve_config(study, preset, set_ or [], seed).seed)
+        out = default_out(study, preset, config.seed)
+    expected = get_study(study).expected_s.get(preset)
+    if expected and not set_ and mode() != "off":  # the declared time holds for the preset as is
+        err_console.print(f"{study}: {preset} preset, expected about {clock(expected)} on 2 cores",
+                          highlight=False)
     result = execute(study, preset, set_ or [], seed, out, resume=resume, force=force)
     print_claims([result], console)
     console.print(f"result: {out / 'result.json'}  ({result['timing']['wall_s']:.1f} s)")
@@ -106,8 +114,8 @@ def reproduce(
     """
     from lmlab.executor import BACKENDS
     from lmlab.report import print_claims, write_report, write_summary
+    from lmlab.runner import expected_seconds, run_order
     from lmlab.runner import reproduce as reproduce_studies
-    from lmlab.runner import run_order
     from lmlab.study import catalog, get_study, implemented
 
     if executor not in BACKENDS:
@@ -128,8 +136,9 @@ def reproduce(
     ids = run_order(ids, out)
     console.print(f"reproducing {len(ids)} studies with the {executor} executor, fastest expected "
                   f"first: {', '.join(ids)}; {out / 'report.html'} is rewritten after each")
+    expected = {sid: expected_seconds(sid, out) for sid in ids}
     results, failures = reproduce_studies(ids, out, executor, force=force, reuse=reuse,
-                                          **_reproduce_progress(ids))
+                                          **_reproduce_progress(ids, expected))
     write_summary(out, results, failures)
     report = write_report(out, results, failures)
     print_claims(results, console, failures)
@@ -140,17 +149,27 @@ def reproduce(
         raise typer.Exit(1)
 
 
-def _reproduce_progress(ids: list[str]) -> dict[str, Any]:
-    """Callbacks that print which study of how many runs, and a running count of the claims."""
+def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None) -> dict[str, Any]:
+    """Callbacks that print which study of how many runs, its expected time and that of the
+    studies left (from their last result or declared `Study.expected_s`, before the study's own
+    bar measures its pace), and a running count of the claims."""
+    import math
     import time
+
+    from lmlab.progress import clock
 
     t0, started = time.perf_counter(), {}
     total = {"hold": 0, "claims": 0, "checks_ok": 0, "checks": 0, "done": 0}
+    expected = expected or {}
 
     def on_start(i: int, sid: str) -> None:
         started[sid] = time.perf_counter()
-        err_console.print(f"[bold][{i + 1}/{len(ids)}][/] {sid}: running the tiny preset...",
-                          highlight=False)
+        mine, rest = expected.get(sid, math.inf), sum(expected.get(s, math.inf) for s in ids[i:])
+        eta = f"expected about {clock(mine)}" if math.isfinite(mine) else "no expected time"
+        if math.isfinite(rest) and i + 1 < len(ids):
+            eta += f"; eta for all {len(ids) - i} left {clock(rest)}"
+        err_console.print(f"[bold][{i + 1}/{len(ids)}][/] {sid}: running the tiny preset "
+                          f"({eta})...", highlight=False)
 
     def on_result(i: int, outcome: tuple[str, dict[str, Any] | None, str | None]) -> None:
         sid, result, error = outcome

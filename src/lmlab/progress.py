@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["job_progress", "mode", "polled_progress", "step_progress", "work_progress"]
+__all__ = ["clock", "job_progress", "mode", "polled_progress", "step_progress", "work_progress"]
 
 OnResult = Callable[[int, Any], None]
 Describe = Callable[[int, Any], str]
@@ -48,7 +48,8 @@ def mode() -> str:
     return "bar" if sys.stderr.isatty() else "lines"
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """Seconds as ``M:SS`` or ``H:MM:SS``."""
     seconds = max(0, round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
@@ -101,8 +102,8 @@ class _Tracker:
         elif self.how == "lines":
             eta = self.eta()
             line = (f"{self.label} [{self.done}/{self.total} {self.unit}] {last}".rstrip()
-                    + f" (elapsed {_clock(time.perf_counter() - self.t0)}"
-                    + (f", eta {_clock(eta)})" if eta is not None else ")"))
+                    + f" (elapsed {clock(time.perf_counter() - self.t0)}"
+                    + (f", eta {clock(eta)})" if eta is not None else ")"))
             print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
