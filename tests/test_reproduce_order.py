@@ -114,3 +114,24 @@ def test_compare_threads_lists_the_verdicts_that_differ(tmp_path, monkeypatch):
     assert [d["id"] for d in res["differ"]] == ["one_thread"]
     assert res["differ"][0]["measured"] == {1: 1, 2: 2}  # both numbers
     assert (tmp_path / "threads2" / "result.json").is_file()
+
+
+def test_each_study_starts_with_its_expected_time_and_the_time_left(capsys, monkeypatch):
+    """Before a study's own bar has measured its pace, `reproduce` says what to expect."""
+    import math
+
+    from lmlab import cli
+
+    monkeypatch.setattr(cli, "err_console", __import__("rich.console").console.Console(
+        stderr=True, width=200))
+    hooks = cli._reproduce_progress(["a", "b", "c"], {"a": 65.0, "b": 600.0, "c": math.inf})
+    hooks["on_start"](0, "a")
+    hooks["on_start"](1, "b")
+    hooks["on_start"](2, "c")
+    err = capsys.readouterr().err.splitlines()
+    assert "a: running the tiny preset (expected about 1:05)" in err[0]  # c's time is unknown
+    assert "b: running the tiny preset (expected about 10:00)" in err[1]
+    assert "c: running the tiny preset (no expected time)" in err[2]
+    hooks = cli._reproduce_progress(["a", "b"], {"a": 65.0, "b": 600.0})
+    hooks["on_start"](0, "a")
+    assert "(expected about 1:05; eta for all 2 left 11:05)" in capsys.readouterr().err
