@@ -15,22 +15,10 @@ from typing import Any
 import lmlab.llm
 from lmlab.llm import Backend, CallStats, Completion, Request
 from lmlab.llm.replay import Recorder
+from tests.plugins.scripted_replies import reply
 
 SPEC = "replay:scripted"
 DELAY = float(os.environ.get("LMLAB_SCRIPTED_DELAY", "0.3"))
-
-
-def reply(req: Request) -> str:
-    """Explanations are one sentence; a persona trusts a note's label, else says 'reliable';
-    it prefers note B."""
-    text = req.messages[-1]["content"]
-    if text.startswith("Write a short explanation"):
-        return "Reporters and official records support this judgement."
-    if "Which note" in text:
-        return "B"
-    if "This headline is false." in text:
-        return "Unreliable."
-    return "Reliable"
 
 
 class ScriptedSlowLM(Backend):

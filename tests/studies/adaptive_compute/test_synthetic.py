@@ -4,16 +4,19 @@ features saves compute over seeds; the pieces agree with each other."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from lmlab.studies.adaptive_compute.analysis import AnalysisSettings, analyze
+from lmlab.studies.adaptive_compute.config import AdaptiveComputeConfig
 from lmlab.studies.adaptive_compute.evaluation import greedy_curve, savings, uniform_curve
 from lmlab.studies.adaptive_compute.labels import expected_max_curve, pilot_curves
 from lmlab.studies.adaptive_compute.predictors import Probe, gains_from_prediction
 from lmlab.studies.adaptive_compute.synthetic import synthetic_split
 
-FAST = AnalysisSettings(n_boot=200, probe_epochs=150, probe_weight_decays=(1e-2,))
+FAST = replace(AnalysisSettings.from_config(AdaptiveComputeConfig()), n_boot=200, probe_epochs=150,
+               probe_weight_decays=(1e-2,))
 
 
 def test_perfect_predictor_saves_at_best_of_8():

@@ -6,6 +6,7 @@ import dataclasses
 import urllib.error
 
 import pytest
+from tests.plugins.scripted_replies import reply
 from typer.testing import CliRunner
 
 import lmlab.llm
@@ -21,16 +22,9 @@ from lmlab.studies.misinfo_eval.web import load_site
 
 
 def persona_reply(req, i):
-    """Scripted: explanations are one sentence; a persona trusts the note's label, else says
-    'reliable'; it prefers note B."""
-    text = req.messages[-1]["content"]
-    if text.startswith("Write a short explanation"):
-        return "Reporters and official records support this judgement."
-    if "Which note" in text:
-        return "B"
-    if "This headline is false." in text:
-        return "Unreliable."
-    return "Reliable"
+    """Scripted (tests/plugins/scripted_replies.py): explanations are one sentence; a persona
+    trusts the note's label, else says 'reliable'; it prefers note B."""
+    return reply(req)
 
 
 @pytest.fixture

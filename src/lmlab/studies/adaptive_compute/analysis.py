@@ -32,6 +32,7 @@ from lmlab.studies.adaptive_compute.allocation import (
     greedy_allocate,
     threshold_allocate,
 )
+from lmlab.studies.adaptive_compute.config import AdaptiveComputeConfig
 from lmlab.studies.adaptive_compute.evaluation import (
     Curve,
     bootstrap_savings,
@@ -75,23 +76,32 @@ class SplitData:
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Budgets, baselines and statistics of the analysis (see the study config for meanings)."""
+    """Budgets, baselines and statistics of the analysis: the study config's own fields (see it
+    for their meanings; `from_config` copies them) and the analysis' fixed grids."""
 
-    b_min: int = 1
-    b_max: int = 8
-    uniform_k: tuple[int, ...] = (4, 8)
-    fixed_budget: int = 2
-    compare_budget: int = 3
-    pilot_m: int = 2
-    routing_k: int = 8
+    b_min: int
+    b_max: int
+    uniform_k: tuple[int, ...]
+    fixed_budget: int
+    compare_budget: int
+    pilot_m: int
+    routing_k: int
+    probe_epochs: int
+    n_boot: int
+    seed: int
     alphas: tuple[float, ...] = tuple(np.round(np.linspace(0, 1, 11), 2))
     offline_targets: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 5.0, 6.0)
     extreme_band: float = 0.125  # |p - 0| or |p - 1| within this: an extreme query
     probe_hiddens: tuple[int, ...] = (64,)
     probe_weight_decays: tuple[float, ...] = (1e-3, 1e-1)
-    probe_epochs: int = 300
-    n_boot: int = 1000
-    seed: int = 0
+
+    @classmethod
+    def from_config(cls, c: AdaptiveComputeConfig) -> AnalysisSettings:
+        """The settings of the study config `c`."""
+        return cls(b_min=c.b_min, b_max=c.b_max, uniform_k=tuple(c.uniform_k),
+                   fixed_budget=c.fixed_budget, compare_budget=c.compare_budget, pilot_m=c.pilot_m,
+                   routing_k=c.routing_k, probe_epochs=c.probe_epochs, n_boot=c.n_boot,
+                   seed=c.seed)
 
 
 @dataclass

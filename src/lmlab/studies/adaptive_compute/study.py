@@ -154,11 +154,7 @@ class AdaptiveComputeStudy(Study):
         if len({len(r.samples) for r in records}) != 1 or len(records[0].samples) < c.b_max:
             raise LmlabError(f"every query needs at least b_max={c.b_max} samples")
         data = split_data(records, c.pilot_m)
-        settings = AnalysisSettings(
-            b_min=c.b_min, b_max=c.b_max, uniform_k=tuple(c.uniform_k), fixed_budget=c.fixed_budget,
-            compare_budget=c.compare_budget, pilot_m=c.pilot_m, routing_k=c.routing_k,
-            probe_epochs=c.probe_epochs, n_boot=c.n_boot, seed=c.seed,
-        )
+        settings = AnalysisSettings.from_config(c)
         t0, cpu0 = time.perf_counter(), _cpu_s()
         _say("fitting predictors, allocating, bootstrapping")
         external = self._lora(c, records) if c.predictor == "lora" else None
