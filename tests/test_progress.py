@@ -93,3 +93,47 @@ def test_polled_progress_starts_its_clock_at_the_first_work_and_counts_finished_
     late = capsys.readouterr().err
     assert "toy [5/20 steps]" in early and "eta" in early
     assert "toy [15/20 steps] job 1 done" in late
+
+
+def test_a_study_shows_its_eta_from_the_first_second_and_a_line_every_minute_piped(
+        monkeypatch, capsys) -> None:
+    import time
+
+    from lmlab.progress import study_progress, work_progress
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    with study_progress("toy", expected_s=120, lines_every_s=0.2):
+        first = capsys.readouterr().err
+        with work_progress("toy: stage", 4, unit="jobs") as stage:
+            before = stage.eta_text()  # nothing measured yet: the study's expected time left
+            time.sleep(0.5)
+            stage.update(1)
+            after = stage.eta_text()
+    err = capsys.readouterr().err
+    assert first.startswith("toy: elapsed 0:00, eta ~2:00 expected")
+    assert "for the study, expected" in before and after.startswith("eta 0:0")
+    assert err.count("toy: elapsed") >= 2  # the heartbeat, while the first job runs
+
+
+def test_a_study_without_an_expected_time_says_so_and_a_study_past_it_does_not_count_down(
+        monkeypatch, capsys) -> None:
+    from lmlab import progress
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    with progress.study_progress("toy", expected_s=None):
+        pass
+    assert "no expected time" in capsys.readouterr().err
+    late = progress._Study("toy", 1.0, None)
+    late.t0 -= 5
+    assert late.eta_text() == "eta ? (over the expected 0:01)"
+
+
+def test_run_shows_the_declared_time_as_the_study_starts(cli, tmp_path, monkeypatch) -> None:
+    import tests.plugins.toy_phases  # noqa: F401  (registers toy-phases)
+
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    r = cli("run", "toy-phases", "--out", tmp_path / "a")
+    assert r.code == 0, r.err
+    assert r.err.splitlines()[0].startswith("toy-phases: elapsed 0:00, eta ~0:02 expected")
+    r = cli("run", "toy-phases", "--out", tmp_path / "b", "--set", "train_s=0.1")
+    assert "no expected time for these settings" in r.err  # overridden: the declared time is void

@@ -80,7 +80,6 @@ def run(
     force: Annotated[bool, typer.Option(help="Overwrite a finished run.")] = False,
 ) -> None:
     """Run one study and write OUT/result.json."""
-    from lmlab.progress import clock, mode
     from lmlab.report import print_claims
     from lmlab.runner import default_out, execute, resolve_config
     from lmlab.study import get_study
@@ -89,10 +88,6 @@ def run(
     get_study(study).validate(config)  # a bad value is one line, before anything is printed
     if out is None:
         out = default_out(study, preset, config.seed)
-    expected = get_study(study).expected_s.get(preset)
-    if expected and not set_ and mode() != "off":  # the declared time holds for the preset as is
-        err_console.print(f"{study}: {preset} preset, expected about {clock(expected)} on 2 cores",
-                          highlight=False)
     result = execute(study, preset, set_ or [], seed, out, resume=resume, force=force)
     print_claims([result], console)
     console.print(f"result: {out / 'result.json'}  ({result['timing']['wall_s']:.1f} s)")

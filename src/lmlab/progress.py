@@ -20,6 +20,14 @@ A long training loop that logs its steps through a run (`lmlab.nn.train.Trainer`
     with step_progress(run, "ttt-arc: pre-training", total=c.pre_steps) as watched:
         Trainer(model, tc, batches, run=watched).fit()
 
+A whole study (`lmlab.runner.execute` does this around `Study.run`): a first row, shown at once,
+with the elapsed time and an ETA from the study's expected time (its last run, else its declared
+`Study.expected_s`) until it ends; the stages' bars above share its display, and piped, a line
+comes at the start and then every minute, so a long first job never leaves the log silent::
+
+    with study_progress("state-tracking", expected_s=560):
+        metrics = study.run(config, run)
+
 Everything goes to stderr, so stdout keeps only the results.
 """
 
@@ -34,7 +42,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["clock", "job_progress", "mode", "polled_progress", "step_progress", "work_progress"]
+__all__ = ["clock", "job_progress", "mode", "polled_progress", "step_progress", "study_progress",
+           "work_progress"]
 
 OnResult = Callable[[int, Any], None]
 Describe = Callable[[int, Any], str]
@@ -56,6 +65,63 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _columns() -> list[Any]:
+    """The columns every bar shares: what, the bar, how far, elapsed, ETA, the last item done."""
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            eta = task.fields.get("eta")
+            return Text(eta() if callable(eta) else "", style="cyan")
+
+    def one_line() -> Column:
+        return Column(no_wrap=True, overflow="ellipsis")
+
+    return [TextColumn("[bold]{task.description}", table_column=one_line()),
+            BarColumn(bar_width=20), TextColumn("{task.fields[count]}", table_column=one_line()),
+            TimeElapsedColumn(), EtaColumn(table_column=one_line()),
+            TextColumn("{task.fields[last]}", style="dim", table_column=one_line())]
+
+
+def _new_bar() -> Any:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(*_columns(), console=Console(stderr=True), transient=False)
+    bar.start()
+    return bar
+
+
+class _Study:
+    """The study under way (set by `study_progress`): its clock, expected time and shared bar."""
+
+    def __init__(self, label: str, expected_s: float | None, bar: Any):
+        self.label, self.expected_s, self.bar = label, expected_s, bar
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def left(self) -> float | None:
+        """Seconds left by the expected time (None without one; 0 once it is overdue)."""
+        if self.expected_s is None or not math.isfinite(self.expected_s):
+            return None
+        return max(0.0, self.expected_s - self.elapsed())
+
+    def eta_text(self) -> str:
+        left = self.left()
+        if left is None:
+            return "eta: no expected time for these settings"
+        if left == 0:
+            return f"eta ? (over the expected {clock(self.expected_s or 0)})"
+        return f"eta ~{clock(left)} expected"
+
+
+_STUDY: _Study | None = None
+
+
 class _Tracker:
     """Counts finished units and renders them (a rich bar, or one line each)."""
 
@@ -64,26 +130,25 @@ class _Tracker:
         self.done = 0
         self.t0 = time.perf_counter()
         self._bar: Any = None
+        self._own_bar = False
         self._task: Any = None
         if how == "bar" and self.total:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            shared = _STUDY.bar if _STUDY is not None else None
+            self._bar, self._own_bar = (shared, False) if shared is not None else (_new_bar(), True)
+            self._task = self._bar.add_task(label, total=self.total, last="",
+                                            count=self._count(), eta=self.eta_text)
 
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                TextColumn("{task.fields[last]}", style="dim"),
-                console=Console(stderr=True), transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(label, total=self.total, last="")
+    def _count(self) -> str:
+        return f"{self.done:g}/{self.total:g} {self.unit}"
+
+    def eta_text(self) -> str:
+        """The ETA at the measured pace; before the first unit, the study's expected time left."""
+        eta = self.eta()
+        if eta is not None:
+            return f"eta {clock(eta)}"
+        if _STUDY is not None and _STUDY.left() is not None:
+            return f"eta ~{clock(_STUDY.left() or 0)} for the study, expected"
+        return "eta: after the first " + self.unit.rstrip("s")
 
     def restart(self) -> None:
         """Start the clock again (the ETA's pace and the elapsed time count from now)."""
@@ -98,7 +163,7 @@ class _Tracker:
     def update(self, done: int, last: str = "") -> None:
         self.done = min(done, self.total) if self.total else done
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, last=last)
+            self._bar.update(self._task, completed=self.done, last=last, count=self._count())
         elif self.how == "lines":
             eta = self.eta()
             line = (f"{self.label} [{self.done}/{self.total} {self.unit}] {last}".rstrip()
@@ -107,7 +172,7 @@ class _Tracker:
             print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._own_bar:
             self._bar.stop()
 
 
@@ -249,3 +314,55 @@ def polled_progress(label: str, total: float, read: Callable[[set[int]], float],
         if thread.is_alive():
             thread.join()
         tracker.close()
+
+
+@contextmanager
+def study_progress(label: str, expected_s: float | None = None, *,
+                   lines_every_s: float = 60.0) -> Iterator[None]:
+    """Show a whole study's progress from its first second: a row with the elapsed time and the
+    ETA by `expected_s` (the stages' bars join its display), or piped, a line now and then every
+    `lines_every_s` until the study ends. Its stages' bars show the ETA at their measured pace."""
+    global _STUDY
+    how = mode()
+    outer = _STUDY
+    if how == "off" or outer is not None:  # off, or already inside a study: nothing more
+        yield
+        return
+    study = _Study(label, expected_s, _new_bar() if how == "bar" else None)
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    if study.bar is not None:
+        # the bar fills by the expected time (never quite, until the end); without one it pulses
+        total = expected_s if expected_s and math.isfinite(expected_s) else None
+        task = study.bar.add_task(f"{label}, whole study", total=total, last="", count="",
+                                  eta=study.eta_text)
+
+        def tick() -> None:
+            while not stop.wait(1.0):
+                if total is not None:
+                    study.bar.update(task, completed=min(study.elapsed(), 0.99 * total))
+
+        thread = threading.Thread(target=tick, daemon=True)
+    else:
+        def say() -> None:
+            print(f"{label}: elapsed {clock(study.elapsed())}, {study.eta_text()}",
+                  file=sys.stderr, flush=True)
+
+        def beat() -> None:
+            while not stop.wait(lines_every_s):
+                say()
+
+        say()
+        thread = threading.Thread(target=beat, daemon=True)
+    _STUDY = study
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        _STUDY = None
+        if study.bar is not None:
+            study.bar.update(task, total=total or 1.0, completed=total or 1.0,
+                             eta=lambda: f"done in {clock(study.elapsed())}")
+            study.bar.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import lmlab
 from lmlab.device import device_name
 from lmlab.errors import LmlabError
+from lmlab.progress import study_progress
 from lmlab.runs import (
     CONFIG,
     METRICS,
@@ -93,11 +95,14 @@ def execute(
     *,
     resume: bool = False,
     force: bool = False,
+    expected_s: float | None = None,
 ) -> dict[str, Any]:
     """Run a study and return its result (also written to `out/result.json`).
 
     A finished run is never overwritten without `force`; `resume` continues an interrupted run
     with the same configuration from its last checkpoint (or returns the result of a finished one).
+    Progress shows the ETA by `expected_s` until the study's own stages measure their pace
+    (default: the study's declared `expected_s` for the preset, when nothing is overridden).
     """
     if resume and force:
         raise LmlabError("--resume and --force cannot be combined")
@@ -133,9 +138,12 @@ def execute(
     env = environment(seed=config.seed, device=device_name(config.device))
     atomic_write_json(run.config_path, {**record, "environment": env})
 
+    if expected_s is None and not overrides:
+        expected_s = (getattr(study, "expected_s", {}) or {}).get(preset)
     seed_everything(config.seed)
     t0 = time.perf_counter()
-    metrics = study.run(config, run)
+    with study_progress(study_id, expected_s):
+        metrics = study.run(config, run)
     wall = time.perf_counter() - t0
     claims = study.claims(config, metrics)
     checks = study.checks(config, metrics)
@@ -209,7 +217,9 @@ def _reproduce_one(job: tuple[str, str, bool, bool]) -> tuple[str, dict[str, Any
             if why is None or reuse:
                 old["reused_from"] = _made_on(old, path) + (f"; {why}" if why else "")
                 return study_id, old, None
-        return study_id, execute(study_id, "tiny", out=out, force=True), None
+        expected = expected_seconds(study_id, Path(out).parent)
+        return study_id, execute(study_id, "tiny", out=out, force=True,
+                                 expected_s=expected if math.isfinite(expected) else None), None
     except Exception as e:  # one study's failure must not lose the others' results
         return study_id, None, f"{type(e).__name__}: {e}"
 

@@ -16,6 +16,7 @@ import numpy as np
 from lmlab.errors import LmlabError
 from lmlab.executor import torch_threads
 from lmlab.plotting import pyplot
+from lmlab.progress import job_progress, work_progress
 from lmlab.seeding import derive
 from lmlab.stats import bootstrap_ci
 from lmlab.study import Check, Claim, Study, validate_literals
@@ -149,17 +150,17 @@ class AlgaeStudy(Study):
                       detector=Detector(config.detector, thresholds[n]), l2=config.l2,
                       max_iters=config.max_iters, deep_steps=config.deep_steps,
                       methods=METHODS) for s, n in jobs]
-        done = [0]
-
-        def on_result(i: int, r: dict[str, Any]) -> None:
-            done[0] += 1
+        def log(i: int, r: dict[str, Any]) -> None:
             run.log(stage="methods", **{k: v for k, v in r.items() if not k.endswith("_features")})
-            _say(f"algae: world {r['seed'] % 10000} x {r['demos']} demos done "
-                 f"({done[0]}/{len(specs)}): regret algae {r['algae_library.regret']:.3f}, "
-                 f"all {r['all.regret']:.3f}, deep {r['deep.regret']:.3f}")
+
+        def describe(i: int, r: dict[str, Any]) -> str:
+            return (f"world {r['seed'] % 10000} x {r['demos']} demos: regret algae "
+                    f"{r['algae_library.regret']:.3f}, all {r['all.regret']:.3f}, "
+                    f"deep {r['deep.regret']:.3f}")
 
         # through map_jobs with the run: each finished world is kept, and --resume skips it
-        rows = map_jobs(_job, specs, config.executor, on_result=on_result, run=run)
+        with job_progress("algae: methods", len(specs), then=log, describe=describe) as on_result:
+            rows = map_jobs(_job, specs, config.executor, on_result=on_result, run=run)
         by: dict[tuple[str, int, str], list[float]] = defaultdict(list)
         for r in rows:
             for k, v in r.items():
@@ -194,14 +195,14 @@ class AlgaeStudy(Study):
         backend = get_backend(config.lm, run=run, record=run.path / "llm_record.jsonl")
         rows = []
         samples = parsed = 0
-        for i in range(config.lm_seeds):
-            for n in config.lm_demos:
+        runs = [(i, n) for i in range(config.lm_seeds) for n in config.lm_demos]
+        with work_progress("algae: LM proposer", len(runs), unit="runs") as shown:
+            for i, n in runs:
                 s = derive(config.seed, "world", i)
                 prop = LMProposer(backend, samples=config.lm_samples,
                                   temperature=config.lm_temperature,
                                   max_tokens=config.lm_max_tokens,
                                   seed=derive(config.seed, "lm", i, n) % 2**31)
-                t = time.perf_counter()
                 r = method_job(world, s, n, tuple(config.initial_features), config.true_missing,
                                Detector(config.detector, thresholds[n]), l2=config.l2,
                                max_iters=config.max_iters, deep_steps=config.deep_steps,
@@ -215,10 +216,9 @@ class AlgaeStudy(Study):
                         valid=r["algae_lm.valid"], recovered=r["algae_lm.recovered"],
                         regret=r["algae_lm.regret"], stop=r["algae_lm.stop"],
                         added=r["algae_lm.added_features"], answers=prop.log)
-                _say(f"algae: LM world {i} x {n} demos: {prop.calls} calls, "
-                     f"{int(r['algae_lm.valid'])}/{len(prop.log)} valid, "
-                     f"recovered {bool(r['algae_lm.recovered'])} "
-                     f"({time.perf_counter() - t:.0f} s)")
+                shown.update(len(rows), f"world {i} x {n} demos: {prop.calls} calls, "
+                                        f"{int(r['algae_lm.valid'])}/{len(prop.log)} valid, "
+                                        f"recovered {bool(r['algae_lm.recovered'])}")
         valid = sum(r["algae_lm.valid"] for r in rows)
         metrics["lm.model"] = config.lm
         metrics["lm.calls"] = float(sum(r["algae_lm.lm_calls"] for r in rows))

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lmlab.errors import LmlabError
+from lmlab.progress import work_progress
 from lmlab.studies.misinfo_eval import conditions as C
 from lmlab.studies.misinfo_eval.config import MisinfoEvalConfig
 from lmlab.studies.misinfo_eval.data import (
@@ -111,6 +113,8 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
         pairs = [(g, fid) for g in c.groups for fid in sorted(by_id)]
         pairs += [(d.key(), fid) for d, cond, fid in plan if cond == "personalized"]
         pairs = sorted(set(pairs))
+    n_personal = sum(len(by_id[fid].posts) for _, fid in pairs)
+    n_texts = (len(posts) if need_generic else 0) + n_personal
     lm = None
     if need_generic or pairs or c.simulate:
         from lmlab.llm import get_backend
@@ -122,10 +126,13 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
     generic: dict[str, str] = {}
     sheet: list[tuple[Any, str]] = []
     t1 = time.perf_counter()
+    explaining = contextlib.ExitStack()  # the display lasts while the explanations are written
+    explained = explaining.enter_context(work_progress("misinfo-eval: explanations", n_texts,
+                                                       "texts"))
     if need_generic and lm is not None:
         say(f"writing {len(posts)} generic explanations")
         items = [(pid, C.explanation_prompt(p)) for pid, p in posts.items()]
-        exps = _explain(lm, items, c, derive(c.seed, "generic"), say)
+        exps = _explain(lm, items, c, derive(c.seed, "generic"), explained)
         generic = {e.key: e.text for e in exps}
         m.update(_explain_stats("explain.generic", exps, c.max_words))
         sheet += [(posts[e.key], e.text) for e in exps]
@@ -138,7 +145,7 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
         items = [(f"{g}|{p.post_id}", C.personalized_prompt(p, Demographics.from_key(g)))
                  for g, fid in pairs for p in by_id[fid].posts]
         say(f"writing {len(items)} personalized explanations for {len({g for g, _ in pairs})} groups")
-        exps = _explain(lm, items, c, derive(c.seed, "personalized"), say)
+        exps = _explain(lm, items, c, derive(c.seed, "personalized"), explained)
         for e in exps:
             g, pid = e.key.split("|", 1)
             personal[(g, pid)] = e.text
@@ -148,6 +155,7 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
             {"group": g, **C.fill_feed("personalized", by_id[fid], [
                 C.explained_text(p.label, personal[(g, p.post_id)]) for p in by_id[fid].posts])}
             for g, fid in pairs], grouped=True)
+    explaining.close()
     m["timing.explain_s"] = time.perf_counter() - t1
     if sheet:
         write_sheet(run.path / "annotation_sheet.csv", sheet)
@@ -180,10 +188,14 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
 
         t2 = time.perf_counter()
         say(f"{len(plan)} simulated participants answer their feeds")
-        sim = simulate(lm, by_id, plan, shown, seed=derive(c.seed, "simulate"),
-                       temperature=c.participant_temperature,
-                       generic=gen if (c.preference and generic and pairs) else None,
-                       batch=c.batch, progress=lambda k, n: say(f"answers {k}/{n}"))
+        # five answers a participant, and five preferences from each personalized one
+        asked = 5 * len(plan) + (5 * sum(cond == "personalized" for _, cond, _ in plan)
+                                 if c.preference and generic and pairs else 0)
+        with work_progress("misinfo-eval: simulated answers", asked, "answers") as answered:
+            sim = simulate(lm, by_id, plan, shown, seed=derive(c.seed, "simulate"),
+                           temperature=c.participant_temperature,
+                           generic=gen if (c.preference and generic and pairs) else None,
+                           batch=c.batch, progress=lambda k, n: answered.update(k))
         m["timing.simulate_s"] = time.perf_counter() - t2
         parts = {p.participant_id: p for p in sim.participants}
         rows = [response_row(r, parts[r.participant_id]) for r in sim.responses]
@@ -214,7 +226,8 @@ def run_study(c: MisinfoEvalConfig, run: Any, say: Callable[[str], None]) -> dic
     return m
 
 
-def _explain(lm, items, c: MisinfoEvalConfig, seed: int, say) -> list:
+def _explain(lm, items, c: MisinfoEvalConfig, seed: int, shown) -> list:
+    """The explanations of `items` in batches, each batch moving the display `shown`."""
     from lmlab.studies.misinfo_eval.explain import generate_explanations
 
     out = []
@@ -222,7 +235,7 @@ def _explain(lm, items, c: MisinfoEvalConfig, seed: int, say) -> list:
         out += generate_explanations(
             lm, items[k:k + c.batch], seed=seed, max_words=c.max_words, attempts=c.attempts,
             max_tokens=c.explain_max_tokens, temperature=c.explain_temperature)
-        say(f"explanations {len(out)}/{len(items)}")
+        shown.update(shown.done + len(items[k:k + c.batch]))
     return out
 
 
