@@ -6,17 +6,14 @@ its file lock, into a temporary folder that is renamed into place).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lmlab.errors import require
-from lmlab.models.hf import transformers_module
+from lmlab.models.hf import quiet_progress, transformers_module
 
 
 def convert(gguf: Path, out: Path, name: str) -> None:
@@ -30,7 +27,7 @@ def convert(gguf: Path, out: Path, name: str) -> None:
     transformers = transformers_module()
     require("gguf", extra="hf")
     folder, file = str(gguf.parent), gguf.name
-    with _quiet_progress(transformers):
+    with quiet_progress(transformers):
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=file)
         loaded = transformers.AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=file, dtype=torch.float32
@@ -45,19 +42,6 @@ def convert(gguf: Path, out: Path, name: str) -> None:
         fresh.generation_config = copy.deepcopy(loaded.generation_config)
         fresh.save_pretrained(out)
         tokenizer.save_pretrained(out)
-
-
-@contextlib.contextmanager
-def _quiet_progress(transformers: Any) -> Iterator[None]:
-    """Hide transformers' progress bars for the duration (our one-line notice says what runs)."""
-    tlog = transformers.utils.logging
-    was_enabled = tlog.is_progress_bar_enabled()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            tlog.enable_progress_bar()
 
 
 def notice(message: str) -> None:

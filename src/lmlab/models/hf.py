@@ -13,8 +13,10 @@ not a model, a weights file passed in place of a folder, an unreachable hub, a m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +164,10 @@ def load_folder(
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise LmlabError(f"cannot load the tokenizer in {folder}: {_one_line(str(e))}") from None
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch_dtype, local_files_only=True
-        )
+        with quiet_progress(transformers):  # a "Loading weights" bar per worker floods piped logs
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch_dtype, local_files_only=True
+            )
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise LmlabError(
             f"cannot load a causal language model from {folder}: {_one_line(str(e))}"
@@ -258,3 +261,16 @@ def hf_model_path(spec: str | os.PathLike) -> Path:
     if isinstance(spec, os.PathLike) or Path(s).expanduser().exists() or looks_like_path(s):
         return check_model_folder(s)
     return hub_folder(s)
+
+
+@contextlib.contextmanager
+def quiet_progress(transformers: Any) -> Iterator[None]:
+    """Hide transformers' progress bars for the duration (lmlab's own progress says what runs)."""
+    tlog = transformers.utils.logging
+    was_enabled = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            tlog.enable_progress_bar()
