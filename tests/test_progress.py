@@ -102,7 +102,8 @@ def test_a_study_shows_its_eta_from_the_first_second_and_a_line_every_minute_pip
     from lmlab.progress import study_progress, work_progress
 
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
-    with study_progress("toy", expected_s=120, lines_every_s=0.2):
+    with study_progress("toy", expected_s=120, first_line_s=0.05, lines_every_s=0.2):
+        time.sleep(0.15)
         first = capsys.readouterr().err
         with work_progress("toy: stage", 4, unit="jobs") as stage:
             before = stage.eta_text()  # nothing measured yet: the study's expected time left
@@ -117,11 +118,13 @@ def test_a_study_shows_its_eta_from_the_first_second_and_a_line_every_minute_pip
 
 def test_a_study_without_an_expected_time_says_so_and_a_study_past_it_does_not_count_down(
         monkeypatch, capsys) -> None:
+    import time
+
     from lmlab import progress
 
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
-    with progress.study_progress("toy", expected_s=None):
-        pass
+    with progress.study_progress("toy", expected_s=None, first_line_s=0.01):
+        time.sleep(0.1)
     assert "no expected time" in capsys.readouterr().err
     late = progress._Study("toy", 1.0, None)
     late.t0 -= 5
@@ -130,8 +133,10 @@ def test_a_study_without_an_expected_time_says_so_and_a_study_past_it_does_not_c
 
 def test_run_shows_the_declared_time_as_the_study_starts(cli, tmp_path, monkeypatch) -> None:
     import tests.plugins.toy_phases  # noqa: F401  (registers toy-phases)
+    from lmlab.progress import study_progress
 
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    monkeypatch.setitem(study_progress.__wrapped__.__kwdefaults__, "first_line_s", 0.0)  # 1.2 s
     r = cli("run", "toy-phases", "--out", tmp_path / "a")
     assert r.code == 0, r.err
     assert r.err.splitlines()[0].startswith("toy-phases: elapsed 0:00, eta ~0:02 expected")

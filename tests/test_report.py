@@ -167,6 +167,7 @@ def test_summarize_counts(runs: Path) -> None:
         "error": None,
         "preset": "tiny",
         "wall_s": 95.0,
+        "cpu_s": None,  # an older result, timed before CPU seconds were recorded
         "claims_total": 2,
         "claims_holding": 1,
         "claims_failing": 1,
@@ -184,6 +185,7 @@ def test_summarize_counts(runs: Path) -> None:
         "error": FAILURES["ttt-arc"],
         "preset": None,
         "wall_s": None,
+        "cpu_s": None,
         "claims_total": 0,
         "claims_holding": 0,
         "claims_failing": 0,
@@ -207,6 +209,7 @@ def test_summarize_counts(runs: Path) -> None:
         "checks_failing": 1,
         "checks_untestable": 0,
         "wall_s": 107.9,
+        "cpu_s": 0.0,
     }
     # The environment is what all runs share: the seed is, the per-run keys would not be.
     assert summary["environment"]["torch"] == "2.5.0"

@@ -90,7 +90,9 @@ def run(
         out = default_out(study, preset, config.seed)
     result = execute(study, preset, set_ or [], seed, out, resume=resume, force=force)
     print_claims([result], console)
-    console.print(f"result: {out / 'result.json'}  ({result['timing']['wall_s']:.1f} s)")
+    timing = result["timing"]
+    cpu = f", {timing['cpu_s']:.1f} CPU-s" if "cpu_s" in timing else ""
+    console.print(f"result: {out / 'result.json'}  ({timing['wall_s']:.1f} s{cpu})")
 
 
 @app.command()
@@ -180,6 +182,9 @@ def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None
             total["checks_ok"] += sum(c.get("holds") is True for c in checks)
             total["checks"] += len(checks)
             line = f"{hold} of {len(claims)} claims hold"
+            cpu = (result.get("timing") or {}).get("cpu_s")
+            if isinstance(cpu, int | float) and not result.get("reused_from"):
+                line = f"{cpu:.0f} CPU-s; " + line
             if result.get("reused_from"):
                 line += f" (reused from {result['reused_from']})"
         err_console.print(

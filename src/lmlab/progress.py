@@ -317,10 +317,11 @@ def polled_progress(label: str, total: float, read: Callable[[set[int]], float],
 
 
 @contextmanager
-def study_progress(label: str, expected_s: float | None = None, *,
+def study_progress(label: str, expected_s: float | None = None, *, first_line_s: float = 2.0,
                    lines_every_s: float = 60.0) -> Iterator[None]:
     """Show a whole study's progress from its first second: a row with the elapsed time and the
-    ETA by `expected_s` (the stages' bars join its display), or piped, a line now and then every
+    ETA by `expected_s` (the stages' bars join its display), or piped, a line after
+    `first_line_s` (a study that fails at once leaves its one error line alone) and then every
     `lines_every_s` until the study ends. Its stages' bars show the ETA at their measured pace."""
     global _STUDY
     how = mode()
@@ -349,10 +350,11 @@ def study_progress(label: str, expected_s: float | None = None, *,
                   file=sys.stderr, flush=True)
 
         def beat() -> None:
-            while not stop.wait(lines_every_s):
+            wait = first_line_s
+            while not stop.wait(wait):
                 say()
+                wait = lines_every_s
 
-        say()
         thread = threading.Thread(target=beat, daemon=True)
     _STUDY = study
     thread.start()

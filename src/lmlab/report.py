@@ -7,18 +7,19 @@ A folder of runs is what `lmlab reproduce --out DIR` writes (one run folder per 
   totals, the common environment and the creation time. Its exact shape::
 
       {"studies": {KEY: {"status": "ok" | "failed", "error": str | None, "preset": str | None,
-                         "wall_s": float | None, "claims_total": n, "claims_holding": n,
+                         "wall_s": float | None, "cpu_s": float | None, "claims_total": n, "claims_holding": n,
                          "claims_failing": n, "claims_untestable": n, "checks_total": n,
                          "checks_passing": n, "checks_failing": n, "checks_untestable": n,
                          "reused_from": str | None}},
        "totals": {"studies": n, "ok": n, "failed": n, "claims_total": n, "claims_holding": n,
                   "claims_failing": n, "claims_untestable": n, "checks_total": n,
                   "checks_passing": n, "checks_failing": n, "checks_untestable": n,
-                  "wall_s": float},
+                  "wall_s": float, "cpu_s": float},
        "environment": {...}, "created": ISO time}
 
   KEY is the study id, or `study/run-folder` when the folder holds several runs of one study.
-  A failed study has `wall_s: null` and zero claims (it produced none). Claims are the papers'
+  `cpu_s` is the study's CPU seconds, its worker processes included. A failed study has
+  `wall_s: null` and zero claims (it produced none). Claims are the papers'
   findings; checks are invariants and preconditions of lmlab's own code: they are counted apart,
   and "N of M claims hold" counts claims only.
 - `report.html` (`write_report`): one self-contained page. Styles are inline, figures are base64
@@ -211,6 +212,7 @@ def _study_summary(entry: _Entry) -> dict[str, Any]:
         "error": entry.error,
         "preset": res.get("preset"),
         "wall_s": _wall_s(res),
+        "cpu_s": _timing(res, "cpu_s"),
         "claims_total": len(verdicts),
         "claims_holding": sum(v is True for v in verdicts),
         "claims_failing": sum(v is False for v in verdicts),
@@ -233,12 +235,18 @@ def _totals(studies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "failed": sum(r["status"] == "failed" for r in rows),
         **{c: sum(r[c] for r in rows) for c in counts},
         "wall_s": round(sum(r["wall_s"] or 0.0 for r in rows), 3),
+        "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in rows), 3),
     }
 
 
 def _wall_s(result: Mapping[str, Any]) -> float | None:
-    wall = (result.get("timing") or {}).get("wall_s")
-    return float(wall) if isinstance(wall, int | float) and not isinstance(wall, bool) else None
+    return _timing(result, "wall_s")
+
+
+def _timing(result: Mapping[str, Any], key: str) -> float | None:
+    """A number from the result's `timing` (None when absent, e.g. in an older result)."""
+    value = (result.get("timing") or {}).get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _common_env(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -567,6 +575,7 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
         "preset": res.get("preset"),
         "seed": res.get("seed"),
         "wall time": _duration(_wall_s(res)),
+        "CPU time": _duration(_timing(res, "cpu_s")),
         "git": env.get("git"),
         "lmlab": res.get("lmlab_version") or env.get("lmlab"),
     }

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import resource
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -141,10 +142,10 @@ def execute(
     if expected_s is None and not overrides:
         expected_s = (getattr(study, "expected_s", {}) or {}).get(preset)
     seed_everything(config.seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     with study_progress(study_id, expected_s):
         metrics = study.run(config, run)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     claims = study.claims(config, metrics)
     checks = study.checks(config, metrics)
     _validate(study_id, metrics, claims, checks)
@@ -157,11 +158,18 @@ def execute(
         "metrics": metrics,
         "claims": [c.to_dict() for c in claims],
         "checks": [c.to_dict() for c in checks],
-        "timing": {"wall_s": round(wall, 3)},
+        "timing": {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3)},
         "environment": env,
     }
     atomic_write_json(run.result_path, result)
     return read_json(run.result_path)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished child processes (a
+    study's worker processes count once they have exited)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _validate(study_id: str, metrics: Any, claims: Any, checks: Any = ()) -> None:
