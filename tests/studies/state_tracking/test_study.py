@@ -173,6 +173,9 @@ def test_reduced_reproduction(tmp_path) -> None:
     lo, hi = m["model.none.parity_past_cutoff_ci_lo.seed0"], m["model.none.parity_past_cutoff_ci_hi.seed0"]
     assert lo <= m["model.none.parity_past_cutoff.seed0"] <= hi
     assert "steering.ntp.topic_mapping" not in m  # no ntp condition in this run
+    slack = m["model.none.slack_converged.seed0"]
+    assert slack == pytest.approx(m["model.none.acc_min_within_T.seed0"] - 0.99)
+    assert m["model.none.slack_probe.seed0"] >= 0 and "model.none.slack_gap.seed0" in m
     assert {c["id"] for c in result["claims"]} >= {"aa-or-paa", "both-mechanisms",
                                                    "paa-parity-above-chance"}
     assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint"]

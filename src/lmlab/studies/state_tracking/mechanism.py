@@ -36,7 +36,8 @@ import numpy as np
 
 from lmlab.studies.state_tracking.groups import Group
 
-__all__ = ["LABELS", "Evidence", "Signature", "classify", "first_action_corruptions", "label_of"]
+__all__ = ["LABELS", "Evidence", "Signature", "classify", "first_action_corruptions", "label_of",
+           "threshold_slack"]
 
 LABELS = ("AA", "PAA", "neither", "ambiguous")
 RULES = ("probe", "patch", "either", "both")
@@ -156,6 +157,28 @@ def label_of(e: Evidence, rule: str = "both") -> str:
     if aa and not paa:
         return "AA"
     return "neither"
+
+
+def threshold_slack(
+    state_probe: np.ndarray, parity_probe: np.ndarray, patch_gap: float,
+    probe_threshold: float, patch_gap_threshold: float,
+) -> dict[str, float]:
+    """How far the deciding inputs sit from their thresholds (issue #22.2: a label whose inputs
+    lie within the "ambiguous" margins hangs on the threshold, or on the last bit).
+
+    - `probe`: the smallest |site mean - threshold| among the sites that decide the state and
+      the parity layers (the later-half means at every site up to and including the first that
+      decodes; all sites when none does);
+    - `gap`: patch_gap - gap threshold (signed: > 0 is a parity route).
+    """
+    L = state_probe.shape[1]
+    out = []
+    for probe in (state_probe, parity_probe):
+        means = probe[:, L // 2:].mean(1)
+        first = _first(means, probe_threshold)
+        upto = means if first is None else means[: first + 1]
+        out.append(float(np.abs(upto - probe_threshold).min()))
+    return {"probe": min(out), "gap": float(patch_gap - patch_gap_threshold)}
 
 
 def classify(

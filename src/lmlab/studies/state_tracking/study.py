@@ -3,7 +3,9 @@
 Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
 
 - `model.<condition>.<metric>.seed<i>`: one model (its label, accuracy, cutoffs, signature,
-  steps, cost); `i` is the model's index (its seed is `derive(seed, "model", i)`);
+  steps, cost, and `slack_probe|slack_gap|slack_converged`: how far the deciding inputs sit
+  from their thresholds, see mechanism.threshold_slack); `i` is the model's index (its seed is
+  `derive(seed, "model", i)`);
 - `mechanism.<condition|all>.n_models|n_converged|n_excluded|n_AA|n_PAA|n_neither|n_ambiguous|
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
@@ -42,7 +44,11 @@ from lmlab.studies.state_tracking.config import PRESETS, ModelJob, StateTracking
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
 from lmlab.studies.state_tracking.evaluation import CUTOFF, cutoff
 from lmlab.studies.state_tracking.groups import make_group
-from lmlab.studies.state_tracking.mechanism import classify, first_action_corruptions
+from lmlab.studies.state_tracking.mechanism import (
+    classify,
+    first_action_corruptions,
+    threshold_slack,
+)
 from lmlab.studies.state_tracking.patching import patch_grid
 from lmlab.studies.state_tracking.pretrained import load_pretrained
 from lmlab.studies.state_tracking.probes import collect_activations, probe_grid, residual_hooks
@@ -141,6 +147,8 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
                    windows, a.probe_threshold, a.patch_gap_threshold, a.rule, a.probe_margin,
                    a.gap_margin)
     e = sig.evidence
+    slack = threshold_slack(probes["state"], probes["parity"], e.patch_gap, a.probe_threshold,
+                            a.patch_gap_threshold)
     cut_state = cutoff(acc)
     past = slice(cut_state - 1, None)
     # parity past the cutoff with a 95% interval over the test stories (each story's share of
@@ -164,6 +172,9 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
         "parity_past_cutoff_ci_hi": None if par_ci is None else par_ci.hi,
         "state_layer": e.state_layer, "parity_layer": e.parity_layer,
         "patch_gap": e.patch_gap, "tracks_state": int(e.tracks_state),
+        # distance of the deciding inputs from their thresholds (margins: analysis.*_margin)
+        "slack_probe": slack["probe"], "slack_gap": slack["gap"],
+        "slack_converged": float(acc[: c.T].min()) - c.accuracy_target,
         "paa_probe": int(e.paa_probe), "paa_patch": int(e.paa_patch),
         "aa_probe": int(e.aa_probe), "aa_patch": int(e.aa_patch),
         "steps_done": tm["steps_done"], "steps_to_converge": _steps_to_converge(trace,
