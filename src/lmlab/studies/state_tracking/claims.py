@@ -5,7 +5,8 @@ the claims; the others are counted (`mechanism.all.n_excluded`). A difference be
 models holds only when its 95% bootstrap interval excludes 0, and only with at least
 `MIN_MODELS` models per group: below that a percentile bootstrap degenerates (two models of one
 label against two of the other give a zero-width interval, where Fisher's exact test gives
-p = 1/3).
+p = 1/3). A single model's parity past its cutoff is set against chance with its own 95%
+interval over the test stories (`paa-parity-above-chance`), which needs no group of models.
 """
 
 from __future__ import annotations
