@@ -185,7 +185,8 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # intermediate task (none / parity / ntp), then the state task. Measured with the old seeds
     # (seed+i) and the old rule (2 seeds each, 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA;
     # ntp 2 "AA" (patch gap < 0.006); parity 1 PAA and 1 mixed, neither converged in 12,000
-    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s.
+    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s. That ntp run drew a
+    # seeded topic matrix; ntp now uses the paper's released one (not rerun since).
     "tiny-steer": StateTrackingConfig(T=8, n_seeds=2, executor="process",
                                       conditions=("none", "parity", "ntp"), train=_TINY_RECIPE),
     # One H100 (device auto; nothing downloaded: the lmlab GPT from scratch, fresh uniform
