@@ -67,7 +67,8 @@ def _aa_generalizes(metrics: dict[str, Any]) -> Claim:
             "converged models each)")
     n_aa, n_paa = _n(metrics, "mechanism.all.n_AA"), _n(metrics, "mechanism.all.n_PAA")
     if min(n_aa, n_paa) < MIN_MODELS:
-        return Claim.untestable(cid, stmt, rule, f"{n_aa} AA and {n_paa} PAA converged models")
+        return Claim.untestable(cid, stmt, rule, f"{n_aa} AA and {n_paa} PAA converged models "
+                                f"(>= {MIN_MODELS} of each needed for an interval)")
     d = get_metric(metrics, "cutoff.aa_minus_paa.diff")
     lo, hi = (get_metric(metrics, f"cutoff.aa_minus_paa.ci_{s}") for s in ("lo", "hi"))
     if d is None or lo is None or hi is None:
