@@ -29,6 +29,9 @@ def test_presets_overrides_and_jobs() -> None:
     assert c.train.steps == 7 and c.model.n_layer == 3 and tiny.train.steps == 12000
     with pytest.raises(LmlabError, match="unknown override key"):
         apply_overrides(tiny, ["depth=3"])
+    assert tiny.topic_mapping == "paper"
+    with pytest.raises(LmlabError, match="topic_mapping"):
+        STUDY.validate(apply_overrides(tiny, ["topic_mapping=released"]))
     # jobs read the config (no copied defaults); model i has one seed in every condition,
     # derived from the run seed, so --seed 1 never reruns a model of --seed 0
     jobs = c.jobs()
