@@ -200,3 +200,20 @@ def test_linear_probe_recovers_a_linear_code_and_rejects_bad_shapes() -> None:
     acts = {"a": X[:, None].expand(400, 3, 16)}
     with pytest.raises(ValueError, match="do not match"):
         probe_grid(acts, y[:, None].numpy(), acts, y[:, None].numpy(), 5)
+
+
+def test_threshold_slack_reads_the_deciding_sites() -> None:
+    """The probe slack looks at the sites up to the first that decodes (state and parity), the
+    gap slack is signed; numbers from the last tiny run's model 0 (later-half site means)."""
+    from lmlab.studies.state_tracking.mechanism import threshold_slack
+
+    state_means = [0.18, 0.186, 0.304, 0.491, 0.987]
+    parity_means = [0.494, 0.556, 0.847, 0.99, 1.0]
+    state = np.repeat(np.array(state_means)[:, None], 8, 1)
+    parity = np.repeat(np.array(parity_means)[:, None], 8, 1)
+    s = threshold_slack(state, parity, 0.315, 0.9, 0.2)
+    assert s["probe"] == pytest.approx(0.053)  # parity at site 2: 0.847, 0.053 below 0.9
+    assert s["gap"] == pytest.approx(0.115)
+    # a site past the first decoding one does not count; none decoding: every site counts
+    assert threshold_slack(state, np.full_like(parity, 0.3), 0.1, 0.9, 0.2) == pytest.approx(
+        {"probe": 0.087, "gap": -0.1})

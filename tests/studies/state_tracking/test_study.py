@@ -29,6 +29,9 @@ def test_presets_overrides_and_jobs() -> None:
     assert c.train.steps == 7 and c.model.n_layer == 3 and tiny.train.steps == 12000
     with pytest.raises(LmlabError, match="unknown override key"):
         apply_overrides(tiny, ["depth=3"])
+    assert tiny.topic_mapping == "paper"
+    with pytest.raises(LmlabError, match="topic_mapping"):
+        STUDY.validate(apply_overrides(tiny, ["topic_mapping=released"]))
     # jobs read the config (no copied defaults); model i has one seed in every condition,
     # derived from the run seed, so --seed 1 never reruns a model of --seed 0
     jobs = c.jobs()
@@ -67,9 +70,11 @@ def test_claims_are_computed_from_metrics() -> None:
     assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {"near-perfect-within-T": True,
                                                                  "val-test-disjoint": True}
     claims = {cl.id: cl.holds for cl in STUDY.claims(c, good)}
-    # 1 AA against 1 PAA model: too few for an interval, so the cutoff claim is untestable
-    assert claims == {"aa-or-paa": True, "aa-generalizes-further": None,
-                      "paa-keeps-parity": True, "intermediate-tasks-shift": None}
+    # 1 AA against 1 PAA model: too few for an interval, so the cutoff claim is untestable;
+    # no per-model parity interval recorded, so the chance claim is untestable
+    assert claims == {"aa-or-paa": True, "both-mechanisms": True, "aa-generalizes-further": None,
+                      "paa-keeps-parity": True, "paa-parity-above-chance": None,
+                      "intermediate-tasks-shift": None}
     assert {cl.id: cl.holds for cl in STUDY.claims(c, _metrics({"none": ["AA", "neither"]}))}[
         "aa-or-paa"] is False
     # a label that hangs on a threshold makes the claim untestable, not true
@@ -87,6 +92,46 @@ def test_claims_are_computed_from_metrics() -> None:
     assert {cl.id: cl.holds for cl in STUDY.claims(c, straddle)}["aa-generalizes-further"] is False
     bad = {"accuracy.all.min_within_T": 0.5, "data.val_test.overlap": 3}
     assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False]
+
+
+def test_both_mechanisms_and_parity_above_chance() -> None:
+    c = STUDY.preset("tiny")
+
+    def verdicts(m: dict) -> dict:
+        return {cl.id: cl for cl in STUDY.claims(c, m)}
+
+    # both mechanisms: one of each among the converged models; ambiguous ones count for neither
+    assert verdicts(_metrics({"none": ["PAA", "PAA"]}))["both-mechanisms"].holds is False
+    assert verdicts(_metrics({"none": ["AA", "ambiguous"]}))["both-mechanisms"].holds is False
+    assert verdicts(_metrics({"none": ["AA", "PAA", "PAA"]}))["both-mechanisms"].holds is True
+    one = verdicts(_metrics({"none": ["PAA"]}, {"none": [1]}))["both-mechanisms"]
+    assert one.holds is None and "two converged" in one.measured
+    # parity past the cutoff against chance: every PAA model's interval must lie above 0.5
+    paa = _metrics({"none": ["PAA", "PAA"]})
+    par = {"parity_past_cutoff.PAA.n": 2, "parity_past_cutoff.PAA.mean": 0.626,
+           "parity_past_cutoff.PAA.min": 0.622, "parity_past_cutoff.PAA.ci_hi_max": 0.632}
+    above = verdicts({**paa, **par, "parity_past_cutoff.PAA.ci_lo_min": 0.617})
+    assert above["paa-parity-above-chance"].holds is True
+    assert "0.6170" in above["paa-parity-above-chance"].measured
+    # the same models fail the paper's stricter rule (>= 0.98 past the cutoff)
+    assert above["paa-keeps-parity"].holds is False
+    at_chance = verdicts({**paa, **par, "parity_past_cutoff.PAA.ci_lo_min": 0.49})
+    assert at_chance["paa-parity-above-chance"].holds is False
+    assert verdicts(_metrics({"none": ["AA"]}))["paa-parity-above-chance"].holds is None
+
+
+def test_sweep_table_has_one_column_per_model() -> None:
+    from lmlab.studies.state_tracking.study import sweep_table
+
+    rows = [{"condition": "none", "index": 0, "converged": 1, "label": "PAA", "cutoff_state": 9,
+             "parity_past_cutoff": 0.62},
+            {"condition": "ntp", "index": 1, "converged": 0, "label": "neither",
+             "cutoff_state": 33, "parity_past_cutoff": None}]
+    assert sweep_table(rows) == {
+        "sweep.none.converged.seed0": 1, "sweep.none.label.seed0": "PAA",
+        "sweep.none.cutoff.seed0": 9, "sweep.none.parity_past_cutoff.seed0": 0.62,
+        "sweep.ntp.converged.seed1": 0, "sweep.ntp.label.seed1": "neither",
+        "sweep.ntp.cutoff.seed1": 33}  # no cutoff within the evaluated lengths: no parity cell
 
 
 def test_shift_needs_converged_models_and_an_interval_excluding_zero() -> None:
@@ -124,7 +169,18 @@ def test_reduced_reproduction(tmp_path) -> None:
     assert m["model.none.label.seed0"] in ("AA", "PAA", "neither", "ambiguous")
     assert 0 < m["model.none.cpu_s.seed0"] and m["cost.all.cpu_s_max"] == m["model.none.cpu_s.seed0"]
     assert m["data.val_test.overlap"] == 0
-    assert {c["id"] for c in result["claims"]} >= {"aa-or-paa"}
+    # the sweep table, and each model's parity past the cutoff with its interval over stories
+    for field in ("converged", "label", "cutoff"):
+        assert f"sweep.none.{field}.seed0" in m
+    assert m["sweep.none.cutoff.seed0"] == m["model.none.cutoff_state.seed0"]
+    lo, hi = m["model.none.parity_past_cutoff_ci_lo.seed0"], m["model.none.parity_past_cutoff_ci_hi.seed0"]
+    assert lo <= m["model.none.parity_past_cutoff.seed0"] <= hi
+    assert "steering.ntp.topic_mapping" not in m  # no ntp condition in this run
+    slack = m["model.none.slack_converged.seed0"]
+    assert slack == pytest.approx(m["model.none.acc_min_within_T.seed0"] - 0.99)
+    assert m["model.none.slack_probe.seed0"] >= 0 and "model.none.slack_gap.seed0" in m
+    assert {c["id"] for c in result["claims"]} >= {"aa-or-paa", "both-mechanisms",
+                                                   "paa-parity-above-chance"}
     assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint"]
     assert (out / "figures" / "heatmaps_none_seed0.png").exists()
     assert (out / "figures" / "accuracy_by_position.png").exists()
@@ -148,6 +204,47 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
     assert (out / "train" / "parity.seed0" / "intermediate" / "metrics.jsonl").exists()
     shift = next(c for c in result["claims"] if c["id"] == "intermediate-tasks-shift")
     assert shift["holds"] is None  # one model per condition: too few for an interval
+    # S3's ntp task used the paper's released topic mapping (packaged), and says so
+    assert m["steering.ntp.topic_mapping"].startswith("paper (belindal/state-tracking@fc63e2d")
+    assert "model.ntp.topic_mapping.seed0" not in m
+    assert {m[f"sweep.{cond}.label.seed0"] for cond in ("none", "parity", "ntp")} <= {
+        "AA", "PAA", "neither", "ambiguous"}
+
+
+def test_gpu_preset_validates_and_runs_two_steps_on_cpu(tmp_path) -> None:
+    """The H100 preset as the issue asks (T >= 16, 6 layers, batch 256, fresh stories, >= 4
+    seeds per condition, no downloads, its runtime stated), run for 2 steps per phase at a
+    reduced width, batch and seed count on the CPU."""
+    from lmlab.studies.state_tracking.config import GPU_ESTIMATE
+
+    gpu = STUDY.preset("gpu")
+    STUDY.validate(gpu)
+    assert gpu.T >= 16 and gpu.model.n_layer == 6 and gpu.train.batch_size == 256
+    assert gpu.fresh_data and gpu.n_seeds >= 4 and set(gpu.conditions) == {"none", "parity", "ntp"}
+    # nothing to download: the lmlab GPT from scratch and the packaged topic mapping
+    assert gpu.model.name == "gpt" and gpu.topic_mapping == "paper" and gpu.group == "S3"
+    assert "H100" in GPU_ESTIMATE and "ESTIMATE" in GPU_ESTIMATE and STUDY.expected_s["gpu"] > 0
+    out = tmp_path / "gpu"
+    result = execute("state-tracking", "gpu", overrides=[
+        "device=cpu", "model.d_model=16", "model.n_head=2", "train.batch_size=8",
+        "train.steps=2", "intermediate_steps=2", "train.eval_every=2", "n_seeds=1",
+        "n_stories=400", "val_stories=20", "analysis.probe_stories=40", "analysis.patch_pairs=8",
+    ], out=out)
+    m = result["metrics"]
+    assert result["config"]["T"] == 16 and result["config"]["model"]["n_layer"] == 6
+    for cond in ("none", "parity", "ntp"):
+        assert m[f"model.{cond}.steps_done.seed0"] == 2
+    assert m["steering.ntp.topic_mapping"].startswith("paper")
+
+
+def test_bench_measures_a_presets_step_pace() -> None:
+    from lmlab.bench import benchmarks
+
+    assert "state-tracking" in benchmarks()
+    r = benchmarks()["state-tracking"](preset="tiny", steps=2, device="cpu", n_stories=400)
+    assert r["clock"] == "cpu" and r["s_per_step"] > 0 and r["gflop_per_step"] > 0
+    tiny = STUDY.preset("tiny")
+    assert r["budget_steps"] == tiny.n_seeds * tiny.train.steps
 
 
 def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path) -> None:

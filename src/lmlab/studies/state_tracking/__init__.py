@@ -12,7 +12,9 @@ Modules: `groups` (S3/S5/A4/A5, gather and scatter), `data` (stories, splits), `
 recipe), `evaluation` (cutoffs), `probes` and `patching` (generic, by hook name), `oracles`
 (hand-built AA/PAA/lookup models), `mechanism` (AA, PAA or neither, each from its own signature), `steering` (intermediate tasks),
 `pretrained` (Hugging Face / embedded SmolLM2 models with added tokens and the same hook
-names), `config` (config, presets), `study` (run), `claims` (claims and checks).
+names), `config` (config, presets), `study` (run), `claims` (claims and checks), `bench`
+(`lmlab bench state-tracking`: a preset's step pace on this device). `topic_mapping/` holds the
+paper's released topic-word matrix for the ntp task (MIT, with its provenance).
 """
 
 from lmlab.studies.state_tracking.groups import Group, apply_action, make_group, perm_parity

@@ -5,7 +5,8 @@ the claims; the others are counted (`mechanism.all.n_excluded`). A difference be
 models holds only when its 95% bootstrap interval excludes 0, and only with at least
 `MIN_MODELS` models per group: below that a percentile bootstrap degenerates (two models of one
 label against two of the other give a zero-width interval, where Fisher's exact test gives
-p = 1/3).
+p = 1/3). A single model's parity past its cutoff is set against chance with its own 95%
+interval over the test stories (`paa-parity-above-chance`), which needs no group of models.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lmlab.study import Check, Claim
 __all__ = ["MIN_MODELS", "checks", "claims"]
 
 MIN_MODELS = 4  # converged models per compared group before a bootstrap interval is trusted
+CHANCE_PARITY = 0.5  # the parity accuracy of a guess
 
 
 def _n(metrics: dict[str, Any], key: str) -> int:
@@ -45,6 +47,19 @@ def _aa_or_paa(metrics: dict[str, Any]) -> Claim:
     return Claim.check(cid, stmt, rule, measured, n_aa + n_paa == n)
 
 
+def _both_mechanisms(metrics: dict[str, Any]) -> Claim:
+    cid = "both-mechanisms"
+    stmt = "both mechanisms appear: at least one AA and one PAA model among the converged models"
+    rule = "n_AA >= 1 and n_PAA >= 1 among the converged models (ambiguous labels count for neither)"
+    n = _n(metrics, "mechanism.all.n_converged")
+    n_aa, n_paa = _n(metrics, "mechanism.all.n_AA"), _n(metrics, "mechanism.all.n_PAA")
+    n_amb = _n(metrics, "mechanism.all.n_ambiguous")
+    measured = f"{n_aa} AA, {n_paa} PAA ({n_amb} ambiguous) of {n} converged"
+    if n < 2:
+        return Claim.untestable(cid, stmt, rule, f"{measured}: two converged models needed")
+    return Claim.check(cid, stmt, rule, measured, n_aa >= 1 and n_paa >= 1)
+
+
 def _aa_generalizes(metrics: dict[str, Any]) -> Claim:
     cid = "aa-generalizes-further"
     stmt = "AA models generalize to longer inputs than PAA models"
@@ -52,7 +67,8 @@ def _aa_generalizes(metrics: dict[str, Any]) -> Claim:
             "converged models each)")
     n_aa, n_paa = _n(metrics, "mechanism.all.n_AA"), _n(metrics, "mechanism.all.n_PAA")
     if min(n_aa, n_paa) < MIN_MODELS:
-        return Claim.untestable(cid, stmt, rule, f"{n_aa} AA and {n_paa} PAA converged models")
+        return Claim.untestable(cid, stmt, rule, f"{n_aa} AA and {n_paa} PAA converged models "
+                                f"(>= {MIN_MODELS} of each needed for an interval)")
     d = get_metric(metrics, "cutoff.aa_minus_paa.diff")
     lo, hi = (get_metric(metrics, f"cutoff.aa_minus_paa.ci_{s}") for s in ("lo", "hi"))
     if d is None or lo is None or hi is None:
@@ -71,6 +87,25 @@ def _paa_keeps_parity(metrics: dict[str, Any]) -> Claim:
         return Claim.untestable(cid, stmt, rule, why)
     mean = get_metric(metrics, "parity_past_cutoff.PAA.mean")
     return Claim.check(cid, stmt, rule, f"min {worst:.4f} (mean {mean:.4f})", worst >= CUTOFF)
+
+
+def _paa_parity_above_chance(metrics: dict[str, Any]) -> Claim:
+    cid = "paa-parity-above-chance"
+    stmt = "past its cutoff a PAA model still predicts the parity of the state above chance"
+    rule = (f"for every converged PAA model the 95% interval (bootstrap over its test stories) of "
+            f"its parity accuracy past its state cutoff lies above chance, {CHANCE_PARITY}")
+    lo = get_metric(metrics, "parity_past_cutoff.PAA.ci_lo_min")
+    if lo is None:
+        why = ("no converged PAA model" if not _n(metrics, "mechanism.all.n_PAA")
+               else "no PAA model with a cutoff inside the evaluated lengths")
+        return Claim.untestable(cid, stmt, rule, why)
+    n = _n(metrics, "parity_past_cutoff.PAA.n")
+    mean = get_metric(metrics, "parity_past_cutoff.PAA.mean")
+    worst = get_metric(metrics, "parity_past_cutoff.PAA.min")
+    hi = get_metric(metrics, "parity_past_cutoff.PAA.ci_hi_max")
+    measured = (f"{n} PAA model(s): mean {mean:.4f}, worst {worst:.4f}; lowest lower bound "
+                f"{lo:.4f} (highest upper bound {hi:.4f})")
+    return Claim.check(cid, stmt, rule, measured, lo > CHANCE_PARITY)
 
 
 def _shift(config: StateTrackingConfig, metrics: dict[str, Any]) -> Claim:
@@ -108,7 +143,8 @@ def _shift(config: StateTrackingConfig, metrics: dict[str, Any]) -> Claim:
 
 def claims(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Claim]:
     """The paper's findings, each computed from the metrics (None: this run cannot test it)."""
-    return [_aa_or_paa(metrics), _aa_generalizes(metrics), _paa_keeps_parity(metrics),
+    return [_aa_or_paa(metrics), _both_mechanisms(metrics), _aa_generalizes(metrics),
+            _paa_keeps_parity(metrics), _paa_parity_above_chance(metrics),
             _shift(config, metrics)]
 
 

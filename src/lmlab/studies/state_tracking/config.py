@@ -5,7 +5,8 @@ sub-configs say how: `model` (the network), `train` (the recipe) and `analysis` 
 patching and the AA/PAA rule). `--set train.steps=400` reaches a nested field.
 
 `tiny` trains two T = 8 GPTs on S3 (minutes on a 2-core CPU); `tiny-t16` and `tiny-steer` are
-longer CPU runs; `paper` / `paper-s3` fine-tune Pythia-160M on T = 100 stories (GPUs).
+longer CPU runs; `gpu` is the T = 16 steering sweep for one H100 (about 75 minutes at most, an
+estimate: GPU_ESTIMATE); `paper` / `paper-s3` fine-tune Pythia-160M on T = 100 stories (GPUs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from lmlab.executor import ExecutorName
 from lmlab.seeding import derive
 from lmlab.study import StudyConfig
 
-__all__ = ["PRESETS", "AnalysisConfig", "ModelJob", "ModelSpec", "Recipe", "StateTrackingConfig"]
+__all__ = ["GPU_ESTIMATE", "PRESETS", "AnalysisConfig", "ModelJob", "ModelSpec", "Recipe", "StateTrackingConfig"]
 
 Rule = Literal["probe", "patch", "either", "both"]
 
@@ -86,6 +87,9 @@ class StateTrackingConfig(StudyConfig):
     n_seeds: int = 3  # models per condition (model i's seed: derive(seed, "model", i))
     conditions: tuple[Literal["none", "parity", "ntp"], ...] = ("none",)  # intermediate tasks
     intermediate_steps: int = 1000
+    # the ntp task's topic-word matrix: the paper's released one (S3; packaged, see
+    # steering.py) or a seeded one; other groups fall back to seeded, labelled in the metrics
+    topic_mapping: Literal["paper", "seeded"] = "paper"
     executor: ExecutorName = "serial"  # where the per-model jobs run
     # a model is converged when its worst position within T reaches this on the test stories;
     # only converged models enter the mechanism claims (the others are counted and excluded)
@@ -142,6 +146,27 @@ def _paper(group: Literal["S3", "S5"]) -> StateTrackingConfig:
     )
 
 
+GPU_ESTIMATE = """The `gpu` preset's expected runtime on one H100: an ESTIMATE, not measured
+(no GPU was available when it was written).
+
+- Measured on this project's 2-core CPU (one thread; `lmlab bench state-tracking`, which times
+  the preset's own training loop, and a bare forward/backward/AdamW loop): 4.74M parameters,
+  124.6 GFLOP per training step (6 x non-embedding parameters x tokens, plus attention),
+  1.85-1.96 CPU-s per step (64-67 GFLOP/s); building a batch of fresh stories on the host takes
+  0.17 ms. On a GPU the same benchmark measures the pace and the longest runtime directly.
+- H100 (fp32, PyTorch's default without TF32: 67 TFLOP/s peak on SXM): at 25-50% of peak for
+  these small matrices (4,352 x 256 by 256 x 768) a step's arithmetic takes 3.7-7.4 ms, and a
+  6-layer step launches a few hundred kernels (about 2-3 ms of launch time), so about 8 ms per
+  step is assumed, some 230 times the CPU's pace.
+- Budget: 8 models x 20,000 steps (none) + 16 models x 22,000 steps (parity, ntp) = 512,000
+  steps at most, 68 minutes at 8 ms; validation every 500 steps (1,000 stories) and each
+  model's probes (ridge fits on the host, 560 per model) and patching add about 5-10 s per
+  model, 2-4 minutes in all.
+- So at most about 75 minutes when every model uses its whole budget; models that reach the
+  early stop (0.996 on the validation stories) end sooner. How many steps T = 16 needs at batch
+  256 is unknown: at batch 32 on the CPU, 3,000 steps solved positions 1-4 only (training.py).
+"""
+
 _TINY_RECIPE = Recipe(curriculum_start=0, steps=12000, batch_size=64, stop_at=0.996,
                       eval_every=250)
 
@@ -160,9 +185,21 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # intermediate task (none / parity / ntp), then the state task. Measured with the old seeds
     # (seed+i) and the old rule (2 seeds each, 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA;
     # ntp 2 "AA" (patch gap < 0.006); parity 1 PAA and 1 mixed, neither converged in 12,000
-    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s.
+    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s. That ntp run drew a
+    # seeded topic matrix; ntp now uses the paper's released one (not rerun since).
     "tiny-steer": StateTrackingConfig(T=8, n_seeds=2, executor="process",
                                       conditions=("none", "parity", "ntp"), train=_TINY_RECIPE),
+    # One H100 (device auto; nothing downloaded: the lmlab GPT from scratch, fresh uniform
+    # stories every step, the packaged topic mapping). The steering sweep at T = 16 with a
+    # 6-layer GPT (6 > log2 16 = 4, the depth an associative scan needs), d_model 256, batch 256:
+    # 8 models per condition (none / parity / ntp), each up to 2,000 intermediate + 20,000 state
+    # steps, early stop at 0.996 on the validation stories. See GPU_ESTIMATE for its runtime.
+    "gpu": StateTrackingConfig(
+        T=16, n_seeds=8, conditions=("none", "parity", "ntp"), intermediate_steps=2000,
+        device="auto", executor="serial",
+        model=ModelSpec(n_layer=6, d_model=256, n_head=8),
+        train=Recipe(steps=20_000, batch_size=256, lr=1e-3, warmup_steps=500, curriculum_start=0,
+                     stop_at=0.996, eval_every=500, log_every=100)),
     "paper": _paper("S5"),
     "paper-s3": _paper("S3"),
 }

@@ -24,6 +24,26 @@ absence of the other's:
 "either"). A model whose evidence fits both or neither is "neither". When moving a threshold by
 its margin (probe accuracy +-probe_margin, patch gap +-gap_margin) changes the label, the label
 hangs on the threshold and is "ambiguous".
+
+Stability at `tiny` (issue #22.2). Each model records how far its deciding inputs sit from their
+thresholds (`threshold_slack`; metrics `model.*.slack_probe|slack_gap|slack_converged`). In the
+last tiny run (seed 0, derived model seeds, read back from its analysis files):
+
+| model | label | probe slack (margin 0.03)      | gap slack (margin 0.05) | converged slack (none) |
+|-------|-------|--------------------------------|-------------------------|------------------------|
+| 0     | PAA   | 0.053 (parity at site 2: 0.847) | +0.115 (gap 0.315)      | +0.0052 (0.9952)       |
+| 1     | PAA   | 0.063 (state at site 4: 0.963)  | +0.129 (gap 0.329)      | +0.0086 (0.9986)       |
+
+No input lies within its margin, so neither label is ambiguous, and the AA evidence is far off
+(window probes: best later-half site mean 0.65 / 0.60 for the last 2 actions, 0.23 / 0.24 for
+the last 4, against 0.9). Inputs with no margin: the convergence threshold (0.99; the worst of
+8 positions on 9,000 test stories has a binomial sd of about 0.0008, so 0.005 is ~7 sd), the
+carrier tolerance (0.5 positions; it matters only without a parity route), and the early stop
+(0.996 on 1,000 validation stories, sd about 0.002): the step a model stops at can move with the
+last bits of its floats, and then the model itself differs, so the same seed on two machines is
+the same model only where both machines compute bit-identical floats. Whether they do (thread
+count, CPU kernels) was not measured. The "mixed" label a fresh clone once gave was under the
+earlier rule, which had no margins.
 """
 
 from __future__ import annotations
@@ -36,7 +56,8 @@ import numpy as np
 
 from lmlab.studies.state_tracking.groups import Group
 
-__all__ = ["LABELS", "Evidence", "Signature", "classify", "first_action_corruptions", "label_of"]
+__all__ = ["LABELS", "Evidence", "Signature", "classify", "first_action_corruptions", "label_of",
+           "threshold_slack"]
 
 LABELS = ("AA", "PAA", "neither", "ambiguous")
 RULES = ("probe", "patch", "either", "both")
@@ -156,6 +177,28 @@ def label_of(e: Evidence, rule: str = "both") -> str:
     if aa and not paa:
         return "AA"
     return "neither"
+
+
+def threshold_slack(
+    state_probe: np.ndarray, parity_probe: np.ndarray, patch_gap: float,
+    probe_threshold: float, patch_gap_threshold: float,
+) -> dict[str, float]:
+    """How far the deciding inputs sit from their thresholds (issue #22.2: a label whose inputs
+    lie within the "ambiguous" margins hangs on the threshold, or on the last bit).
+
+    - `probe`: the smallest |site mean - threshold| among the sites that decide the state and
+      the parity layers (the later-half means at every site up to and including the first that
+      decodes; all sites when none does);
+    - `gap`: patch_gap - gap threshold (signed: > 0 is a parity route).
+    """
+    L = state_probe.shape[1]
+    out = []
+    for probe in (state_probe, parity_probe):
+        means = probe[:, L // 2:].mean(1)
+        first = _first(means, probe_threshold)
+        upto = means if first is None else means[: first + 1]
+        out.append(float(np.abs(upto - probe_threshold).min()))
+    return {"probe": min(out), "gap": float(patch_gap - patch_gap_threshold)}
 
 
 def classify(

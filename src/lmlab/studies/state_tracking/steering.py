@@ -3,27 +3,70 @@
 - `parity`: a parity curriculum: the model is first trained to output the parity of the state
   (tokens G and G+1) instead of the state.
 - `ntp`: next-token pre-training on a synthetic topic-model corpus over the action tokens
-  (4 topics, document-topic Dirichlet alpha = 0.3, 100 tokens per document). The official code
-  ships a fixed topic-word matrix (`paper_topic_mapping.json`) whose mass sits mostly on the odd
-  permutations and the identity; offline we draw a seeded one, `topic_word_matrix`, and let the
-  user pass the released one instead.
+  (4 topics, document-topic Dirichlet alpha = 0.3, 100 tokens per document). The paper's S3
+  corpus uses a fixed topic-word matrix, released as `paper_topic_mapping.json`; it ships here
+  (`topic_mapping/`, MIT, with its provenance) and is used for S3 (`topic_mapping = "paper"`).
+  Its mass sits mostly on the odd permutations and the identity. Other groups (or
+  `topic_mapping = "seeded"`) draw a seeded matrix, each row from a Dirichlet(0.3), the
+  official generator's default; `topic_matrix_for` says which one a run used.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
 
 import numpy as np
 import torch
 
 from lmlab.studies.state_tracking.data import StoryData, with_bos
+from lmlab.studies.state_tracking.groups import Group
 
-__all__ = ["INTERMEDIATE_TASKS", "intermediate_batch", "topic_documents", "topic_word_matrix"]
+__all__ = ["INTERMEDIATE_TASKS", "PAPER_MAPPING", "intermediate_batch", "paper_topic_mapping",
+           "topic_documents", "topic_matrix_for", "topic_word_matrix"]
 
 INTERMEDIATE_TASKS = ("none", "parity", "ntp")
+TOPIC_MAPPINGS = ("paper", "seeded")
+# the released matrix: file, SHA-256, and the label runs record (repository @ pinned commit)
+PAPER_MAPPING = "paper_topic_mapping.json"
+_PAPER_SHA256 = "c68116a226787f64390020e0fda6e33fb825fe436b7a4778ecfb3c110f48313f"
+PAPER_LABEL = "paper (belindal/state-tracking@fc63e2d, paper_topic_mapping.json)"
+SEEDED_BETA = 0.3  # the official generator's topic-word Dirichlet prior
 
 
-def topic_word_matrix(n_words: int, n_topics: int = 4, seed: int = 0) -> np.ndarray:
-    """A seeded (n_topics, n_words) topic-word matrix, rows drawn from a flat Dirichlet."""
-    return np.random.default_rng([seed, 31]).dirichlet(np.ones(n_words), size=n_topics)
+def topic_word_matrix(n_words: int, n_topics: int = 4, seed: int = 0,
+                      beta: float = SEEDED_BETA) -> np.ndarray:
+    """A seeded (n_topics, n_words) topic-word matrix, each row drawn from a Dirichlet(beta)."""
+    return np.random.default_rng([seed, 31]).dirichlet(np.full(n_words, beta), size=n_topics)
+
+
+def paper_topic_mapping() -> np.ndarray:
+    """The paper's released S3 topic-word matrix, (4 topics, 6 actions in lexicographic order),
+    read from the package and checked against its pinned SHA-256."""
+    raw = (resources.files("lmlab.studies.state_tracking") / "topic_mapping" / PAPER_MAPPING
+           ).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != _PAPER_SHA256:
+        raise ValueError(f"{PAPER_MAPPING} does not match its pinned SHA-256 (see PROVENANCE.md)")
+    m = np.asarray(json.loads(raw), dtype=float)
+    return m / m.sum(1, keepdims=True)  # rows sum to 1 up to 2e-16; make it exact for sampling
+
+
+def topic_matrix_for(group: Group, source: str, seed: int) -> tuple[np.ndarray, str]:
+    """The ntp task's topic-word matrix for `group` and a label saying which one it is.
+
+    `source` "paper": the released matrix when it fits the group (S3 only), else the seeded one,
+    labelled with why; "seeded": `topic_word_matrix(group.order, seed=seed)`.
+    """
+    if source not in TOPIC_MAPPINGS:
+        raise ValueError(f"unknown topic mapping {source!r}; choose one of {TOPIC_MAPPINGS}")
+    if source == "paper":
+        paper = paper_topic_mapping()
+        if group.name == "S3" and paper.shape[1] == group.order:
+            return paper, PAPER_LABEL
+        why = f"seeded (the released mapping covers S3 only, not {group.name})"
+        return topic_word_matrix(group.order, seed=seed), why
+    return topic_word_matrix(group.order, seed=seed), "seeded"
 
 
 def topic_documents(

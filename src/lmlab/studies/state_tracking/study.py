@@ -3,12 +3,18 @@
 Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
 
 - `model.<condition>.<metric>.seed<i>`: one model (its label, accuracy, cutoffs, signature,
-  steps, cost); `i` is the model's index (its seed is `derive(seed, "model", i)`);
+  steps, cost, and `slack_probe|slack_gap|slack_converged`: how far the deciding inputs sit
+  from their thresholds, see mechanism.threshold_slack); `i` is the model's index (its seed is
+  `derive(seed, "model", i)`);
 - `mechanism.<condition|all>.n_models|n_converged|n_excluded|n_AA|n_PAA|n_neither|n_ambiguous|
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
 - `cutoff.<AA|PAA>.mean`, `cutoff.aa_minus_paa.diff|ci_lo|ci_hi|n_AA|n_PAA`;
-- `parity_past_cutoff.<AA|PAA>.mean|min`, `converge.<AA|PAA>.mean_steps`;
+- `sweep.<condition>.converged|label|cutoff|parity_past_cutoff.seed<i>`: the sweep table, one
+  column per model (`sweep_table`);
+- `parity_past_cutoff.<AA|PAA>.mean|min|n|ci_lo_min|ci_hi_max` (each model's 95% interval over
+  its test stories: the worst lower and best upper bound), `converge.<AA|PAA>.mean_steps`;
+- `steering.ntp.topic_mapping`: which topic-word matrix the ntp task used (paper or seeded);
 - `shift.<condition>_vs_<reference>.diff|ci_lo|ci_hi|level` (PAA fraction, converged models);
 - `data.val_test.overlap` (stories shared by validation and test: 0 by construction);
 - `cost.all.wall_s_max|cpu_s_max|cpu_s_mean` (per model, training and analysis).
@@ -32,17 +38,21 @@ from lmlab.errors import LmlabError
 from lmlab.executor import job_threads, map_jobs
 from lmlab.runs import Run, atomic_write_json
 from lmlab.seeding import derive
-from lmlab.stats import bootstrap_diff
+from lmlab.stats import bootstrap_ci, bootstrap_diff
 from lmlab.studies.state_tracking.claims import MIN_MODELS, checks, claims
 from lmlab.studies.state_tracking.config import PRESETS, ModelJob, StateTrackingConfig
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
 from lmlab.studies.state_tracking.evaluation import CUTOFF, cutoff
 from lmlab.studies.state_tracking.groups import make_group
-from lmlab.studies.state_tracking.mechanism import classify, first_action_corruptions
+from lmlab.studies.state_tracking.mechanism import (
+    classify,
+    first_action_corruptions,
+    threshold_slack,
+)
 from lmlab.studies.state_tracking.patching import patch_grid
 from lmlab.studies.state_tracking.pretrained import load_pretrained
 from lmlab.studies.state_tracking.probes import collect_activations, probe_grid, residual_hooks
-from lmlab.studies.state_tracking.steering import INTERMEDIATE_TASKS, topic_word_matrix
+from lmlab.studies.state_tracking.steering import INTERMEDIATE_TASKS, topic_matrix_for
 from lmlab.studies.state_tracking.training import bos_token, position_accuracy, train_state_model
 from lmlab.study import Check, Claim, Study, StudyConfig
 
@@ -80,8 +90,8 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
     n_val = min(c.val_stories, len(data.analysis) // 4)
     val = data.analysis[:n_val]  # the early stop reads these only
     test = data.eval_actions[n_val:]  # accuracy is reported on these (disjoint stories)
-    topic = (topic_word_matrix(group.order, seed=derive(c.seed, "topics"))
-             if condition == "ntp" else None)
+    topic, topic_label = (topic_matrix_for(group, c.topic_mapping, derive(c.seed, "topics"))
+                          if condition == "ntp" else (None, None))
     t0, c0 = time.perf_counter(), time.process_time()
     base = None
     if c.model.name != "gpt":
@@ -101,7 +111,7 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
     train_s = time.perf_counter() - t0
     bos = bos_token(group, c.model)
     skip = 0 if bos is None else 1  # the BOS position is not analysed
-    acc, par, _ = position_accuracy(model, test, group, bos=bos)
+    acc, par, pred = position_accuracy(model, test, group, bos=bos)
     # probes on stories disjoint from validation: the first half trains, the second half tests
     a = c.analysis
     sites = residual_hooks(model)
@@ -137,8 +147,17 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
                    windows, a.probe_threshold, a.patch_gap_threshold, a.rule, a.probe_margin,
                    a.gap_margin)
     e = sig.evidence
+    slack = threshold_slack(probes["state"], probes["parity"], e.patch_gap, a.probe_threshold,
+                            a.patch_gap_threshold)
     cut_state = cutoff(acc)
     past = slice(cut_state - 1, None)
+    # parity past the cutoff with a 95% interval over the test stories (each story's share of
+    # right parities past the cutoff), to set against chance (0.5)
+    par_ci = None
+    if cut_state <= len(acc):
+        right = group.parity[pred] == group.parity[group.compose(test)]
+        par_ci = bootstrap_ci(right[:, past].mean(1), n_boot=1000,
+                              seed=derive(c.seed, "bootstrap", "parity", job.index))
     val_keys = {r.tobytes() for r in np.ascontiguousarray(val)}
     overlap = sum(r.tobytes() in val_keys for r in np.ascontiguousarray(test[:, : c.T]))
     return {
@@ -149,13 +168,18 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
         "acc_beyond_T": float(acc[c.T:].mean()) if len(acc) > c.T else None,
         "cutoff_state": cut_state, "cutoff_parity": cutoff(par),
         "parity_past_cutoff": float(par[past].mean()) if cut_state <= len(acc) else None,
+        "parity_past_cutoff_ci_lo": None if par_ci is None else par_ci.lo,
+        "parity_past_cutoff_ci_hi": None if par_ci is None else par_ci.hi,
         "state_layer": e.state_layer, "parity_layer": e.parity_layer,
         "patch_gap": e.patch_gap, "tracks_state": int(e.tracks_state),
+        # distance of the deciding inputs from their thresholds (margins: analysis.*_margin)
+        "slack_probe": slack["probe"], "slack_gap": slack["gap"],
+        "slack_converged": float(acc[: c.T].min()) - c.accuracy_target,
         "paa_probe": int(e.paa_probe), "paa_patch": int(e.paa_patch),
         "aa_probe": int(e.aa_probe), "aa_patch": int(e.aa_patch),
         "steps_done": tm["steps_done"], "steps_to_converge": _steps_to_converge(trace,
                                                                                 c.accuracy_target),
-        "val_test_overlap": int(overlap),
+        "val_test_overlap": int(overlap), "topic_mapping": topic_label,
         "wall_s": time.perf_counter() - t0, "train_wall_s": train_s,
         "cpu_s": time.process_time() - c0,  # this process's CPU time (torch runs 1 thread)
         "acc": acc.tolist(), "parity_acc": par.tolist(),
@@ -253,13 +277,25 @@ def _plots(run: Any, results: list[dict[str, Any]], c: StateTrackingConfig) -> N
         plt.close(fig)
 
 
+def _bench(**kwargs: Any) -> dict[str, Any]:
+    """A preset's training-step pace on this device and its longest runtime (default: gpu)."""
+    from lmlab.studies.state_tracking.bench import bench_steps
+
+    return bench_steps(**kwargs)
+
+
 class StateTrackingStudy(Study):
     """Li, Guo & Andreas (2025): AA vs PAA in models trained to compose permutations."""
 
     id = "state-tracking"
     Config = StateTrackingConfig
     presets = PRESETS
-    expected_s = {"tiny": 560}  # measured 1,068 CPU-s for 2 models on 2 one-thread workers
+    # tiny: measured 1,068 CPU-s for 2 models on 2 one-thread workers; gpu: an estimate for
+    # one H100 (config.GPU_ESTIMATE; `lmlab bench state-tracking` measures the pace)
+    expected_s = {"tiny": 560, "gpu": 4500}
+
+    def __init__(self) -> None:
+        self.benchmarks = {"state-tracking": _bench}
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields, then combinations no run can use (one line naming the field)."""
@@ -319,14 +355,31 @@ class StateTrackingStudy(Study):
         return checks(config, metrics)
 
 
+SWEEP_FIELDS = {"converged": "converged", "label": "label", "cutoff": "cutoff_state",
+                "parity_past_cutoff": "parity_past_cutoff"}
+
+
+def sweep_table(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sweep table (issue #22): one column per model, `sweep.<condition>.<field>.seed<i>`
+    for field in converged (0/1), label, cutoff (state, 1-based length) and parity past cutoff
+    (absent when the state never falls below the cutoff within the evaluated lengths)."""
+    return {f"sweep.{r['condition']}.{name}.seed{r['index']}": r[key]
+            for r in results for name, key in SWEEP_FIELDS.items() if r.get(key) is not None}
+
+
 def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's metrics (keys in the module docstring) from the per-model results."""
     c = config
     m: dict[str, Any] = {}
     for r in results:
         for k, v in r.items():
-            if isinstance(v, (int, float, str)) and k not in ("index", "condition"):
+            if isinstance(v, (int, float, str)) and k not in ("index", "condition",
+                                                              "topic_mapping"):
                 m[f"model.{r['condition']}.{k}.seed{r['index']}"] = v
+    m.update(sweep_table(results))
+    topics = {r["topic_mapping"] for r in results if r.get("topic_mapping")}
+    if topics:  # the ntp task's topic-word matrix: the paper's released one or a seeded one
+        m["steering.ntp.topic_mapping"] = "; ".join(sorted(topics))
     conv = [r for r in results if r["converged"]]
 
     def counts(prefix: str, rs: list[dict[str, Any]]) -> None:
@@ -359,6 +412,15 @@ def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dic
         if par:
             m[f"parity_past_cutoff.{lab}.mean"] = float(np.mean(par))
             m[f"parity_past_cutoff.{lab}.min"] = float(np.min(par))
+        # the per-model intervals over test stories: the worst lower and the best upper bound
+        los = [r["parity_past_cutoff_ci_lo"] for r in rs
+               if r.get("parity_past_cutoff_ci_lo") is not None]
+        his = [r["parity_past_cutoff_ci_hi"] for r in rs
+               if r.get("parity_past_cutoff_ci_hi") is not None]
+        if los:
+            m[f"parity_past_cutoff.{lab}.n"] = len(los)
+            m[f"parity_past_cutoff.{lab}.ci_lo_min"] = float(np.min(los))
+            m[f"parity_past_cutoff.{lab}.ci_hi_max"] = float(np.max(his))
     if by["AA"] and by["PAA"]:
         d = bootstrap_diff([r["cutoff_state"] for r in by["AA"]],
                            [r["cutoff_state"] for r in by["PAA"]], paired=False,
