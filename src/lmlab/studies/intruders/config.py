@@ -83,6 +83,10 @@ class Detect:
 
     k: int = 10
     eps: float = 0.5
+    # the null count (decidable.py): perturbations of the base with each update's spectrum in
+    # random directions, per single-task run; a matrix is decidable on a seed when full FT's
+    # draws give no intruder (0: no null, no restricted counts)
+    null_draws: int = 4
 
 
 @dataclass(frozen=True)
