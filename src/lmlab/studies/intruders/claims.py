@@ -57,11 +57,13 @@ def _decidable(m: dict[str, Any]) -> _Count:
 def _dw(m: dict[str, Any]) -> str:
     """||dW||_2 / sigma_k (max and median over matrices) per method, for the measured text."""
     pre, post = "finetune.", ".dw_over_sigma_k_max"
-    names = sorted((k[len(pre):-len(post)] for k in m if k.startswith(pre) and k.endswith(post)),
-                   key=lambda n: (n != "full", n.split(".r")[0], int(n.split(".r")[-1])
-                                  if ".r" in n else 0))
-    parts = [f"{n} {m[f'{pre}{n}{post}']:.1f}/{m.get(f'{pre}{n}.dw_over_sigma_k_median', float('nan')):.2f}"
-             for n in names]
+    names = [k[len(pre):-len(post)] for k in m if k.startswith(pre) and k.endswith(post)]
+    names.sort(key=lambda n: (n != "full", n.split(".r")[0],
+                              int(n.split(".r")[-1]) if ".r" in n else 0))
+    parts = []
+    for n in names:
+        median = m.get(f"{pre}{n}.dw_over_sigma_k_median", float("nan"))
+        parts.append(f"{n} {m[f'{pre}{n}{post}']:.1f}/{median:.2f}")
     return "; ||dW||_2/sigma_k max/median over matrices: " + ", ".join(parts) if parts else ""
 
 
@@ -87,7 +89,12 @@ def claims_from_metrics(m: dict[str, Any], rules: Rules | None = None,
                         _mitigation(m, r), _continual(m)]
     if experiment == "tiny":  # the same four counts over the matrices where eps can decide
         d = _decidable(m)
-        out += [_lowrank(m, r, d), _rank_trend(m, d), _forgetting(m, d), _rslora(m, r, d)]
+        restricted = [_lowrank(m, r, d), _rank_trend(m, d), _forgetting(m, d), _rslora(m, r, d)]
+        if get_metric(m, "base.decidable.mean") == 0:  # nothing left to count on any seed
+            restricted = [Claim.untestable(c.id, c.statement, PAPER,
+                                           "no matrix is decidable on any seed" + d.note)
+                          for c in restricted]
+        out += restricted
     out.append(Claim.untestable(
         "dataset-size", "Intruder counts grow with the fine-tuning dataset size (r = 8)", PAPER,
         "not swept here: needs runs at several dataset sizes"))

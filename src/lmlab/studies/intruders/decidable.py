@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["base_gaps", "base_metrics", "decidable_sets", "null_counts", "restrict", "short_name",
-           "spectral_gaps"]
+__all__ = ["base_gaps", "base_metrics", "decidable_sets", "null_counts", "random_directions",
+           "restrict", "short_name", "spectral_gaps"]
 
 
 def short_name(name: str) -> str:
@@ -56,6 +56,12 @@ def _haar(rows: int, cols: int, g: torch.Generator) -> Tensor:
     return q * torch.sign(torch.diagonal(r))
 
 
+def random_directions(s: Tensor, rows: int, cols: int, g: torch.Generator) -> Tensor:
+    """A rows x cols matrix (float64) with singular values `s` and Haar-random singular vectors."""
+    p = s.numel()
+    return (_haar(rows, p, g) * s.double()) @ _haar(cols, p, g).T
+
+
 def null_counts(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], k: int, eps: float,
                 draws: int, seed: int) -> dict[str, list[int]]:
     """Per matrix, the intruders of W0 + N against W0 in each of `draws` draws, N having the
@@ -71,9 +77,8 @@ def null_counts(base: Mapping[str, Tensor], tuned: Mapping[str, Tensor], k: int,
         g = torch.Generator().manual_seed(derive(seed, "null", d))
         noisy = {}
         for n in names:
-            w0, s = base[n], spectra[n]
-            m, p = w0.shape[0], s.numel()
-            noise = (_haar(m, p, g) * s) @ _haar(w0.shape[1], p, g).T
+            w0 = base[n]
+            noise = random_directions(spectra[n], w0.shape[0], w0.shape[1], g)
             noisy[n] = (w0.double() + noise).to(w0.dtype)
         rep = analyze(base, noisy, k=k, eps=eps, names=names, device="cpu", cache=cache,
                       update_stats=False)
