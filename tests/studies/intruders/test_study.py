@@ -190,8 +190,19 @@ def test_tiny_pipeline_end_to_end_through_the_command(cli, tmp_path) -> None:
                 "mitigation.lam0p5.forgetting_cut_ci_lo", "mitigation.lam1.acc",
                 "continual.alpha2r.r1.t3.intruders", "continual.full.t2.earlier_acc",
                 "continual.alpha2r.r1.gap_vs_full_ci_lo", "timing.cpu_s",
-                "pretrain.heldout_loss"):
+                "pretrain.heldout_loss", "finetune.full.dw_over_sigma_k_median",
+                "finetune.full.intruders_decidable", "finetune.alpha2r.r1.null_intruders",
+                "decidable.diff.lowrank_vs_full.ci_lo", "base.decidable.mean",
+                "base.l0_q_proj.min_gap", "base.undecidable"):
         assert key in m, key
+    # the restricted count never exceeds the count over every matrix
+    for name in ("full", "alpha2r.r1", "rslora.r8"):
+        for s in (0, 1):
+            assert m[f"finetune.{name}.seed{s}.intruders_decidable"] <= \
+                m[f"finetune.{name}.seed{s}.intruders"]
+    spectra = json.loads((out / "spectra.json").read_text())
+    assert len(spectra["seeds"]["0"]["matrices"]) == m["base.matrices"] == 6
+    assert len(spectra["seeds"]["1"]["decidable"]) >= m["base.decidable.min"]
     # every key is dotted, and no number's decimal point splits a key part
     assert all("." in k for k in m) and not any(part[:1].isdigit() for k in m
                                                  for part in k.split(".")), sorted(m)
@@ -203,10 +214,10 @@ def test_tiny_pipeline_end_to_end_through_the_command(cli, tmp_path) -> None:
                                                                   "0p7")]
     assert sweep[2] == m["finetune.alpha2r.r1.intruders"] and sweep == sorted(sweep)
     ids = {c["id"] for c in result["claims"]}
-    assert set(TESTED) <= ids
+    assert set(TESTED) <= ids and {f"{k}-decidable" for k in TESTED[:4]} <= ids
     figs = {p.name for p in (out / "figures").iterdir()}
     assert {"intruders_vs_rank.png", "forgetting_vs_intruders.png", "lambda_sweep.png",
-            "continual.png", "cosine_lora.png", "cosine_full.png"} <= figs
+            "continual.png", "cosine_lora.png", "cosine_full.png", "spectral_gaps.png"} <= figs
     assert "claim" in res.out  # the claims table is printed
     # progress when piped: the first pre-training's steps from its start, then a line per job
     assert "intruders: pre-training seed 0 [1/30 steps]" in res.err

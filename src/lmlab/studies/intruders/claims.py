@@ -7,6 +7,7 @@ for paired differences, over runs for correlations) excludes the null; each stat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lmlab.stats import get_metric
@@ -25,6 +26,45 @@ def claims(config: IntruderConfig, metrics: dict[str, Any]) -> list[Claim]:
 def checks(config: IntruderConfig, metrics: dict[str, Any]) -> list[Check]:
     """Invariants of this implementation measured by a run (none yet)."""
     return []
+
+
+@dataclass(frozen=True)
+class _Count:
+    """Which intruder count a claim judges: over every matrix, or over the decidable ones."""
+
+    key: str = "intruders"  # the per-method metric (`finetune.{method}.{key}`)
+    prefix: str = ""  # of its trend, correlation and difference metrics
+    suffix: str = ""  # of the claim id
+    restriction: str = ""  # stated before the claim's statement
+    note: str = ""  # added to the measured text
+
+
+ALL = _Count()
+
+
+def _decidable(m: dict[str, Any]) -> _Count:
+    draws = m.get("base.null_draws")
+    per = get_metric(m, "base.decidable.mean")
+    total = m.get("base.matrices")
+    note = (f"; decidable matrices per seed {per:.1f} of {total} (undecidable: "
+            f"{m.get('base.undecidable')})" if per is not None else "")
+    return _Count("intruders_decidable", "decidable.", "-decidable", (
+        "Counting only the matrices where eps can decide (per seed, those where no intruder "
+        f"appears in any of {draws} perturbations of the base by full FT's update spectrum "
+        "in random directions): "), note)
+
+
+def _dw(m: dict[str, Any]) -> str:
+    """||dW||_2 / sigma_k (max and median over matrices) per method, for the measured text."""
+    pre, post = "finetune.", ".dw_over_sigma_k_max"
+    names = [k[len(pre):-len(post)] for k in m if k.startswith(pre) and k.endswith(post)]
+    names.sort(key=lambda n: (n != "full", n.split(".r")[0],
+                              int(n.split(".r")[-1]) if ".r" in n else 0))
+    parts = []
+    for n in names:
+        median = m.get(f"{pre}{n}.dw_over_sigma_k_median", float("nan"))
+        parts.append(f"{n} {m[f'{pre}{n}{post}']:.1f}/{median:.2f}")
+    return "; ||dW||_2/sigma_k max/median over matrices: " + ", ".join(parts) if parts else ""
 
 
 def _ranks(m: dict[str, Any], scheme: str) -> list[int]:
@@ -47,6 +87,14 @@ def claims_from_metrics(m: dict[str, Any], rules: Rules | None = None,
     r = rules or Rules()
     out: list[Claim] = [_lowrank(m, r), _rank_trend(m), _forgetting(m), _rslora(m, r),
                         _mitigation(m, r), _continual(m)]
+    if experiment == "tiny":  # the same four counts over the matrices where eps can decide
+        d = _decidable(m)
+        restricted = [_lowrank(m, r, d), _rank_trend(m, d), _forgetting(m, d), _rslora(m, r, d)]
+        if get_metric(m, "base.decidable.mean") == 0:  # nothing left to count on any seed
+            restricted = [Claim.untestable(c.id, c.statement, PAPER,
+                                           "no matrix is decidable on any seed" + d.note)
+                          for c in restricted]
+        out += restricted
     out.append(Claim.untestable(
         "dataset-size", "Intruder counts grow with the fine-tuning dataset size (r = 8)", PAPER,
         "not swept here: needs runs at several dataset sizes"))
@@ -57,79 +105,92 @@ def claims_from_metrics(m: dict[str, Any], rules: Rules | None = None,
     return out
 
 
-def _lowrank(m: dict[str, Any], r: Rules) -> Claim:
-    statement = (f"Low-rank LoRA (alpha = 2r, r <= {r.low_rank_max}) has intruder dimensions "
+def _lowrank(m: dict[str, Any], r: Rules, c: _Count = ALL) -> Claim:
+    cid = "lowrank-intruders" + c.suffix
+    statement = c.restriction + (f"Low-rank LoRA (alpha = 2r, r <= {r.low_rank_max}) has intruder dimensions "
                  f"(at least 1 per model at every such rank, more than full FT: the 95% interval "
                  f"of the paired difference over seeds above 0); full fine-tuning has about none "
                  f"(at most {r.about_none:g} per model)")
-    full = get_metric(m, "finetune.full.intruders")
+    full = get_metric(m, f"finetune.full.{c.key}")
     low = [k for k in _ranks(m, "alpha2r") if k <= r.low_rank_max]
-    counts = [v for k in low if (v := get_metric(m, f"finetune.alpha2r.r{k}.intruders")) is not None]
-    d, lo, hi = _ci(m, "diff.lowrank_vs_full")
+    counts = [v for k in low if (v := get_metric(m, f"finetune.alpha2r.r{k}.{c.key}")) is not None]
+    d, lo, hi = _ci(m, f"{c.prefix}diff.lowrank_vs_full")
     if full is None or not counts:
-        return Claim.untestable("lowrank-intruders", statement, PAPER,
-                                f"needs full FT and LoRA r <= {r.low_rank_max} (alpha = 2r) runs")
+        return Claim.untestable(cid, statement, PAPER,
+                                f"needs full FT and LoRA r <= {r.low_rank_max} (alpha = 2r) runs"
+                                + (" with null counts" if c.prefix else ""))
     measured = (f"LoRA r<={r.low_rank_max}: min {min(counts):.2f}, mean "
                 f"{sum(counts) / len(counts):.2f} per model; full FT {full:.2f}")
+    if c.prefix:  # the all-matrix count beside the restricted one
+        every = [get_metric(m, f"finetune.alpha2r.r{k}.intruders") for k in low]
+        measured += (f" (over all matrices: LoRA mean "
+                     f"{sum(x or 0 for x in every) / len(every):.2f}, full FT "
+                     f"{get_metric(m, 'finetune.full.intruders') or 0:.2f})")
     if d is None or lo is None or hi is None:
-        return Claim.check("lowrank-intruders", statement, PAPER,
-                           measured + "; no paired seeds for an interval", False)
-    return Claim.check("lowrank-intruders", statement, PAPER,
-                       measured + f"; LoRA - full {_iv(d, lo, hi)}",
+        return Claim.check(cid, statement, PAPER,
+                           measured + "; no paired seeds for an interval" + c.note, False)
+    return Claim.check(cid, statement, PAPER,
+                       measured + f"; LoRA - full {_iv(d, lo, hi)}" + (c.note or _dw(m)),
                        min(counts) >= 1 and full <= r.about_none and lo > 0)
 
 
-def _rank_trend(m: dict[str, Any]) -> Claim:
-    statement = ("The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r): "
+def _rank_trend(m: dict[str, Any], c: _Count = ALL) -> Claim:
+    cid = "rank-trend" + c.suffix
+    statement = c.restriction + ("The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r): "
                  "Spearman rho(rank, intruders) over the runs, its 95% bootstrap interval below 0")
-    rho, lo, hi = (get_metric(m, f"trend.alpha2r.{k}") for k in ("rho", "ci_lo", "ci_hi"))
-    low, high = (get_metric(m, f"trend.alpha2r.{k}_rank_intruders") for k in ("lowest", "highest"))
+    t = f"{c.prefix}trend.alpha2r"
+    rho, lo, hi = (get_metric(m, f"{t}.{k}") for k in ("rho", "ci_lo", "ci_hi"))
+    low, high = (get_metric(m, f"{t}.{k}_rank_intruders") for k in ("lowest", "highest"))
     if None in (rho, lo, hi, low, high):
-        return Claim.untestable("rank-trend", statement, PAPER, "needs >= 3 LoRA runs")
+        return Claim.untestable(cid, statement, PAPER, "needs >= 3 LoRA runs"
+                                + (" with null counts" if c.prefix else ""))
     assert rho is not None and lo is not None and hi is not None
     return Claim.check(
-        "rank-trend", statement, PAPER,
-        f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] over {int(m['trend.alpha2r.runs'])} runs; lowest "
-        f"rank {low:.2f}, r={int(m['trend.alpha2r.highest_rank'])} {high:.2f} per model", hi < 0)
+        cid, statement, PAPER,
+        f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] over {int(m[f'{t}.runs'])} runs; lowest "
+        f"rank {low:.2f}, r={int(m[f'{t}.highest_rank'])} {high:.2f} per model", hi < 0)
 
 
-def _forgetting(m: dict[str, Any]) -> Claim:
-    statement = ("At (about) equal task accuracy, models with more intruder dimensions forget "
+def _forgetting(m: dict[str, Any], c: _Count = ALL) -> Claim:
+    cid = "forgetting-intruders" + c.suffix
+    statement = c.restriction + ("At (about) equal task accuracy, models with more intruder dimensions forget "
                  "more of the pre-training distribution: Spearman rho(intruders, forgetting) over "
                  "the runs, its 95% bootstrap interval above 0")
-    rho, p, n = get_metric(m, "corr.rho"), get_metric(m, "corr.p"), get_metric(m, "corr.n")
-    lo, hi = get_metric(m, "corr.ci_lo"), get_metric(m, "corr.ci_hi")
+    k = f"{c.prefix}corr"
+    rho, p, n = (get_metric(m, f"{k}.{x}") for x in ("rho", "p", "n"))
+    lo, hi = get_metric(m, f"{k}.ci_lo"), get_metric(m, f"{k}.ci_hi")
     if None in (rho, p, n, lo, hi):
-        return Claim.untestable("forgetting-intruders", statement, PAPER,
+        return Claim.untestable(cid, statement, PAPER,
                                 "needs >= 3 runs at the target accuracy with varied counts")
     assert rho is not None and lo is not None and hi is not None and n is not None
     return Claim.check(
-        "forgetting-intruders", statement, PAPER,
+        cid, statement, PAPER,
         f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] (p = {p:.2g}) over {int(n)} runs with accuracy "
-        f"{m.get('corr.acc_min', float('nan')):.3f}-{m.get('corr.acc_max', float('nan')):.3f}",
+        f"{m.get(f'{k}.acc_min', float('nan')):.3f}-{m.get(f'{k}.acc_max', float('nan')):.3f}",
         lo > 0)
 
 
-def _rslora(m: dict[str, Any], r: Rules) -> Claim:
+def _rslora(m: dict[str, Any], r: Rules, c: _Count = ALL) -> Claim:
+    cid = "rslora-high-rank" + c.suffix
     ranks = _ranks(m, "rslora")
     top = ranks[-1] if ranks else 0
-    statement = ("High-rank rank-stabilized LoRA is close to full fine-tuning in intruder "
+    statement = c.restriction + ("High-rank rank-stabilized LoRA is close to full fine-tuning in intruder "
                  "dimensions (the 95% interval of rsLoRA - full, paired over seeds, within "
                  "+-max(1, a quarter of low-rank LoRA's count)) and has fewer than low-rank LoRA "
                  "(the interval of low-rank - rsLoRA above 0)")
-    near, near_lo, near_hi = _ci(m, "diff.rslora_vs_full")
-    gap, gap_lo, gap_hi = _ci(m, "diff.lowrank_vs_rslora")
-    means = [get_metric(m, f"finetune.alpha2r.r{k}.intruders")
-             for k in str(m.get("diff.lowrank.ranks", "")).split(",") if k]
+    near, near_lo, near_hi = _ci(m, f"{c.prefix}diff.rslora_vs_full")
+    gap, gap_lo, gap_hi = _ci(m, f"{c.prefix}diff.lowrank_vs_rslora")
+    means = [get_metric(m, f"finetune.alpha2r.r{k}.{c.key}")
+             for k in str(m.get(f"{c.prefix}diff.lowrank.ranks", "")).split(",") if k]
     if None in (near, near_lo, near_hi, gap, gap_lo, gap_hi) or not means or None in means:
-        return Claim.untestable("rslora-high-rank", statement, PAPER,
+        return Claim.untestable(cid, statement, PAPER,
                                 "needs rsLoRA, full FT and low-rank LoRA runs over paired seeds")
     assert near is not None and near_lo is not None and near_hi is not None
     assert gap is not None and gap_lo is not None and gap_hi is not None
     lo_mean = sum(x for x in means if x is not None) / len(means)
     margin = max(1.0, 0.25 * lo_mean)
     return Claim.check(
-        "rslora-high-rank", statement, PAPER,
+        cid, statement, PAPER,
         f"rsLoRA r={top} - full {_iv(near, near_lo, near_hi)} (margin {margin:.2f}); low-rank - "
         f"rsLoRA {_iv(gap, gap_lo, gap_hi)}",
         -margin <= near_lo and near_hi <= margin and gap_lo > 0)

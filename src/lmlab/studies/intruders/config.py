@@ -83,6 +83,10 @@ class Detect:
 
     k: int = 10
     eps: float = 0.5
+    # the null count (decidable.py): perturbations of the base with each update's spectrum in
+    # random directions, per single-task run; a matrix is decidable on a seed when full FT's
+    # draws give no intruder (0: no null, no restricted counts)
+    null_draws: int = 4
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,19 @@ PRESETS: dict[str, IntruderConfig] = {
     #   ranks 1, 8, 64, schemes alpha2r and rslora, continual full and alpha2r:1) measured
     #   391 CPU-s (36 min wall at load ~20): intruders per model full FT 2.67, alpha2r r=1 4.0,
     #   r=8 6.0, r=64 5.33, rsLoRA r=64 7.0; rho(intruders, forgetting) 0.34 [-0.09, 0.65].
+    # - Where eps can decide (decidable.py; the same reduced run, 407 CPU-s with the null counts,
+    #   30 min wall at load ~15): the base's gaps sigma_i/sigma_i+1 over the top 10 have minima
+    #   1.011-1.053 in every matrix, block 0 as much as block 1; what differs is the update: full
+    #   FT's ||dW||_2/sigma_10 is largest in block 1 (max 1.9, median 0.69 over matrices). Random
+    #   perturbations with full FT's update spectrum (4 draws) give intruders in block-1 q, v, o,
+    #   down on 3/3 seeds, up 2/3, k 1/3, never in block 0: 7.0 of 12 matrices decidable per
+    #   seed. All of full FT's intruders (8 over 3 seeds) sit in undecidable matrices; over the
+    #   decidable ones full FT has 0.00 per model, LoRA r <= 8 1.17 (LoRA - full +1.17 [+0.50,
+    #   +1.50]), so `lowrank-intruders-decidable` holds; the rank trend (rho -0.20 [-0.95,
+    #   0.66]), rsLoRA r=64 (+1.67 [+1.00, +2.00] over full) and the forgetting correlation
+    #   (0.44 [-0.01, 0.79]) still do not. LoRA's own null (its update spectrum in random
+    #   directions) is 7.7-10 per model, above its counts (4.0-7.0): its updates are 2-5x
+    #   larger than full FT's (median ||dW||_2/sigma_10 1.4-2.4, max 4.9-10.6).
     "tiny": IntruderConfig(),
     # smol: SmolLM2-135M on the CPU, one seed (about 11 min wall, 1,300 CPU-s on 2 cores).
     "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),

@@ -283,15 +283,21 @@ def _weights(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
 
 
 def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskData],
-             held: dict[str, torch.Tensor], base_loss: float, setup: Setup) -> dict[str, Any]:
-    """Accuracy on each task so far, forgetting and intruders of `model` (a plain GPT)."""
+             held: dict[str, torch.Tensor], base_loss: float, setup: Setup,
+             null_seed: int | None = None) -> dict[str, Any]:
+    """Accuracy on each task so far, forgetting and intruders of `model` (a plain GPT); with
+    `null_seed`, also the null count per matrix (`decidable.null_counts`)."""
+    from lmlab.studies.intruders.decidable import null_counts
     from lmlab.studies.intruders.detect import analyze
 
     model.eval()
     names = list(base_w)
-    rep = analyze(base_w, _weights(model, names), k=setup.detect.k, eps=setup.detect.eps,
-                  names=names, device="cpu")
+    tuned = _weights(model, names)
+    d = setup.detect
+    rep = analyze(base_w, tuned, k=d.k, eps=d.eps, names=names, device="cpu")
     ratios = [m.dw_over_sigma_k for m in rep.matrices]
+    nulls = null_counts(base_w, tuned, d.k, d.eps, d.null_draws, null_seed) \
+        if null_seed is not None and d.null_draws > 0 else {}
     return {
         "accs": {t: task_accuracy(model, d) for t, d in tests.items()},
         "label_accs": {t: task_accuracy(model, d, labels_only=True) for t, d in tests.items()},
@@ -301,8 +307,13 @@ def _measure(model: GPT, base_w: dict[str, torch.Tensor], tests: dict[str, TaskD
         "by_target": rep.by_target,
         "dw_over_sigma_k_mean": sum(ratios) / len(ratios),
         "dw_over_sigma_k_max": max(ratios),
+        "dw_over_sigma_k_median": float(torch.tensor(ratios).median()),
         "eff_rank_delta": sum(m.effective_rank_delta for m in rep.matrices) / len(rep.matrices),
         "per_matrix": {m.name: m.count for m in rep.matrices},
+        "dw_over_sigma_k": {m.name: m.dw_over_sigma_k for m in rep.matrices},
+        "null_counts": nulls,
+        # intruders from noise alone: the null's count per model, mean over draws
+        "null_intruders": sum(sum(c) / len(c) for c in nulls.values()) if nulls else None,
         # the count at other thresholds (same decompositions): how far below eps the max |cos| are
         "sweep": {f"{e:g}": n for e, n in rep.sweep(EPS_SWEEP).items()},
     }
@@ -367,7 +378,8 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
             model = wrapped.merge_and_unload()
         for p in model.parameters():
             p.requires_grad_(True)
-        rec = _measure(model, base_w, tests, held, base_loss, s)
+        null_seed = derive(job.seed, "null") if job.kind == "single" and i == 0 else None
+        rec = _measure(model, base_w, tests, held, base_loss, s, null_seed)
         stages.append({"task": task, "steps": fit["steps_done"], "acc": rec["accs"][task],
                        "val_acc": fit.get("val_acc"), **rec})
     if job.save_path:

@@ -13,7 +13,8 @@ from lmlab.plotting import pyplot
 
 plt = pyplot()  # the Agg backend, chosen in one place (lmlab.plotting)
 
-__all__ = ["continual_curves", "forgetting_vs_intruders", "intruders_vs_rank", "lambda_sweep"]
+__all__ = ["continual_curves", "forgetting_vs_intruders", "intruders_vs_rank", "lambda_sweep",
+           "spectral_gaps"]
 
 
 def intruders_vs_rank(results: list[dict[str, Any]]) -> Figure:
@@ -98,4 +99,44 @@ def continual_curves(results: list[dict[str, Any]]) -> Figure:
     a2.set_ylabel("cumulative intruder dimensions")
     a1.legend(fontsize=7)
     fig.suptitle("continual learning", fontsize=9)
+    return fig
+
+
+def spectral_gaps(gaps: dict[int, dict[str, dict[str, Any]]], sets: dict[int, list[str]],
+                  results: list[dict[str, Any]], eps: float) -> Figure:
+    """Left: each base matrix's gaps sigma_i / sigma_i+1 over the detector's top-k region, one
+    dot per gap and seed, red where the matrix is undecidable on that seed. Right: per matrix,
+    intruders summed over seeds of full FT and of the lowest-rank alpha = 2r LoRA, and the
+    null count of full FT's update size (mean over draws, summed over seeds)."""
+    from lmlab.studies.intruders.decidable import short_name
+
+    names = list(next(iter(gaps.values()))) if gaps else []
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
+    for x, n in enumerate(names):
+        for i, g in gaps.items():
+            bad = i in sets and n not in sets[i]
+            ys = g[n]["gaps"]
+            a1.scatter([x + 0.08 * (i - 1)] * len(ys), ys, s=9, alpha=0.7,
+                       color="C3" if bad else "C0")
+    a1.axhline(1.0, color="grey", lw=0.6)
+    a1.set_xticks(range(len(names)), [short_name(n) for n in names], rotation=60, fontsize=7)
+    a1.set_ylabel("base gap sigma_i / sigma_i+1 (i = 1..k)")
+    a1.set_title("base spectral gaps (red: eps cannot decide on that seed)", fontsize=9)
+    lora = [r for r in results if r["scheme"] == "alpha2r"]
+    low = min((r["rank"] for r in lora), default=None)
+    rows = [("full FT", [r for r in results if r["type"] == "full"]),
+            (f"LoRA alpha=2r r={low}", [r for r in lora if r["rank"] == low])]
+    width = 0.38
+    for j, (label, rs) in enumerate(rows):
+        ys = [sum(r["stages"][0]["per_matrix"].get(n, 0) for r in rs) for n in names]
+        a2.bar([x + (j - 0.5) * width for x in range(len(names))], ys, width, label=label,
+               color=f"C{j}")
+    null = [sum(sum(c) / len(c) for r in rows[0][1]
+                if (c := (r["stages"][0].get("null_counts") or {}).get(n))) for n in names]
+    a2.plot(range(len(names)), null, "k_", markersize=12, mew=2,
+            label="null: full FT's update size in random directions")
+    a2.set_xticks(range(len(names)), [short_name(n) for n in names], rotation=60, fontsize=7)
+    a2.set_ylabel(f"intruders (eps = {eps:g}), summed over seeds")
+    a2.set_title("intruders per matrix against the null", fontsize=9)
+    a2.legend(fontsize=7)
     return fig

@@ -6,7 +6,9 @@ Three experiments, chosen by `experiment`:
 - `tiny`: pre-train a small lmlab GPT on a synthetic language, then fine-tune it on a downstream
   task with full FT and with PEFT LoRA at several ranks under alpha = 2r, a fixed alpha and
   rsLoRA, over seeds; intruders, ||dW||_2 / sigma_k, forgetting (rise in held-out pre-training
-  loss); continual learning over several tasks; a lambda sweep of the mitigation.
+  loss); continual learning over several tasks; a lambda sweep of the mitigation. The base's
+  spectral gaps and a null count per matrix (`decidable.py`) mark where eps = 0.5 cannot decide;
+  the `-decidable` claims count only the other matrices.
 - `smol`: full FT against LoRA on the embedded SmolLM2-135M-Instruct (`smol.py`).
 - `paper`: RoBERTa-base on the paper's classification tasks with the official settings, for a
   GPU with hub access (`paper.py`).

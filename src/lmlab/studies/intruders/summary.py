@@ -9,6 +9,11 @@ Metric keys, dotted from the general to the particular (`task.condition.size.met
 - `trend.{scheme}.*`: intruders against rank (Spearman rho with its bootstrap interval);
 - `corr.*`: intruders against forgetting over the runs at the target accuracy (rho, p, interval);
 - `diff.{a}_vs_{b}.{mean,ci_lo,ci_hi}`: a paired difference over seeds with its interval;
+- `finetune.{method}.intruders_decidable` (and per seed): the count over the matrices where
+  eps can decide (`decidable.py`); `finetune.{method}.null_intruders`: intruders from noise of
+  the method's own update spectrum alone; `decidable.{trend,corr,diff}.*`: as above, of the
+  restricted count; `base.*`: the base's spectral gaps and the decidable sets
+  (`decidable.base_metrics`);
 - `mitigation.lam{lam}.*` (`lam0p5`: lambda 0.5), `continual.{method}.t{i}.*`.
 
 Every interval is a 95% percentile bootstrap (`lmlab.stats`): over seeds for a paired
@@ -88,6 +93,9 @@ def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: f
         stages = [r["stages"][0] for r in rs]
         for key in STAGE_KEYS:
             m[f"{p}.{key}"] = _mean([float(s[key]) for s in stages])
+        if all("dw_over_sigma_k_median" in s for s in stages):
+            m[f"{p}.dw_over_sigma_k_median"] = _mean(
+                [float(s["dw_over_sigma_k_median"]) for s in stages])
         for r in sorted(rs, key=lambda r: int(r.get("seed_index", 0))):
             for key in PER_SEED:
                 m[f"{p}.seed{int(r.get('seed_index', 0))}.{key}"] = float(r["stages"][0][key])
@@ -98,41 +106,69 @@ def single_metrics(results: list[dict[str, Any]], target_acc: float, acc_band: f
         m[f"{p}.seeds"] = len(rs)
         if rs[0]["type"] == "lora":
             m[f"{p}.scaling"] = rs[0]["scaling"]
-    # intruders against rank, per alpha scheme (one point per run)
-    for scheme in sorted({r["scheme"] for r in results if r["type"] == "lora"}):
-        runs = [r for r in results if r["scheme"] == scheme]
-        ranks = sorted({r["rank"] for r in runs})
-        counts = [m[f"finetune.{scheme}.r{k}.intruders"] for k in ranks]
-        iv = rho_interval([float(r["rank"]) for r in runs],
-                          [float(r["stages"][0]["intruders"]) for r in runs])
-        p = f"trend.{scheme}"
-        m[f"{p}.rho"], m[f"{p}.ci_lo"], m[f"{p}.ci_hi"] = iv.value, iv.lo, iv.hi
-        m[f"{p}.runs"] = len(runs)
-        m[f"{p}.lowest_rank_intruders"] = counts[0]
-        m[f"{p}.highest_rank_intruders"] = counts[-1]
-        m[f"{p}.highest_rank"] = ranks[-1]
-    # at (about) equal accuracy: every run that reached the target band
-    matched = [r["stages"][0] for r in results
-               if r["stages"][0]["acc"] >= target_acc - acc_band]
-    x = [float(s["intruders"]) for s in matched]
-    y = [float(s["forgetting"]) for s in matched]
-    rho, p = spearman(x, y)
-    iv = rho_interval(x, y)
-    m["corr.rho"], m["corr.p"], m["corr.n"] = rho, p, len(matched)
-    m["corr.ci_lo"], m["corr.ci_hi"] = iv.lo, iv.hi
-    m["corr.runs"] = len(results)
-    if matched:
-        m["corr.acc_min"] = min(s["acc"] for s in matched)
-        m["corr.acc_max"] = max(s["acc"] for s in matched)
-    m.update(_differences(results, low_rank_max))
+    # the count over the matrices where eps can decide (decidable.py), where measured
+    restricted = [r for r in results if "intruders_decidable" in r["stages"][0]]
+    for name, rs in sorted(by_method.items()):
+        p = f"finetune.{name}"
+        nulls = [float(x) for r in rs if (x := r["stages"][0].get("null_intruders")) is not None]
+        if nulls:
+            m[f"{p}.null_intruders"] = _mean(nulls)
+        own = [r for r in rs if r in restricted]
+        if own:
+            m[f"{p}.intruders_decidable"] = _mean(
+                [float(r["stages"][0]["intruders_decidable"]) for r in own])
+            for r in own:
+                m[f"{p}.seed{int(r.get('seed_index', 0))}.intruders_decidable"] = float(
+                    r["stages"][0]["intruders_decidable"])
+    m.update(_count_metrics(m, results, "intruders", "", target_acc, acc_band, low_rank_max))
+    if restricted:
+        m.update(_count_metrics(m, restricted, "intruders_decidable", "decidable.", target_acc,
+                                acc_band, low_rank_max))
     return m
 
 
-def _differences(results: list[dict[str, Any]], low_rank_max: int) -> dict[str, Any]:
+def _count_metrics(m: dict[str, Any], results: list[dict[str, Any]], count: str, prefix: str,
+                   target_acc: float, acc_band: float, low_rank_max: int) -> dict[str, Any]:
+    """Rank trends, the count-forgetting correlation and the paired differences of one count
+    (`intruders`, or `intruders_decidable` under the key prefix `decidable.`)."""
+    out: dict[str, Any] = {}
+    # the count against rank, per alpha scheme (one point per run)
+    for scheme in sorted({r["scheme"] for r in results if r["type"] == "lora"}):
+        runs = [r for r in results if r["scheme"] == scheme]
+        ranks = sorted({r["rank"] for r in runs})
+        counts = [m[f"finetune.{scheme}.r{k}.{count}"] for k in ranks]
+        iv = rho_interval([float(r["rank"]) for r in runs],
+                          [float(r["stages"][0][count]) for r in runs])
+        p = f"{prefix}trend.{scheme}"
+        out[f"{p}.rho"], out[f"{p}.ci_lo"], out[f"{p}.ci_hi"] = iv.value, iv.lo, iv.hi
+        out[f"{p}.runs"] = len(runs)
+        out[f"{p}.lowest_rank_intruders"] = counts[0]
+        out[f"{p}.highest_rank_intruders"] = counts[-1]
+        out[f"{p}.highest_rank"] = ranks[-1]
+    # at (about) equal accuracy: every run that reached the target band
+    matched = [r["stages"][0] for r in results
+               if r["stages"][0]["acc"] >= target_acc - acc_band]
+    x = [float(s[count]) for s in matched]
+    y = [float(s["forgetting"]) for s in matched]
+    rho, pv = spearman(x, y)
+    iv = rho_interval(x, y)
+    c = f"{prefix}corr"
+    out[f"{c}.rho"], out[f"{c}.p"], out[f"{c}.n"] = rho, pv, len(matched)
+    out[f"{c}.ci_lo"], out[f"{c}.ci_hi"] = iv.lo, iv.hi
+    out[f"{c}.runs"] = len(results)
+    if matched:
+        out[f"{c}.acc_min"] = min(s["acc"] for s in matched)
+        out[f"{c}.acc_max"] = max(s["acc"] for s in matched)
+    out.update(_differences(results, low_rank_max, count, prefix))
+    return out
+
+
+def _differences(results: list[dict[str, Any]], low_rank_max: int, count: str = "intruders",
+                 prefix: str = "") -> dict[str, Any]:
     """Paired over seeds: low-rank LoRA (alpha = 2r, mean over r <= low_rank_max) minus full
     FT; the highest-rank rsLoRA minus full FT; low-rank LoRA minus that rsLoRA."""
     m: dict[str, Any] = {}
-    counts = _per_seed(results, "intruders")
+    counts = _per_seed(results, count)
     low = sorted(r["rank"] for r in results
                  if r["scheme"] == "alpha2r" and r["rank"] <= low_rank_max)
     low_names = [f"alpha2r.r{k}" for k in sorted(set(low))]
@@ -145,10 +181,10 @@ def _differences(results: list[dict[str, Any]], low_rank_max: int) -> dict[str, 
                       ("lowrank_vs_rslora", lowrank, rs)):
         d = _paired(a, b)
         if d:
-            _put(m, f"diff.{key}", bootstrap_ci(d))
-            m[f"diff.{key}.seeds"] = len(d)
+            _put(m, f"{prefix}diff.{key}", bootstrap_ci(d))
+            m[f"{prefix}diff.{key}.seeds"] = len(d)
     if lowrank:
-        m["diff.lowrank.ranks"] = ",".join(str(k) for k in sorted(set(low)))
+        m[f"{prefix}diff.lowrank.ranks"] = ",".join(str(k) for k in sorted(set(low)))
     return m
 
 

@@ -81,6 +81,9 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
     from lmlab.executor import get_executor, map_jobs
     from lmlab.progress import step_progress
+    from lmlab.runs import atomic_write_json
+    from lmlab.studies.intruders import plots
+    from lmlab.studies.intruders.decidable import base_gaps, base_metrics, restrict
     from lmlab.studies.intruders.summary import (
         continual_metrics,
         mitigation_metrics,
@@ -112,6 +115,10 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
                 mitigation=r["mitigation"])
     single = [r for r in results if r["kind"] == "single"]
     continual = [r for r in results if r["kind"] == "continual"]
+    # where eps can decide: full FT's null count per matrix and seed; each run's count there
+    sets = restrict(single)
+    names = list(single[0]["stages"][0]["per_matrix"]) if single else []
+    gaps = base_gaps({i: paths[s] for i, s in enumerate(seeds)}, names, c.detect.k)
     m: dict[str, Any] = {
         "pretrain.heldout_loss": sum(p["heldout_loss"] for p in pre) / len(pre),
         "pretrain.steps": c.pretrain.steps,
@@ -120,6 +127,7 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
         "finetune.runs": len(results),
     }
     m.update(single_metrics(single, c.finetune.target_acc, c.rules.acc_band, c.rules.low_rank_max))
+    m.update(base_metrics(gaps, sets, single, c.detect.null_draws))
     m.update(mitigation_metrics(single))
     m.update(continual_metrics(continual, c.finetune.n_test))
     # CPU of the jobs run in other processes (the first pre-training and a serial executor's
@@ -128,6 +136,14 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     m["timing.jobs_cpu_s"] = sum(x["cpu_s"] for x in away)
     m["timing.jobs_wall_s"] = sum(p["wall_s"] for p in pre) + sum(r["wall_s"] for r in results)
     _figures(c, run, single, continual, jobs)
+    run.save_figure(plots.spectral_gaps(gaps, sets, single, c.detect.eps), "spectral_gaps")
+    atomic_write_json(run.path / "spectra.json", {
+        "k": c.detect.k, "eps": c.detect.eps, "null_draws": c.detect.null_draws,
+        "seeds": {str(i): {"decidable": sets.get(i), "matrices": {
+            n: {**g, "full_null_counts": next((r["stages"][0]["null_counts"].get(n) for r in single
+                                               if r["type"] == "full" and r["seed_index"] == i),
+                                              None)}
+            for n, g in gaps[i].items()}} for i in gaps}})
     return m
 
 
