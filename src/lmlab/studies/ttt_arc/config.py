@@ -55,10 +55,11 @@ class PretrainSettings:
     weight_decay: float = 0.01
     single_weight: int = 2  # each single family this many times per composition in the mix
     compositions: tuple[str, ...] = ()  # training compositions (empty: the generator's own)
-    # torch threads while pre-training (the per-task jobs use 1 each): on a small shared CPU,
-    # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
-    # load, against 0.34 with 1)
-    threads: int = 1
+    # torch threads of the pre-training process (the per-task jobs use 1 each). It runs with
+    # OMP_WAIT_POLICY=PASSIVE, so a thread waiting for the other sleeps instead of spinning:
+    # under load 7 on 2 cores, 2 threads cost 0.58 CPU-s a step (0.52 with 1; 2.3 spinning)
+    threads: int = 2
+    buckets: int = 4  # each batch runs as this many length groups, cut to their longest (1: padded)
     log_every: int = 5  # steps between logged losses (and progress updates: an ETA in seconds)
     ckpt_every: int = 200  # steps between checkpoints a killed run resumes from (0: never)
 
@@ -156,6 +157,9 @@ class TTTArcConfig(StudyConfig):
     model: ModelSpec = field(default_factory=ModelSpec)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
+    # keep the pre-trained base in lmlab's cache folder, keyed by what makes its weights, and
+    # reuse it in a later run (false: neither read nor write it; see `base_cache.py`)
+    cache_base: bool = True
     # hf: model and data
     hf: HFSettings = field(default_factory=HFSettings)
     arc: ArcData = field(default_factory=ArcData)

@@ -93,7 +93,6 @@ thread while pre-training (`pretrain.threads`) avoids threads spinning on a shar
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from lmlab.runs import Run
@@ -129,7 +128,8 @@ class TTTArcStudy(Study):
             raise LmlabError(f"ttt-arc: infer.transforms must hold names from {known}, "
                              f"got {c.infer.transforms!r}")
         for name in ("seeds", "workers", "n_eval", "model.n_layer", "model.n_head",
-                     "pretrain.steps", "pretrain.batch_size", "pretrain.log_every", "lora.r",
+                     "pretrain.steps", "pretrain.batch_size", "pretrain.log_every", "pretrain.threads",
+                     "pretrain.buckets", "lora.r",
                      "lora.batch_size", "n_boot"):
             value = c
             for part in name.split("."):
@@ -169,38 +169,12 @@ class TTTArcStudy(Study):
 
 
 def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, Any]], dict]:
-    """Pre-train (or reload) the tiny model; draw each seed's held-out tasks."""
-    from lmlab.runs import load_tensors
-    from lmlab.seeding import derive
-    from lmlab.studies.ttt_arc.backends import save_tiny
+    """The pre-trained tiny model (`base.pretrained_base`); each seed's held-out tasks."""
+    from lmlab.studies.ttt_arc.base import pretrained_base
     from lmlab.studies.ttt_arc.experiments import ModelRef
-    from lmlab.studies.ttt_arc.model import count_params
 
     spec = c.model
-    path = Path(c.pretrained or run.checkpoint_path("pretrained"))
-    pre: dict[str, Any] = {}
-    if c.pretrained and not path.is_file():
-        from lmlab.errors import LmlabError
-
-        raise LmlabError(f"pretrained={c.pretrained}: no such checkpoint")
-    if path.is_file():  # a resumed run (or `pretrained=`) keeps its pre-trained model
-        _, state = load_tensors(path)
-        pre = dict(state or {})  # the metrics of the pre-training that made it
-        run.log(pretrain_reused=str(path))
-    else:
-        from lmlab.executor import torch_threads
-        from lmlab.progress import step_progress
-        from lmlab.studies.ttt_arc.pretrain import pretrain
-        from lmlab.studies.ttt_arc.serialize import GridTokenizer
-
-        with torch_threads(max(1, c.pretrain.threads)), \
-                step_progress(run, "ttt-arc: pre-training", c.pretrain.steps) as watched:
-            model, out = pretrain(GridTokenizer(), spec, c.pretrain, derive(c.seed, "pretrain"),
-                                  max_side=c.max_side, n_demos=c.n_demos or None, run=watched)
-        pre = {"pretrain.loss": out["train_loss"], "pretrain.steps": out["steps_done"],
-               "pretrain.wall_s": out["pretrain_wall_s"], "pretrain.cpu_s": out["pretrain_cpu_s"],
-               "pretrain.n_params": count_params(model)}
-        save_tiny(model, path, pre)
+    path, pre = pretrained_base(c, run)
     max_new = c.max_new or c.max_side * (c.max_side + 1) + 1  # rows of colours and ROW, EOS
     ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1,
                    dtype="float32", device="cpu")
