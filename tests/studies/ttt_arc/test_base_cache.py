@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tests.study_runs import results_only
 
 from lmlab.studies.ttt_arc.base import base_key, cache_path, cached_base, store_base
 from lmlab.studies.ttt_arc.model import build_model
 from lmlab.studies.ttt_arc.serialize import GridTokenizer
 from lmlab.study import apply_overrides, get_study
-from tests.study_runs import results_only
 
 MICRO = ["pretrain.steps=3", "model.n_layer=1", "model.d_model=32", "n_eval=1", "seeds=1",
          "ttt.max_tasks=2", "lora.r=2", "executor=serial", "n_boot=50",
