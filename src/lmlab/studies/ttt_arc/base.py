@@ -5,7 +5,8 @@
    source it was first made from);
 3. lmlab's cache folder (`$LMLAB_CACHE/ttt-arc/bases/<key>.safetensors`), where an earlier run
    left a base made by the same recipe ("cache"); `cache_base=false` neither reads nor writes it;
-4. pre-training, in a child process ("trained"), whose base then goes to the cache.
+4. pre-training ("trained"), in a child process (in this one with `executor=serial`, so that
+   `lmlab bench` profiles it), whose base then goes to the cache.
 
 The cache key (`base_key`) hashes everything that decides the weights: the model shape, the
 pre-training settings (not their logging or checkpoint cadence), the derived pre-training seed,
@@ -153,7 +154,7 @@ def _environ(**values: str) -> Iterator[None]:
 
 
 def _pretrain_job(c: TTTArcConfig, run_dir: str, resume: bool, path: str) -> dict[str, Any]:
-    """In the child process: pre-train with the run's checkpoints and progress, save the base
+    """Pre-train (here or in the child) with the run's checkpoints and progress, save the base
     to `path`, return its metrics."""
     from lmlab.executor import torch_threads
     from lmlab.progress import step_progress
@@ -213,7 +214,10 @@ def pretrained_base(c: TTTArcConfig, run: Any) -> tuple[Path, dict[str, Any]]:
         _say(f"reusing the pre-trained base from {cache_path(key)} (cache_base=false "
              "pre-trains anew)")
         return path, pre
-    pre = _pretrain_in_child(c, run, path)
+    if c.executor == "serial":  # everything in this process (what `lmlab bench` profiles)
+        pre = _pretrain_job(c, str(run.path), bool(run.resume), str(path))
+    else:
+        pre = _pretrain_in_child(c, run, path)
     if key:
         tensors, _ = load_tensors(path)
         store_base(key, tensors, pre)
