@@ -6,8 +6,10 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
 (real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
 - `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks (802 CPU-s and 54 minutes wall measured on a 2-core machine at load 13-21; the earlier
-  code took 564 CPU-s, 13 minutes wall, on a less loaded one);
+  tasks. Measured (2-core machine at load 10-19): 804 CPU-s, 34 minutes wall; pre-training 516
+  CPU-s on two threads (about 330 of them on the main thread, its wall time on a quiet machine),
+  the 51 jobs ~288 CPU-s on 2 workers: ~8 minutes expected on a quiet 2-core machine, ~2.5 when
+  the base comes from lmlab's cache (a second run);
 - `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
@@ -179,7 +181,8 @@ TINY = TTTArcConfig(
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
 )
-"""~1M-parameter GPT pre-trained 1,200 steps, then 3 seeds x 16 held-out tasks (~800 CPU-s)."""
+"""~1M-parameter GPT pre-trained 1,200 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
+(~800 CPU-s; ~8 minutes on a quiet 2-core machine, ~2.5 with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
     arc=ArcData(tasks=3, max_side=5),
