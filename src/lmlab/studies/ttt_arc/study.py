@@ -99,13 +99,18 @@ steps, CPU-s from `time.process_time`, per-thread CPU from /proc):
 | 1 thread, 4 length buckets               |   17 |      0.435 |       0.435 |            - |
 | 2 threads, padded, passive               |   17 |      0.568 |       0.341 |        0.226 |
 | 2 threads, 4 length buckets, passive (the preset) | 17 | 0.483 |      0.308 |        0.173 |
+| 1 thread, padded                         |  1.9 |      0.528 |       0.526 |            - |
+| 1 thread, 4 length buckets               |  1.9 |      0.402 |       0.400 |            - |
+| 2 threads, 4 length buckets, passive     |  1.9 |      0.431 |       0.264 |        0.165 |
 
 So the OpenMP threads' spinning, not the second thread, was what burned CPU under load: with
 passive waiting, which `base.py` sets for the pre-training process it spawns, two threads cost
 about what one does on a loaded machine, and on a quiet one the main thread's share (~0.31 CPU-s,
 the wall time of a step when the other thread never waits for a core) bounds the step. Bucketing
 (`pretrain.buckets`) cuts the padding of a batch (3,307 padded against 2,401 real tokens on
-average), ~15% of a step. The preset's base is also kept in lmlab's cache folder (`base.py`), so a
+average), a quarter of a step (0.528 -> 0.402 CPU-s). At load 1.9 (both cores busy with other
+work) two threads took 0.453 s of wall a step against 0.409 with one; a quiet machine was not
+available to time, so the quiet figure (~0.27 s a step, the main thread's CPU) is an estimate. The preset's base is also kept in lmlab's cache folder (`base.py`), so a
 second run on the same machine skips pre-training (`pretrain.source` = "cache").
 
 The preset run with them (`lmlab run ttt-arc --preset tiny`, 804 CPU-s, 34:24 wall at load
