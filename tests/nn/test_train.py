@@ -374,3 +374,17 @@ def test_bucketed_loss_runs_less_than_the_padded_batch():
         bucketed_loss(0)
     with pytest.raises(LmlabError, match=r"cannot trim the batch's \['coords'\]"):
         bucketed_loss()(model, {"input_ids": x, "targets": x, "coords": x})
+
+
+def test_bucketed_loss_trims_named_per_position_inputs_with_the_ids():
+    g = torch.Generator().manual_seed(3)
+    B, T, V = 6, 12, 11
+    x = torch.randint(1, V, (B, T), generator=g)
+    coords = torch.randint(0, 4, (B, T, 2), generator=g)
+    m = torch.arange(T)[None, :] < torch.tensor([3, 12, 7, 5, 9, 1])[:, None]
+    b = {"input_ids": x, "targets": x, "loss_mask": m, "coords": coords}
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=2, d_model=16,
+                          coord_sizes=(4, 4)))
+    padded = model(x, targets=x, loss_mask=m, coords=coords)[1]
+    assert torch.allclose(bucketed_loss(3, trim=("coords",))(model, b), padded, atol=1e-6)

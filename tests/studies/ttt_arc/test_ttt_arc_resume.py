@@ -11,7 +11,7 @@ from tests.study_runs import assert_kill_resume_matches
 
 # A few pre-training steps, 3 held-out tasks, serial jobs: about 30 CPU-s for both runs.
 MICRO = ["pretrain.steps=20", "model.n_layer=1", "model.d_model=32", "n_eval=3", "seeds=1",
-         "ttt.max_tasks=4", "lora.r=4", "executor=serial", "n_boot=200"]
+         "ttt.max_tasks=4", "lora.r=4", "executor=serial", "n_boot=200", "cache_base=false"]
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path) -> None:

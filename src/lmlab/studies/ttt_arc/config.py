@@ -6,8 +6,10 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
 (real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
 - `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks (802 CPU-s and 54 minutes wall measured on a 2-core machine at load 13-21; the earlier
-  code took 564 CPU-s, 13 minutes wall, on a less loaded one);
+  tasks. Measured (2-core machine at load 10-19): 804 CPU-s, 34 minutes wall; pre-training 516
+  CPU-s on two threads (about 330 of them on the main thread, its wall time on a quiet machine),
+  the 51 jobs ~288 CPU-s on 2 workers: ~8 minutes expected on a quiet 2-core machine, ~2.5 when
+  the base comes from lmlab's cache (a second run);
 - `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
@@ -55,10 +57,11 @@ class PretrainSettings:
     weight_decay: float = 0.01
     single_weight: int = 2  # each single family this many times per composition in the mix
     compositions: tuple[str, ...] = ()  # training compositions (empty: the generator's own)
-    # torch threads while pre-training (the per-task jobs use 1 each): on a small shared CPU,
-    # intra-op threads that wait for each other burn CPU (2 threads: ~2.3 CPU-s a step under
-    # load, against 0.34 with 1)
-    threads: int = 1
+    # torch threads of the pre-training process (the per-task jobs use 1 each). It runs with
+    # OMP_WAIT_POLICY=PASSIVE, so a thread waiting for the other sleeps instead of spinning:
+    # under load 7 on 2 cores, 2 threads cost 0.58 CPU-s a step (0.52 with 1; 2.3 spinning)
+    threads: int = 2
+    buckets: int = 4  # each batch runs as this many length groups, cut to their longest (1: padded)
     log_every: int = 5  # steps between logged losses (and progress updates: an ETA in seconds)
     ckpt_every: int = 200  # steps between checkpoints a killed run resumes from (0: never)
 
@@ -156,6 +159,9 @@ class TTTArcConfig(StudyConfig):
     model: ModelSpec = field(default_factory=ModelSpec)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     pretrained: str = ""  # a tiny checkpoint to reuse instead of pre-training (same shape)
+    # keep the pre-trained base in lmlab's cache folder, keyed by what makes its weights, and
+    # reuse it in a later run (false: neither read nor write it; see `base_cache.py`)
+    cache_base: bool = True
     # hf: model and data
     hf: HFSettings = field(default_factory=HFSettings)
     arc: ArcData = field(default_factory=ArcData)
@@ -175,7 +181,8 @@ TINY = TTTArcConfig(
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
 )
-"""~1M-parameter GPT pre-trained 1,200 steps, then 3 seeds x 16 held-out tasks (~800 CPU-s)."""
+"""~1M-parameter GPT pre-trained 1,200 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
+(~800 CPU-s; ~8 minutes on a quiet 2-core machine, ~2.5 with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
     arc=ArcData(tasks=3, max_side=5),

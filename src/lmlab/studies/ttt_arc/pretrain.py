@@ -3,7 +3,9 @@
 Each training sequence is one generated task in the compact grid-token format: demos then the
 query input and its output, the loss on demo outputs 2..N and on the answer (the paper's mask,
 from `GridTokenizer.encode_task`). Batches are drawn fresh from the generator at every step,
-seeded by (seed, step), so pre-training is deterministic and never repeats a task.
+seeded by (seed, step), so pre-training is deterministic and never repeats a task. Each batch runs
+as `buckets` groups of similar length, each cut to its longest (`lmlab.nn.train.bucketed_loss`):
+the same loss as the padded batch for about a quarter less compute.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from lmlab.nn import GPT
-from lmlab.nn.train import TrainConfig, Trainer
+from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
 from lmlab.studies.ttt_arc.config import ModelSpec, PretrainSettings
 from lmlab.studies.ttt_arc.generator import FAMILIES, TRAIN_COMPOSITIONS, GenTask, generate_task
 from lmlab.studies.ttt_arc.model import build_model
@@ -81,7 +83,8 @@ def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainSettings, seed: int, 
                      log_every=cfg.log_every, ckpt_every=cfg.ckpt_every if run is not None else 0,
                      device="cpu", seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    out = Trainer(model, tc, batches, run=run).fit()
+    loss_fn = bucketed_loss(cfg.buckets, trim=("coords",)) if cfg.buckets > 1 else None
+    out = Trainer(model, tc, batches, loss_fn=loss_fn, run=run).fit()
     out["pretrain_wall_s"] = time.perf_counter() - t0
     out["pretrain_cpu_s"] = time.process_time() - c0
     model.eval()

@@ -85,15 +85,59 @@ voting adds to TTT at pass@2, +0.125 [+0.021, +0.250], but not at pass@1 (+0.000
 2-D coordinates (`GridTokenizer.coords` into the GPT's `coord_sizes`: an output position is
 labelled with the cell it is about to write, an input token with its own cell, so a same-shape
 copy is an equal-coordinates lookup at every grid size) lower the loss most at equal cost;
-grids up to 5 and 3 demos halve the sequence (0.34 CPU s a step instead of ~0.65); one torch
-thread while pre-training (`pretrain.threads`) avoids threads spinning on a shared 2-core machine
-(2.3 CPU s a step under load with two).
+grids up to 5 and 3 demos halve the sequence (0.34 CPU s a step instead of ~0.65).
+
+**Pre-training time (#24).** Pre-training is the serial part of the run (the per-task jobs share
+the cores), so it decides the wall time on a quiet machine. Measured per step (batch 16, 20-40
+steps, CPU-s from `time.process_time`, per-thread CPU from /proc):
+
+| setting                                  | load | CPU s/step | main thread | other thread |
+|------------------------------------------|-----:|-----------:|------------:|-------------:|
+| 1 thread, padded batch (the old preset)  |  0.3 |      0.451 |       0.451 |            - |
+| 2 threads, padded, OpenMP default (spin) |    7 |      2.276 |           - |            - |
+| 2 threads, padded, OMP_WAIT_POLICY=PASSIVE |  7 |      0.578 |           - |            - |
+| 1 thread, 4 length buckets               |   17 |      0.435 |       0.435 |            - |
+| 2 threads, padded, passive               |   17 |      0.568 |       0.341 |        0.226 |
+| 2 threads, 4 length buckets, passive (the preset) | 17 | 0.483 |      0.308 |        0.173 |
+| 1 thread, padded                         |  1.9 |      0.528 |       0.526 |            - |
+| 1 thread, 4 length buckets               |  1.9 |      0.402 |       0.400 |            - |
+| 2 threads, 4 length buckets, passive     |  1.9 |      0.431 |       0.264 |        0.165 |
+
+So the OpenMP threads' spinning, not the second thread, was what burned CPU under load: with
+passive waiting, which `base.py` sets for the pre-training process it spawns, two threads cost
+about what one does on a loaded machine, and on a quiet one the main thread's share (~0.31 CPU-s,
+the wall time of a step when the other thread never waits for a core) bounds the step. Bucketing
+(`pretrain.buckets`) cuts the padding of a batch (3,307 padded against 2,401 real tokens on
+average), a quarter of a step (0.528 -> 0.402 CPU-s). At load 1.9 (both cores busy with other
+work) two threads took 0.453 s of wall a step against 0.409 with one; a quiet machine was not
+available to time, so the quiet figure (~0.27 s a step, the main thread's CPU) is an estimate. The preset's base is also kept in lmlab's cache folder (`base.py`), so a
+second run on the same machine skips pre-training (`pretrain.source` = "cache").
+
+The preset run with them (`lmlab run ttt-arc --preset tiny`, 804 CPU-s, 34:24 wall at load
+10-19; pre-training 516 CPU-s on two threads, loss 0.606; TTT 24 steps, 1.7 CPU-s a task):
+
+| condition                 | pass@1               | pass@2               |
+|---------------------------|----------------------|----------------------|
+| (a) in-context, identity  | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |
+| (b) in-context + voting   | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |
+| (c) TTT, identity         | 0.292 [0.167, 0.417] | 0.333 [0.208, 0.479] |
+| (d) TTT + voting          | 0.292 [0.167, 0.417] | 0.396 [0.271, 0.542] |
+| TTT without transforms + voting | 0.021 [0.000, 0.062] | 0.042 [0.000, 0.104] |
+| shared adapter + voting   | 0.229 [0.125, 0.354] | 0.312 [0.188, 0.438] |
+
+Oracle 0.458. 4 of 7 claims hold (5 before): `voting-adds`, (d)-(c) at pass@2, is now +0.062
+[-0.021, +0.167] (before +0.125 [+0.021, +0.250]). The base differs only in float rounding (two
+threads, length buckets: loss 0.606 against 0.595), and (c) rose more (+0.104) than (d) (+0.042):
+a claim whose interval cleared 0 by one task of 48 does not survive an equivalent base, so
+voting's gain at this scale is not established. The other verdicts are unchanged: (d)-(a)
++0.396 [+0.271, +0.542], (c)-(a) +0.333 [+0.208, +0.479], without transforms -0.354 [-0.500,
+-0.208], per-task against shared +0.083 [-0.042, +0.208] (not established), `icl-headroom`
+fails (0.000).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from lmlab.runs import Run
@@ -110,7 +154,9 @@ class TTTArcStudy(Study):
     id = "ttt-arc"
     Config = TTTArcConfig
     presets = PRESETS
-    expected_s = {"tiny": 700}  # measured 802 CPU-s, its pre-training (522 CPU-s) serial
+    # measured 804 CPU-s: pre-training 516 on 2 threads (~330 on the main one), jobs ~288 on 2
+    # workers, so ~330 + 288 / 2 + start-up on a quiet 2-core machine
+    expected_s = {"tiny": 490}
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields, then transform names and model shapes (before any pre-training)."""
@@ -129,7 +175,8 @@ class TTTArcStudy(Study):
             raise LmlabError(f"ttt-arc: infer.transforms must hold names from {known}, "
                              f"got {c.infer.transforms!r}")
         for name in ("seeds", "workers", "n_eval", "model.n_layer", "model.n_head",
-                     "pretrain.steps", "pretrain.batch_size", "pretrain.log_every", "lora.r",
+                     "pretrain.steps", "pretrain.batch_size", "pretrain.log_every", "pretrain.threads",
+                     "pretrain.buckets", "lora.r",
                      "lora.batch_size", "n_boot"):
             value = c
             for part in name.split("."):
@@ -169,38 +216,12 @@ class TTTArcStudy(Study):
 
 
 def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, Any]], dict]:
-    """Pre-train (or reload) the tiny model; draw each seed's held-out tasks."""
-    from lmlab.runs import load_tensors
-    from lmlab.seeding import derive
-    from lmlab.studies.ttt_arc.backends import save_tiny
+    """The pre-trained tiny model (`base.pretrained_base`); each seed's held-out tasks."""
+    from lmlab.studies.ttt_arc.base import pretrained_base
     from lmlab.studies.ttt_arc.experiments import ModelRef
-    from lmlab.studies.ttt_arc.model import count_params
 
     spec = c.model
-    path = Path(c.pretrained or run.checkpoint_path("pretrained"))
-    pre: dict[str, Any] = {}
-    if c.pretrained and not path.is_file():
-        from lmlab.errors import LmlabError
-
-        raise LmlabError(f"pretrained={c.pretrained}: no such checkpoint")
-    if path.is_file():  # a resumed run (or `pretrained=`) keeps its pre-trained model
-        _, state = load_tensors(path)
-        pre = dict(state or {})  # the metrics of the pre-training that made it
-        run.log(pretrain_reused=str(path))
-    else:
-        from lmlab.executor import torch_threads
-        from lmlab.progress import step_progress
-        from lmlab.studies.ttt_arc.pretrain import pretrain
-        from lmlab.studies.ttt_arc.serialize import GridTokenizer
-
-        with torch_threads(max(1, c.pretrain.threads)), \
-                step_progress(run, "ttt-arc: pre-training", c.pretrain.steps) as watched:
-            model, out = pretrain(GridTokenizer(), spec, c.pretrain, derive(c.seed, "pretrain"),
-                                  max_side=c.max_side, n_demos=c.n_demos or None, run=watched)
-        pre = {"pretrain.loss": out["train_loss"], "pretrain.steps": out["steps_done"],
-               "pretrain.wall_s": out["pretrain_wall_s"], "pretrain.cpu_s": out["pretrain_cpu_s"],
-               "pretrain.n_params": count_params(model)}
-        save_tiny(model, path, pre)
+    path, pre = pretrained_base(c, run)
     max_new = c.max_new or c.max_side * (c.max_side + 1) + 1  # rows of colours and ROW, EOS
     ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1,
                    dtype="float32", device="cpu")
