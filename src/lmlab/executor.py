@@ -90,10 +90,10 @@ def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores; torch otherwise starts one thread per core in
     # every process and the pool runs slower than serial.
     job_threads(threads)
-    _die_with_parent()
+    die_with_parent()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: this process gets SIGKILL when its parent dies. A run killed with SIGKILL cannot
     shut its pool down, and orphaned workers would otherwise keep their models in memory and
     wait forever for jobs."""

@@ -182,7 +182,11 @@ def _pretrain_in_child(c: TTTArcConfig, run: Any, path: Path) -> dict[str, Any]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+    from lmlab.executor import die_with_parent
+
+    # the child dies with a SIGKILLed run, like the executor's pool workers
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
+                             initializer=die_with_parent) as pool:
         with _environ(OMP_WAIT_POLICY="PASSIVE"):
             future = pool.submit(_pretrain_job, c, str(run.path), bool(run.resume), str(path))
         return future.result()
