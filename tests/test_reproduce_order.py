@@ -119,6 +119,7 @@ def test_compare_threads_lists_the_verdicts_that_differ(tmp_path, monkeypatch):
     assert (m["compared"], m["differ"], m["max_rel"]) == (3, 2, 0.5)
     assert {r["key"] for r in m["largest"]} == {"threads.used", "threads.worker"}
     assert all(r["cpu_s"] > 0 for r in res["runs"].values())
+    assert [r["torch_threads"] for r in res["runs"].values()] == [1, 2]
     saved = json.loads((tmp_path / "comparison.json").read_text())
     assert saved["metrics"]["differ"] == 2 and len(saved["differ"]) == 2
 

@@ -110,7 +110,8 @@ def compare_threads(study_id: str, out: str | Path, preset: str = "tiny",
                     timeout: float | None = None) -> dict[str, Any]:
     """Run `study_id` once per thread count into `out/threads<N>`; the verdicts side by side.
 
-    Returns {"study", "preset", "threads", "runs": {N: {"wall_s", "cpu_s", "claims_hold", ...}},
+    Returns {"study", "preset", "threads", "runs": {N: {"wall_s", "cpu_s", "torch_threads" (of
+    the run's own process), "claims_hold", ...}},
     "verdicts": {id: {N: holds}}, "differ": [{"id", "kind", "holds": {N: ...},
     "measured": {N: ...}}], "metrics": `compare_metrics` of the runs}, also written to
     `out/comparison.json`.
@@ -133,6 +134,7 @@ def compare_threads(study_id: str, out: str | Path, preset: str = "tiny",
     differ = [r for r in rows.values() if len({repr(v) for v in r["holds"].values()}) > 1
               or len(r["holds"]) < len(threads)]
     runs = {n: {"wall_s": (res.get("timing") or {}).get("wall_s"), "cpu_s": res["_cpu_s"],
+                "torch_threads": (res.get("environment") or {}).get("threads"),
                 "claims_hold": sum(c.get("holds") is True for c in res.get("claims", [])),
                 "claims": len(res.get("claims", [])), "out": str(root / f"threads{n}")}
             for n, res in results.items()}
