@@ -111,9 +111,17 @@ def test_compare_threads_lists_the_verdicts_that_differ(tmp_path, monkeypatch):
         [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     res = compare_threads("toy-threads", tmp_path, threads=(1, 2))
     assert res["verdicts"]["const"] == {1: True, 2: True}
-    assert [d["id"] for d in res["differ"]] == ["one_thread"]
-    assert res["differ"][0]["measured"] == {1: 1, 2: 2}  # both numbers
+    # the setting reaches the pool workers too, though their jobs ask for one thread
+    assert [d["id"] for d in res["differ"]] == ["one_thread", "worker_one_thread"]
+    assert [d["measured"] for d in res["differ"]] == [{1: 1, 2: 2}] * 2  # both numbers
     assert (tmp_path / "threads2" / "result.json").is_file()
+    m = res["metrics"]
+    assert (m["compared"], m["differ"], m["max_rel"]) == (3, 2, 0.5)
+    assert {r["key"] for r in m["largest"]} == {"threads.used", "threads.worker"}
+    assert all(r["cpu_s"] > 0 for r in res["runs"].values())
+    assert [r["torch_threads"] for r in res["runs"].values()] == [1, 2]
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert saved["metrics"]["differ"] == 2 and len(saved["differ"]) == 2
 
 
 def test_each_study_starts_with_its_expected_time_and_the_time_left(capsys, monkeypatch):

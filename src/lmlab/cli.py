@@ -230,7 +230,10 @@ def compare_threads(
         return
     for n, r in res["runs"].items():
         console.print(f"{n} thread(s): {r['claims_hold']} of {r['claims']} claims hold "
-                      f"({r['wall_s']:.0f} s)")
+                      f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} CPU-s)")
+    m = res["metrics"]
+    console.print(f"{m['differ']} of {m['compared']} metrics differ (largest relative "
+                  f"difference {m['max_rel']:.2g}); all in {out / study / 'comparison.json'}")
     if not res["differ"]:
         console.print(f"no verdict differs between {threads} threads")
         return

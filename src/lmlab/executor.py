@@ -46,12 +46,29 @@ class Executor(Protocol):
             on_result: OnResult | None = None) -> list[R]: ...
 
 
+# Set, this thread count replaces every job's own (`lmlab compare-threads` sets it): the studies
+# give their pool workers and jobs one thread each, which would make a 1-vs-2 comparison vacuous.
+THREADS_ENV = "LMLAB_TORCH_THREADS"
+
+
+def forced_threads() -> int:
+    """The torch thread count that `LMLAB_TORCH_THREADS` forces on every job (0: none forced)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise LmlabError(f"{THREADS_ENV} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def job_threads(n: int) -> None:
-    """Give the current job `n` torch threads (0: leave as is).
+    """Give the current job `n` torch threads (0: leave as is), or `LMLAB_TORCH_THREADS` if set.
 
     Thread control lives here, with the executors that decide how many jobs share the cores:
-    a job calls this first thing (a pool worker keeps the setting for its next job).
+    a job calls this first thing (a pool worker keeps the setting for its next job). Pool
+    workers inherit the environment, so the forced count reaches them too.
     """
+    n = forced_threads() or n
     if n > 0:
         import torch
 
@@ -60,7 +77,8 @@ def job_threads(n: int) -> None:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch threads (0: leave as is), then restore the previous count."""
+    """Run the block with `n` torch threads (0: leave as is; `LMLAB_TORCH_THREADS` wins), then
+    restore the previous count."""
     import torch
 
     before = torch.get_num_threads()

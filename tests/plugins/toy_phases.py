@@ -95,9 +95,20 @@ class ThreadsConfig(StudyConfig):
     threads: int = 1
 
 
+def worker_threads(_: int) -> int:
+    """A pool job that gives itself one thread, as the language-model studies' jobs do."""
+    import torch
+
+    from lmlab.executor import job_threads
+
+    job_threads(1)
+    return torch.get_num_threads()
+
+
 class ToyThreads(Study):
-    """Measures its torch thread count; its claim holds on one thread only (so the comparison
-    of 1 and 2 threads must report it as differing)."""
+    """Measures its torch thread count here and in two pool workers whose jobs set one thread;
+    its claims hold on one thread only (so the comparison of 1 and 2 threads must report both
+    as differing: the setting reaches the workers)."""
 
     id = "toy-threads"
     Config = ThreadsConfig
@@ -106,15 +117,18 @@ class ToyThreads(Study):
     def run(self, config: ThreadsConfig, run: Any) -> dict[str, Any]:
         import torch
 
-        from lmlab.executor import torch_threads
+        from lmlab.executor import get_executor, torch_threads
 
         with torch_threads(config.threads):
             n = torch.get_num_threads()
-        return {"threads.used": n, "const.value": 1.0}
+        workers = get_executor("process", max_workers=2).map(worker_threads, [0, 1])
+        return {"threads.used": n, "threads.worker": max(workers), "const.value": 1.0}
 
     def claims(self, config: ThreadsConfig, metrics: dict[str, Any]) -> list[Claim]:
-        n = metrics["threads.used"]
+        n, w = metrics["threads.used"], metrics["threads.worker"]
         return [Claim.check("one_thread", "ran on one thread", "1", n, n == 1),
+                Claim.check("worker_one_thread", "the pool's jobs ran on one thread", "1", w,
+                            w == 1),
                 Claim.check("const", "the constant is 1", "1", metrics["const.value"],
                             metrics["const.value"] == 1.0)]
 
