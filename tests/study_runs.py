@@ -28,12 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import lmlab
+from lmlab.threadcheck import TIMING  # keys of durations or rates measured by the clock
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Keys whose values are durations or rates measured by the clock, not results.
-TIMING = re.compile(r"(^|[._])(wall|cpu|seconds|elapsed|time|per_s|tokens_per_s|throughput)"
-                    r"([._]|s?$)|_s$|\.s$")
 
 
 def env(**extra: str) -> dict[str, str]:
