@@ -45,6 +45,9 @@ class GridConfig:
     batch: int = 1000  # training sequences per step of the streaming tasks
     n_test: int = 4000  # test sequences of the streaming tasks (only reported)
     n_val: int = 4000  # validation sequences of the streaming tasks, apart from train and test
+    # widths at which the attainable attention logit gap (gaps.py) is also measured, beside the
+    # grid's own: models built, never trained (cheap)
+    gap_widths: tuple[int, ...] = (64, 256, 512)
 
 
 @dataclass(frozen=True)

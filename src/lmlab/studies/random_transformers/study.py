@@ -34,6 +34,9 @@ Metric keys (dotted, `task.condition.size.metric`; medians over seeds unless the
 - `lm.corpus` (the corpus used), `lm.corpus_requested`, `lm.fallback`,
   `{corpus}.random_minus_full.d{width}.loss`, `{corpus}.random.width_gain.loss` (paired over
   test windows);
+- `gap.d{width}.logit`, `.logit.seedN`, `.attention_share`, `gap.positions`, `gap.task`: the
+  attainable attention logit gap of the frozen random models at the grid's widths and
+  `grid.gap_widths` (defined in `gaps.py`), with a figure (`logit_gap`);
 - `freeze.frozen_identical|trainable_exact|models_checked`, `jobs.count|wall_s|cpu_s`.
 """
 
@@ -57,6 +60,7 @@ from lmlab.studies.random_transformers.config import (
     RandomTransformersConfig,
 )
 from lmlab.studies.random_transformers.experiments import Job, run_job
+from lmlab.studies.random_transformers.gaps import gap_figure, measure_gaps
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.jobs import (
     grid_jobs,
@@ -117,7 +121,7 @@ class RandomTransformersStudy(Study):
                              f"grid.seeds), got {c.grid.baseline_seeds!r}")
         for name, value in (("grid.widths", c.grid.widths),
                             ("imitation.teacher_widths", c.imitation.teacher_widths),
-                            ("lm.widths", c.lm.widths)):
+                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths)):
             if (not value and name == "grid.widths") or (value and min(value) < 1):
                 raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
                                  f"got {value!r}")
@@ -143,7 +147,10 @@ class RandomTransformersStudy(Study):
                         job=type(jobs[i]).__name__)
 
             results = map_jobs(_run_any, jobs, c.executor, finished, run=run)
-        return summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        m = summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        m.update(measure_gaps(c))
+        gap_figure(m, run)
+        return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
         assert isinstance(config, RandomTransformersConfig)
