@@ -32,6 +32,9 @@ class GridConfig:
     seeds: int = 10  # seeds of the random models (and of every mode unless baseline_seeds)
     baseline_seeds: int = 0  # seeds for the modes other than random, and the LSTM (0: seeds)
     widths: tuple[int, ...] = (16, 1024)
+    # widths of the modes other than random: every width, or the widest only (the claims
+    # compare random and fully trained models at the widest width only)
+    baseline_widths: Literal["all", "widest"] = "all"
     modes: tuple[Mode, ...] = ("random", "full")
     ablation_modes: tuple[Mode, ...] = ("unembed", "embed", "tok_unembed")  # at the widest width
     lstm: bool = True  # the LSTM baseline at the widest width
@@ -200,18 +203,18 @@ PAPER = RandomTransformersConfig(executor="process")
 #   answer position), parentheses' was not (17).
 TINY = RandomTransformersConfig(
     executor="process", tasks=ALGO_TASKS,
-    grid=GridConfig(seeds=3, baseline_seeds=1, widths=(16, 128), ablation_modes=(), lstm=False,
-                    lr=3e-3, full_lr=3e-4, warmup_steps=100, stop_at=0.99, eval_every=250,
-                    batch=64, n_test=1000, n_val=1000),
+    grid=GridConfig(seeds=3, baseline_seeds=1, widths=(16, 128), baseline_widths="widest",
+                    ablation_modes=(), lstm=False, lr=3e-3, full_lr=3e-4, warmup_steps=100,
+                    stop_at=0.99, eval_every=250, batch=64, n_test=1000, n_val=500),
     modadd=ModAddConfig(p=31, test_fraction=0.1, val_fraction=0.1, batch=256, steps=9000,
                         weight_decay=1.0),
-    needle=NeedleConfig(keys=8, vocab=64, steps=1500),
-    decimal=DecimalConfig(digits=3, steps=4000),
+    needle=NeedleConfig(keys=8, vocab=64, steps=1000),
+    decimal=DecimalConfig(digits=3, steps=1500),
     parens=ParensConfig(pairs=30, steps=1200),
     memorize=MemorizeConfig(n=64, labels=64, width=16, batch=4096, steps=1000, lr=1e-2,
                             warmup_steps=100),
     imitation=ImitationConfig(teacher_widths=(4, 16, 64), student_width=64, vocab=64, seq_len=10,
-                              steps=400, batch=256, lr=3e-3, warmup_steps=100, seeds=3),
+                              steps=200, batch=128, lr=3e-3, warmup_steps=50, seeds=3),
     lm=LMConfig(corpus="grammar", widths=(16, 128), seq_len=32, batch=32, steps=300, lr=3e-3,
                 warmup_steps=100),
 )
