@@ -2,7 +2,7 @@
 
 One top-level config with a nested group per sub-experiment (`--set grid.seeds=3`,
 `--set modadd.steps=9000`, `--set lm.corpus=grammar`). `paper` is the paper's grid (hours on
-GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,360 CPU-s, ~11.5 minutes on a
+GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,290 CPU-s, ~11 minutes on a
 quiet 2-core CPU, estimated from a measured per-job profile; what mattered at that scale, what
 was tuned on validation, and what the time goes to, is noted above it).
 """
@@ -232,11 +232,13 @@ PAPER = RandomTransformersConfig(executor="process")
 # - jobs run longest first by a cost model fitted to the measured per-step CPU (study._cost).
 # - step counts where validation is flat: parentheses 1,200 -> 1,000 (random d=128, seed index 0,
 #   validation 0.822 at 250 and 500, 0.888 at 750, 0.926 at 1,000, 0.924 at 1,200; test 0.926;
-#   fully trained d=128 stops early at 750 with validation 1.0); modular addition 9,000 -> 3,000
+#   fully trained d=128 stops early at 750 with validation 1.0). Measured at 1,000 (this preset,
+#   441 CPU-s): parens-width holds, random d=128 0.927 vs d=16 0.657, difference 0.259 [0.244,
+#   0.270]; fully trained stops at 500. Modular addition 9,000 -> 3,000
 #   (above: validation 0 through step 5,000 and 0.52 at 9,000, below the claim either way).
 # Estimate for this preset (same per-step profile, jobs longest first on 2 one-thread workers):
-# about 1,360 CPU-s (parens ~520, modadd ~260, needle ~170, decimal ~150, imitation ~135
-# measured, memorize ~105, lm ~30), about 11.5 minutes of wall on a quiet 2-core machine (the
+# about 1,290 CPU-s (parens 441 and modadd 266 measured, needle ~170, decimal ~150, imitation
+# 142 measured, memorize ~105, lm ~30), about 11 minutes of wall on a quiet 2-core machine (the
 # longest-first schedule ends both workers within seconds of each other). Still above the
 # 10-minute goal of issue #24: what is left to cut would change what a claim tests (memorize,
 # the d=16 needle/decimal runs that no claim reads, ~55 CPU-s, or modadd altogether).
