@@ -162,6 +162,10 @@ def test_early_stopping_reads_validation_and_never_the_test_set(monkeypatch) -> 
     # a validation accuracy of at least 0.01 is met at the first evaluation (step 5)
     assert r["steps_done"] in (5, 10, 15, 20) and 0.0 <= r["val_acc"] <= 1.0
     assert 0.0 <= r["test_acc"] <= 1.0
+    # the validation curve: one point per evaluation, the last one the reported val_acc
+    steps = [s for s, _ in r["val_curve"]]
+    assert steps == list(range(5, r["steps_done"] + 1, 5))
+    assert r["val_curve"][-1][1] == r["val_acc"]
 
 
 def test_subspace_gap_interval_brackets_the_gap_and_sees_a_rotated_direction() -> None:

@@ -60,6 +60,19 @@ def test_paper_grid_covers_modes_widths_seeds_and_baselines() -> None:
     assert len(imitation_jobs(c)) == 2 * 5 * 3  # modes x teacher widths x seeds
 
 
+def test_baseline_models_can_be_limited_to_the_widest_width() -> None:
+    tiny = get_study("random-transformers").preset("tiny")
+    assert tiny.grid.baseline_widths == "widest"
+    c = apply_overrides(tiny, ["grid.widths=8,32,16"])
+    full = {(j.task, j.width) for j in grid_jobs(c) if j.mode == "full"}
+    assert full == {(t, 32) for t in c.tasks}  # the claims' random-vs-full reads d=32 only
+    every = grid_jobs(apply_overrides(c, ["grid.baseline_widths=all"]))
+    assert {j.width for j in every if j.mode == "full"} == {8, 16, 32}
+    assert len(every) - len(grid_jobs(c)) == 2 * len(c.tasks)
+    with pytest.raises(LmlabError, match=r"grid\.baseline_widths"):
+        apply_overrides(tiny, ["grid.baseline_widths=narrowest"])
+
+
 def test_job_specs_derive_from_the_config_and_hold_no_defaults() -> None:
     for spec in (Job, ImitationJob):
         fields = [f for f in dataclasses.fields(spec)]
@@ -230,7 +243,8 @@ TOY = ["grid.seeds=2", "grid.widths=8,16", "executor=serial", "grid.stop_at=0",
 
 def test_every_part_runs_end_to_end_at_toy_size(tmp_path) -> None:
     """All experiments, analyses, figures and claims on a few steps each (plumbing, not effects)."""
-    over = [*TOY, "grid.lstm=true", "grid.ablation_modes=tok_unembed"]
+    over = [*TOY, "grid.lstm=true", "grid.ablation_modes=tok_unembed", "grid.baseline_widths=all",
+            "grid.gap_widths=32"]
     result = execute("random-transformers", "tiny", overrides=over, out=tmp_path / "rt")
     m = result["metrics"]
     for key in ("parens.random.d16.acc", "parens.random.d16.acc.seed1", "needle.full.d8.acc",
@@ -242,14 +256,17 @@ def test_every_part_runs_end_to_end_at_toy_size(tmp_path) -> None:
                 "grammar.random_minus_full.d8.ci_lo", "grammar.random.width_gain.ci_hi",
                 "needle.random.d16.l2.pca10", "needle.random.d16.l2.gap_ci_lo",
                 "subspace.random.d16.min_gap_ci_lo", "needle.random.d16.l1.query_to_value_max",
-                "freeze.frozen_identical", "jobs.count"):
+                "freeze.frozen_identical", "jobs.count", "gap.d8.logit.seed1",
+                "gap.d32.attention_share"):
         assert key in m, key
     assert m["lm.corpus"] == "grammar" and m["lm.fallback"] == 0
     assert m["freeze.frozen_identical"] == 1 and m["freeze.trainable_exact"] == 1
     ids = {c["id"] for c in result["claims"]}
     assert {"parens-width", "modadd-width", "memorization", "imitation-kl", "ablations"} <= ids
     figs = {p.name for p in (tmp_path / "rt" / "figures").iterdir()}
-    assert {"accuracy.png", "needle_attention.png", "imitation_kl.png", "lm_width.png"} <= figs
+    assert {"accuracy.png", "needle_attention.png", "imitation_kl.png", "lm_width.png",
+            "logit_gap.png", "validation_curves.png"} <= figs
+    assert m["gap.d8.logit"] < m["gap.d16.logit"] < m["gap.d32.logit"]
     # every job's numbers were streamed to metrics.jsonl as it finished
     lines = (tmp_path / "rt" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == m["jobs.count"] and all('"job"' in line for line in lines)

@@ -1,8 +1,9 @@
 """One training job of the grid (task x mode x width x seed), as a module-level function.
 
 `run_job(job)` builds the task and the model, freezes it by `mode`, trains it with lmlab's
-trainer and returns plain numbers: test accuracy (validation accuracy beside it; only validation
-is read during training, for early stopping), parameter counts, the freeze invariants
+trainer and returns plain numbers: test accuracy (validation accuracy beside it, and the
+validation curve `val_curve` of (step, accuracy) at every evaluation; only validation is read
+during training, for early stopping), parameter counts, the freeze invariants
 (were the frozen tensors left bit-identical?), and for analysed jobs the subspace concentration
 per layer and the needle task's attention-head scores. Jobs carry their own seeds, so they give
 the same numbers in any executor.
@@ -157,8 +158,23 @@ def run_job(job: Job) -> dict[str, Any]:
         from lmlab.errors import LmlabError
 
         raise LmlabError(f"{job.task}: early stopping needs a validation set, which it lacks")
+    # The validation curve (step, val_acc) of every evaluation, for choosing step counts.
+    curve: list[tuple[int, float]] = []
+    at = [0]
+
+    def batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        at[0] = step
+        return task(step, gen)
+
+    def validate_logged(m: nn.Module) -> dict[str, float]:
+        assert validate is not None
+        out = validate(m)
+        curve.append((at[0], float(out["val_acc"])))
+        return out
+
     # Sequences of varied length (needle, parentheses) train without their padding.
-    metrics = Trainer(model, cfg, counting_steps(task, job.key), evaluate=validate,
+    metrics = Trainer(model, cfg, counting_steps(batches, job.key),
+                      evaluate=validate_logged if validate is not None else None,
                       loss_fn=bucketed_loss()).fit()
     model.cpu()
     final = task.evaluate(model)
@@ -175,8 +191,9 @@ def run_job(job: Job) -> dict[str, Any]:
         "frozen_identical": _frozen_identical(model, frozen0) if frozen0 else None,
         "majority_acc": majority_accuracy(task.test_batch()),
     }
-    if validate is not None:
-        result["val_acc"] = float(validate(model)["val_acc"])
+    if validate is not None:  # the trainer's last evaluation is of the final model
+        result["val_acc"] = curve[-1][1] if curve else float(validate(model)["val_acc"])
+        result["val_curve"] = curve
     if "test_loss" in final:
         result["test_loss"] = float(final["test_loss"])
     if hasattr(task, "window_losses"):  # language modelling: per held-out window, for intervals

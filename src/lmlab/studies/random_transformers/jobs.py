@@ -58,6 +58,7 @@ def grid_jobs(c: RandomTransformersConfig) -> list[Job]:
     g = c.grid
     wide, base = max(g.widths), g.baseline_seeds or g.seeds
     runs = [(m, w, s) for m in g.modes for w in g.widths
+            if m == "random" or g.baseline_widths == "all" or w == wide
             for s in range(g.seeds if m == "random" else base)]
     runs += [(m, wide, s) for m in g.ablation_modes for s in range(base)]
     runs += [("lstm", wide, s) for s in range(base)] if g.lstm else []

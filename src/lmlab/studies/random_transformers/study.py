@@ -34,6 +34,9 @@ Metric keys (dotted, `task.condition.size.metric`; medians over seeds unless the
 - `lm.corpus` (the corpus used), `lm.corpus_requested`, `lm.fallback`,
   `{corpus}.random_minus_full.d{width}.loss`, `{corpus}.random.width_gain.loss` (paired over
   test windows);
+- `gap.d{width}.logit`, `.logit.seedN`, `.attention_share`, `gap.positions`, `gap.task`: the
+  attainable attention logit gap of the frozen random models at the grid's widths and
+  `grid.gap_widths` (defined in `gaps.py`), with a figure (`logit_gap`);
 - `freeze.frozen_identical|trainable_exact|models_checked`, `jobs.count|wall_s|cpu_s`.
 """
 
@@ -57,6 +60,7 @@ from lmlab.studies.random_transformers.config import (
     RandomTransformersConfig,
 )
 from lmlab.studies.random_transformers.experiments import Job, run_job
+from lmlab.studies.random_transformers.gaps import gap_figure, measure_gaps
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.jobs import (
     grid_jobs,
@@ -92,12 +96,14 @@ def _run_any(job: Job | ImitationJob) -> dict[str, Any]:
 
 
 class RandomTransformersStudy(Study):
-    """Presets `tiny` (2-core CPU, about 15 minutes) and `paper` (the paper's grid, for GPUs)."""
+    """Presets `tiny` (2-core CPU, about 11 minutes) and `paper` (the paper's grid, for GPUs)."""
 
     id = "random-transformers"
     Config = RandomTransformersConfig
     presets = PRESETS
-    expected_s = {"tiny": 900}  # about 14 minutes before imitation grew to 3 seeds (estimate)
+    # ~1,290 CPU-s over 2 one-thread workers, longest job first: ~650 s of wall on a quiet 2-core
+    # machine (estimated from a per-job profile at 1 thread; config.py's notes)
+    expected_s = {"tiny": 660}
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields (tasks, modes, corpus), then sizes no job can use."""
@@ -117,7 +123,7 @@ class RandomTransformersStudy(Study):
                              f"grid.seeds), got {c.grid.baseline_seeds!r}")
         for name, value in (("grid.widths", c.grid.widths),
                             ("imitation.teacher_widths", c.imitation.teacher_widths),
-                            ("lm.widths", c.lm.widths)):
+                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths)):
             if (not value and name == "grid.widths") or (value and min(value) < 1):
                 raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
                                  f"got {value!r}")
@@ -143,7 +149,10 @@ class RandomTransformersStudy(Study):
                         job=type(jobs[i]).__name__)
 
             results = map_jobs(_run_any, jobs, c.executor, finished, run=run)
-        return summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        m = summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        m.update(measure_gaps(c))
+        gap_figure(m, run)
+        return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
         assert isinstance(config, RandomTransformersConfig)
@@ -162,14 +171,24 @@ def _job_name(i: int, res: dict[str, Any]) -> str:
 
 
 def _cost(job: Job | ImitationJob) -> float:
-    """A rough relative cost of a job (steps x tokens x width^2), for ordering and progress."""
+    """A job's expected CPU seconds at one thread: steps x tokens per step x a per-token cost
+    that grows with width^2 (6 + d^2/700 microseconds per token for 2 layers; fully trained
+    models x1.3), fitted to the per-step CPU time measured at `tiny` (within ~25% for every job
+    kind). It orders the jobs longest first, so that the pool's workers end together, and
+    weighs the progress display."""
+    def per_token(width: int, layers: int) -> float:
+        return (6.0 + width**2 / 700.0) * layers / 2 * 1e-6
+
     if isinstance(job, ImitationJob):
-        return job.steps * job.batch_size * job.seq_len * job.student_width**2 * 1.5
+        # a student of 3 layers plus the teacher's forward pass
+        return job.steps * job.batch_size * job.seq_len * per_token(job.student_width, job.n_layer) \
+            * (1.3 if job.mode == "full" else 1.0) * 1.2
     kw = dict(job.task_kw)
-    tokens = kw.get("batch_size", 1000) * {"modadd": 2, "memorize": 2}.get(
+    length = {"modadd": 2, "memorize": 2}.get(
         job.task, 2 * kw.get("n_keys", 0) + 3 * kw.get("n_digits", 0) + 2 * kw.get("n_pairs", 0)
         + kw.get("seq_len", 0) + 3)
-    return job.steps * tokens * job.width**2 * (1.5 if job.mode == "full" else 1.0)
+    return job.steps * kw.get("batch_size", 1000) * length * per_token(job.width, job.n_layer) \
+        * (1.3 if job.mode == "full" else 1.0)
 
 
 STUDY = RandomTransformersStudy()

@@ -223,6 +223,7 @@ def _figures(c: RandomTransformersConfig, results: list[dict[str, Any]], m: dict
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=7)
         run.save_figure(fig, "accuracy")
+    _curves_figure(c, results, run)
     ex = next((r["attn_example"] for r in results if "attn_example" in r), None)
     if ex is not None:
         pats = ex["patterns"]
@@ -259,6 +260,33 @@ def _figures(c: RandomTransformersConfig, results: list[dict[str, Any]], m: dict
         ax.set_ylabel(f"held-out loss on {corpus}, nats")
         ax.legend(fontsize=7)
         run.save_figure(fig, "lm_width")
+
+
+def _curves_figure(c: RandomTransformersConfig, results: list[dict[str, Any]], run: Any) -> None:
+    """Validation accuracy against step, one panel per task, every model of the widest width:
+    where the curves are flat, more steps buy nothing (how the preset's step counts are read)."""
+    wide = max(c.grid.widths)
+    tasks = [t for t in c.tasks if any(r.get("task") == t and r.get("val_curve") for r in results)]
+    if not tasks:
+        return
+    from lmlab.plotting import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3 * len(tasks), 2.8), squeeze=False)
+    colors = {"random": "tab:blue", "full": "tab:orange"}
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for r in results:
+            if r.get("task") == task and r.get("width") == wide and r.get("val_curve"):
+                steps, accs = zip(*r["val_curve"], strict=True)
+                ax.plot(steps, accs, color=colors.get(r["mode"], "gray"), lw=1,
+                        label=f"{r['mode']} s{r['replicate']}")
+        ax.set_title(f"{task}, d={wide}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1.02)
+    axes[0][0].set_ylabel("validation accuracy")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    run.save_figure(fig, "validation_curves")
 
 
 def group_results(results: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
