@@ -11,6 +11,7 @@ import pytest
 from lmlab.errors import LmlabError
 from lmlab.runner import execute
 from lmlab.studies.random_transformers.claims import checks, claims
+from lmlab.studies.random_transformers.config import ALGO_TASKS
 from lmlab.studies.random_transformers.experiments import Job
 from lmlab.studies.random_transformers.imitation import ImitationJob
 from lmlab.studies.random_transformers.jobs import lm_jobs, memorize_jobs
@@ -139,8 +140,16 @@ def _metrics(**over: float) -> dict[str, float]:
 
 
 def _by_id(**over: float) -> dict[str, Any]:
-    c = get_study("random-transformers").preset("tiny")
+    # tiny with modular addition put back (tiny leaves it out: it cannot leave 0 in the budget)
+    c = dataclasses.replace(get_study("random-transformers").preset("tiny"), tasks=ALGO_TASKS)
     return {cl.id: cl for cl in claims(c, _metrics(**over))}
+
+
+def test_tiny_says_modular_addition_is_not_run_rather_than_failing_it() -> None:
+    c = get_study("random-transformers").preset("tiny")
+    assert "modadd" not in c.tasks
+    claim = {cl.id: cl for cl in claims(c, _metrics())}["modadd-width"]
+    assert claim.holds is None and "not run in this preset" in claim.measured
 
 
 def test_claims_are_computed_from_the_metrics() -> None:
@@ -243,8 +252,8 @@ TOY = ["grid.seeds=2", "grid.widths=8,16", "executor=serial", "grid.stop_at=0",
 
 def test_every_part_runs_end_to_end_at_toy_size(tmp_path) -> None:
     """All experiments, analyses, figures and claims on a few steps each (plumbing, not effects)."""
-    over = [*TOY, "grid.lstm=true", "grid.ablation_modes=tok_unembed", "grid.baseline_widths=all",
-            "grid.gap_widths=32"]
+    over = [*TOY, "tasks=modadd,needle,decimal,parens", "grid.lstm=true",
+            "grid.ablation_modes=tok_unembed", "grid.baseline_widths=all", "grid.gap_widths=32"]
     result = execute("random-transformers", "tiny", overrides=over, out=tmp_path / "rt")
     m = result["metrics"]
     for key in ("parens.random.d16.acc", "parens.random.d16.acc.seed1", "needle.full.d8.acc",
@@ -291,7 +300,7 @@ def test_language_modelling_falls_back_to_the_grammar_when_tinystories_is_unreac
 
 def test_modadd_weight_decay_applies_to_modular_addition_only() -> None:
     c = apply_overrides(get_study("random-transformers").preset("tiny"),
-                        ["modadd.weight_decay=0.5", "grid.weight_decay=0.002"])
+                        ["tasks=modadd,needle", "modadd.weight_decay=0.5", "grid.weight_decay=0.002"])
     wd = {j.task: j.weight_decay for j in grid_jobs(c) if j.task in ("modadd", "needle")}
     assert wd == {"modadd": 0.5, "needle": 0.002}
     c = apply_overrides(c, ["modadd.weight_decay=none"])

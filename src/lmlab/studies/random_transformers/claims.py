@@ -56,15 +56,22 @@ def claims(c: RandomTransformersConfig, m: dict[str, Any]) -> list[Claim]:
     mw, mn = acc("modadd", "random", wide), acc("modadd", "random", narrow)
     d5 = get_metric(m, "modadd.random.width_gain_5x.diff")
     lo5, hi5 = _ci(m, "modadd.random.width_gain_5x")
-    out.append(Claim.check(
-        "modadd-width",
+    modadd_statement = (
         f"modular addition (p={c.modadd.p}): random d={wide} >= 0.90 (median over seeds) and "
         f">= 5x random d={narrow} (95% bootstrap interval of d={wide} - 5 x d={narrow} over "
-        "seeds above 0)",
-        "Table 1: random 1024 = 100%, random 16 = 1.3%",
-        None if mw is None or mn is None else f"{mw:.3f} vs {mn:.3f}; d{wide} - 5 x d{narrow} "
-        f"{_iv(d5, lo5, hi5)}",
-        None if mw is None or lo5 is None or narrow == wide else mw >= 0.90 and lo5 > 0))
+        "seeds above 0)")
+    if "modadd" not in c.tasks:
+        out.append(Claim.untestable(
+            "modadd-width", modadd_statement, "Table 1: random 1024 = 100%, random 16 = 1.3%",
+            "modular addition is not run in this preset (at tiny size its random models leave "
+            "0 on validation only after ~5,000 steps, beyond the 10-minute budget: see the "
+            "preset notes; add it with --set tasks=modadd,needle,decimal,parens)"))
+    else:
+        out.append(Claim.check(
+            "modadd-width", modadd_statement, "Table 1: random 1024 = 100%, random 16 = 1.3%",
+            None if mw is None or mn is None else f"{mw:.3f} vs {mn:.3f}; d{wide} - 5 x "
+            f"d{narrow} {_iv(d5, lo5, hi5)}",
+            None if mw is None or lo5 is None or narrow == wide else mw >= 0.90 and lo5 > 0))
     for task, thr, paper in (("needle", 0.90, "Table 1: 100% at width 1024"),
                              ("decimal", 0.80, "Table 1: 100% at width 1024")):
         a, f = acc(task, "random", wide), acc(task, "full", wide)
