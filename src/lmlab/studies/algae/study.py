@@ -57,7 +57,7 @@ class AlgaeStudy(Study):
     id = "algae"
     Config = AlgaeConfig
     presets = PRESETS
-    expected_s = {"tiny": 300}  # measured 283 CPU-s with the 0.5B proposer, one thread
+    expected_s = {"tiny": 300}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (295 CPU-s)
 
     def validate(self, config: AlgaeConfig) -> None:  # type: ignore[override]
         validate_literals(config)

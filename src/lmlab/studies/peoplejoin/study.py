@@ -29,7 +29,7 @@ class PeopleJoinStudy(Study):
     id = "peoplejoin"
     Config = PeopleJoinConfig
     presets = PRESETS
-    expected_s = {"tiny": 280}  # measured 258 CPU-s over 2 one-thread workers, 4:38 wall at load 5
+    expected_s = {"tiny": 115}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (207 CPU-s)
 
     def __init__(self) -> None:
         from lmlab.studies.peoplejoin.cli import app
