@@ -76,15 +76,19 @@ def _aa_generalizes(metrics: dict[str, Any]) -> Claim:
     return Claim.check(cid, stmt, rule, f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]", lo > 0)
 
 
+def _no_paa_cutoff(metrics: dict[str, Any]) -> str:
+    """Why no PAA model's parity past its cutoff was measured."""
+    return ("no converged PAA model" if not _n(metrics, "mechanism.all.n_PAA")
+            else "no PAA model with a cutoff inside the evaluated lengths")
+
+
 def _paa_keeps_parity(metrics: dict[str, Any]) -> Claim:
     cid = "paa-keeps-parity"
     stmt = "past its cutoff every PAA model still predicts the right parity"
     rule = f"parity accuracy past the cutoff >= {CUTOFF} for every converged PAA model"
     worst = get_metric(metrics, "parity_past_cutoff.PAA.min")
     if worst is None:
-        why = ("no converged PAA model" if not _n(metrics, "mechanism.all.n_PAA")
-               else "no PAA model with a cutoff inside the evaluated lengths")
-        return Claim.untestable(cid, stmt, rule, why)
+        return Claim.untestable(cid, stmt, rule, _no_paa_cutoff(metrics))
     mean = get_metric(metrics, "parity_past_cutoff.PAA.mean")
     return Claim.check(cid, stmt, rule, f"min {worst:.4f} (mean {mean:.4f})", worst >= CUTOFF)
 
@@ -96,9 +100,7 @@ def _paa_parity_above_chance(metrics: dict[str, Any]) -> Claim:
             f"its parity accuracy past its state cutoff lies above chance, {CHANCE_PARITY}")
     lo = get_metric(metrics, "parity_past_cutoff.PAA.ci_lo_min")
     if lo is None:
-        why = ("no converged PAA model" if not _n(metrics, "mechanism.all.n_PAA")
-               else "no PAA model with a cutoff inside the evaluated lengths")
-        return Claim.untestable(cid, stmt, rule, why)
+        return Claim.untestable(cid, stmt, rule, _no_paa_cutoff(metrics))
     n = _n(metrics, "parity_past_cutoff.PAA.n")
     mean = get_metric(metrics, "parity_past_cutoff.PAA.mean")
     worst = get_metric(metrics, "parity_past_cutoff.PAA.min")
