@@ -18,6 +18,7 @@ def _square(x: int) -> dict[str, int]:
 
 def test_piped_output_is_one_line_per_job(capsys, monkeypatch) -> None:
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    monkeypatch.setattr("lmlab.progress.LINE_GAP_S", 0.0)
     seen = []
     out = map_jobs(_square, [1, 2, 3], "serial", lambda i, r: seen.append(i), progress="toy: jobs")
     assert [r["value"] for r in out] == [1, 4, 9] and seen == [0, 1, 2]
@@ -25,6 +26,16 @@ def test_piped_output_is_one_line_per_job(capsys, monkeypatch) -> None:
     assert len(lines) == 3
     assert re.fullmatch(r"toy: jobs \[1/3 jobs\] x=1 \(elapsed \d+:\d\d, eta \d+:\d\d\)", lines[0])
     assert lines[2].startswith("toy: jobs [3/3 jobs] x=3") and "eta 0:00" in lines[2]
+
+
+def test_quick_jobs_piped_print_the_first_the_last_and_one_line_per_gap(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LMLAB_PROGRESS", "lines")
+    monkeypatch.setattr("lmlab.progress.LINE_GAP_S", 60.0)
+    map_jobs(_square, list(range(200)), "serial", progress="toy: many")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines  # 200 jobs in well under a minute: the first and the last
+    assert lines[0].startswith("toy: many [1/200 jobs]")
+    assert lines[1].startswith("toy: many [200/200 jobs]")
 
 
 def test_a_terminal_gets_a_bar_and_off_is_silent(capsys, monkeypatch) -> None:

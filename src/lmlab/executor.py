@@ -229,7 +229,8 @@ def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor 
              describe: Callable[[int, Any], str] | None = None, run: Any = None) -> list[R]:
     """get_executor(executor).map(fn, items, on_result), with two extras:
 
-    - `progress` (a label): a bar with ETA on a terminal, one line per finished job when piped
+    - `progress` (a label): a bar with ETA on a terminal, a line per finished job when piped (at
+      most one every `lmlab.progress.LINE_GAP_S` seconds, the first and the last always)
       (`lmlab.progress.job_progress`; `describe(i, result)` names a finished job);
     - `run` (a `lmlab.runs.Run`): each finished job's result is kept in the run folder
       (`jobs/<fn>/<hash of the job spec>.pkl`), and a resumed run (`run.resume`) takes the kept
@@ -254,6 +255,8 @@ def map_jobs(fn: Callable[[T], R], items: Sequence[T], executor: str | Executor 
         for i in sorted(done):  # kept results count as finished, in order, before the rest
             if then is not None:
                 then(i, done[i])
+        if done and hasattr(then, "flush"):
+            then.flush()  # a resumed run's log shows how many jobs were kept, in one line
         ex.map(fn, [items[i] for i in todo], lambda k, r: finished(k, r, then))
         return [done[i] for i in range(len(items))]
 

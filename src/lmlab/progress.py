@@ -2,7 +2,8 @@
 
 On a terminal (stderr is a TTY) a rich progress bar shows the jobs done of the total, the last
 job finished, the elapsed time and an ETA; piped (a log file, CI) it prints one line per finished
-job instead. `LMLAB_PROGRESS=bar|lines|off` forces one of the three.
+job instead, at most one every `LINE_GAP_S` seconds besides the first and the last (so hundreds of
+quick jobs do not flood a log). `LMLAB_PROGRESS=bar|lines|off` forces one of the three.
 
 A loop of jobs through an executor::
 
@@ -121,6 +122,8 @@ class _Study:
 
 _STUDY: _Study | None = None
 
+LINE_GAP_S = 5.0  # piped: the least time between two lines of one tracker (first and last always)
+
 
 class _Tracker:
     """Counts finished units and renders them (a rich bar, or one line each)."""
@@ -129,6 +132,9 @@ class _Tracker:
         self.label, self.total, self.unit, self.how = label, max(0, total), unit, how
         self.done = 0
         self.t0 = time.perf_counter()
+        self._said: float | None = None  # when the last piped line was printed
+        self.gap: float | None = None  # least seconds between piped lines (None: LINE_GAP_S)
+        self._pending: str | None = None  # the last line held back
         self._bar: Any = None
         self._own_bar = False
         self._task: Any = None
@@ -165,11 +171,26 @@ class _Tracker:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, last=last, count=self._count())
         elif self.how == "lines":
-            eta = self.eta()
-            line = (f"{self.label} [{self.done}/{self.total} {self.unit}] {last}".rstrip()
-                    + f" (elapsed {clock(time.perf_counter() - self.t0)}"
-                    + (f", eta {clock(eta)})" if eta is not None else ")"))
-            print(line, file=sys.stderr, flush=True)
+            now = time.perf_counter()
+            last_unit = bool(self.total) and self.done >= self.total
+            gap = LINE_GAP_S if self.gap is None else self.gap
+            if self._said is not None and not last_unit and now - self._said < gap:
+                self._pending = last
+                return
+            self._say(last, now)
+
+    def flush(self) -> None:
+        """Print the line an update held back (piped), so the count shown is the current one."""
+        if self._pending is not None:
+            self._say(self._pending, time.perf_counter())
+
+    def _say(self, last: str, now: float) -> None:
+        self._said, self._pending = now, None
+        eta = self.eta()
+        line = (f"{self.label} [{self.done}/{self.total} {self.unit}] {last}".rstrip()
+                + f" (elapsed {clock(now - self.t0)}"
+                + (f", eta {clock(eta)})" if eta is not None else ")"))
+        print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None and self._own_bar:
@@ -201,6 +222,7 @@ def job_progress(label: str, total: int, then: OnResult | None = None,
         if then is not None:
             then(i, result)
 
+    on_result.flush = tracker.flush  # type: ignore[attr-defined]  # map_jobs: after kept jobs
     try:
         yield on_result
     finally:
@@ -280,6 +302,7 @@ def polled_progress(label: str, total: float, read: Callable[[set[int]], float],
     lock = threading.Lock()
     stop = threading.Event()
     tracker = _Tracker(label, total, unit, how)
+    tracker.gap = 0.0  # the poller paces its own lines; each finished job gets one
 
     def poll() -> None:
         started = False
