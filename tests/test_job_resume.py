@@ -80,6 +80,28 @@ def test_kept_results_are_used_only_when_resuming(tmp_path: Path) -> None:
     assert out == [-1, -1, -1, 8] and sorted(seen) == [0, 1, 2, 3]
 
 
+def _scaled(x: int, log_dir: str) -> int:
+    return 3 * x
+
+
+def test_arguments_bound_with_partial_stay_out_of_the_key(tmp_path: Path) -> None:
+    """A job's plumbing (a log folder inside the run) bound with functools.partial: a run folder
+    moved elsewhere still resumes from its kept results."""
+    import functools
+    import shutil
+
+    first = tmp_path / "a" / "run"
+    assert map_jobs(functools.partial(_scaled, log_dir=str(first / "logs")), [1, 2],
+                    run=Run(first)) == [3, 6]
+    moved = tmp_path / "b" / "run"
+    shutil.move(str(first), str(moved))
+    for f in moved.rglob("*.pkl"):
+        f.write_bytes(__import__("pickle").dumps(-1))  # a resumed run must read these
+    out = map_jobs(functools.partial(_scaled, log_dir=str(moved / "logs")), [1, 2],
+                   run=Run(moved, resume=True))
+    assert out == [-1, -1]
+
+
 def test_study_runs_harness_on_the_toy_study(tmp_path: Path) -> None:
     """The harness the per-study tests use (tests/study_runs.py) kills, resumes and compares."""
     from tests.study_runs import assert_kill_resume_matches

@@ -16,6 +16,7 @@ otherwise a local Ray runtime is started for the duration of the map.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import multiprocessing as mp
 import os
@@ -272,7 +273,10 @@ class JobCache:
     """Finished jobs' results in a run folder, keyed by a hash of the job spec (pickled)."""
 
     def __init__(self, run: Any, fn: Callable[..., Any]):
-        self.dir = Path(run.path) / JOBS_DIR / f"{fn.__module__}.{fn.__qualname__}"
+        # a functools.partial is named for its function: arguments bound there (a log folder)
+        # are the run's plumbing, not the job, and stay out of the key
+        base = fn.func if isinstance(fn, functools.partial) else fn
+        self.dir = Path(run.path) / JOBS_DIR / f"{base.__module__}.{base.__qualname__}"
         self.resume = bool(getattr(run, "resume", False))
 
     @staticmethod

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,11 +191,6 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
     }
 
 
-def _job(item: tuple[ModelJob, str | None]) -> dict[str, Any]:
-    """The executor's job: (model job, log folder) -> train_and_analyze's result."""
-    return train_and_analyze(*item)
-
-
 def _last_step(path: Path) -> int:
     """The last step logged in a metrics.jsonl (0 when there is none yet); reads the tail only."""
     import json
@@ -338,8 +334,9 @@ class StateTrackingStudy(Study):
         jobs = config.jobs()
         log_dir = Path(run.path) / TRAIN_DIR
         with _training_progress(jobs, log_dir) as on_result:
-            results = map_jobs(_job, [(j, str(log_dir)) for j in jobs], config.executor,
-                               on_result, run=run)
+            # the log folder is bound, not part of the job: a moved run folder still resumes
+            results = map_jobs(partial(train_and_analyze, log_dir=str(log_dir)), jobs,
+                               config.executor, on_result, run=run)
         for r in results:
             tag = f"{r['condition']}.seed{r['index']}"
             # the arrays behind the figures, so a later analysis can re-classify without training
