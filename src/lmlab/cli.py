@@ -154,6 +154,7 @@ def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None
     import time
 
     from lmlab.progress import clock
+    from lmlab.report import pretrained_base
 
     t0, started = time.perf_counter(), {}
     total = {"hold": 0, "claims": 0, "checks_ok": 0, "checks": 0, "done": 0}
@@ -187,6 +188,9 @@ def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None
                 line = f"{cpu:.0f} CPU-s; " + line
             if result.get("reused_from"):
                 line += f" (reused from {result['reused_from']})"
+            base = pretrained_base(result)
+            if base:
+                line += f"; pre-trained base {base}"
         err_console.print(
             f"[bold][{total['done']}/{len(ids)}][/] {sid} done in {took:.0f} s: {line}; so far "
             f"{total['hold']} of {total['claims']} claims hold, {total['checks_ok']} of "
