@@ -18,9 +18,15 @@ def test_bench_train_reports_positive_numbers():
         "mfu_hf",
         "peak_flops",
         "flops_per_token",
+        "lmlab_cpu_s_per_step",
+        "hf_cpu_s_per_step",
+        "ratio_cpu",
     ]:
         assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0
     assert math.isclose(result["ratio"], result["lmlab_tokens_per_s"] / result["hf_tokens_per_s"])
+    assert math.isclose(result["ratio_cpu"],
+                        result["hf_cpu_s_per_step"] / result["lmlab_cpu_s_per_step"])
+    assert "compiled_vs_eager" not in result  # opt-in: compiling costs a minute or more
     assert result["lmlab_params"] == result["hf_params"]  # same shape, same parameter count
     # Random tokens: both start near ln(vocab) and train on the same batch.
     for key in ["lmlab_final_loss", "hf_final_loss"]:
