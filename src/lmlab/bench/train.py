@@ -144,7 +144,7 @@ def _cpu_with_children() -> float:
 
 
 def compiled_vs_eager(reps: int = 3, steps: int = 4, mode: str = "default",
-                      device: str = "cpu") -> dict:
+                      device: str = "cpu", shape: dict[str, Any] | None = None) -> dict:
     """lmlab's GPT at the bench shape, eager against `torch.compile(model, mode=mode)`.
 
     Two copies of the same initial model take the same fresh batches in turns, as in
@@ -155,12 +155,13 @@ def compiled_vs_eager(reps: int = 3, steps: int = 4, mode: str = "default",
     compile CPU / (eager - compiled CPU per step): how long a job must train before compiling
     pays (None when a compiled step is not cheaper). Inductor keeps what it compiled on disk
     (`TORCHINDUCTOR_CACHE_DIR`), so a second process compiles the same graph for less; an empty
-    folder there measures the cold compile a first run pays.
+    folder there measures the cold compile a first run pays. `shape` overrides entries of
+    `BENCH_SHAPE`.
     """
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
-    shape = dict(BENCH_SHAPE)
+    shape = {**BENCH_SHAPE, **(shape or {})}
     B, T, V = shape["batch_size"], shape["seq_len"], shape["vocab_size"]
     torch.manual_seed(1)
     batches = torch.randint(0, V, (2 + reps * steps, B, T + 1)).to(device)
@@ -171,6 +172,7 @@ def compiled_vs_eager(reps: int = 3, steps: int = 4, mode: str = "default",
     before = inductor_config.compile_threads
     inductor_config.compile_threads = 1
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     try:
         fn = {"eager": models["eager"],
               "compiled": torch.compile(models["compiled"],
@@ -218,7 +220,7 @@ def compiled_vs_eager(reps: int = 3, steps: int = 4, mode: str = "default",
         "graphs": graphs,
         "eager_final_loss": loss["eager"],
         "compiled_final_loss": loss["compiled"],
-        "config": {"reps": reps, "steps": steps, "device": device,
+        "config": {**shape, "reps": reps, "steps": steps, "device": device,
                    "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR")},
     }
 

@@ -34,8 +34,11 @@ def test_a_second_job_reuses_the_base_and_a_damaged_one_is_trained_again(
     job = PretrainJob(SETUP, 5, str(tmp_path / "a.safetensors"), cache=True)
     first = run_pretrain(job)
     assert first["source"] == "trained" and BASES.path(pretrain_key(job)).is_file()
+    capsys.readouterr()
     again = run_pretrain(replace(job, path=str(tmp_path / "b.safetensors")))
     assert again["source"] == "cache" and not again["cached"]
+    assert f"intruders: reusing a pre-trained base from {BASES.path(pretrain_key(job))}" \
+        in capsys.readouterr().err
     assert again["heldout_loss"] == first["heldout_loss"] == off["heldout_loss"]
     a, _ = load_tensors(tmp_path / "a.safetensors")
     b, _ = load_tensors(tmp_path / "b.safetensors")

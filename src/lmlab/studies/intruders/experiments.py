@@ -242,6 +242,8 @@ def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
     elif hit is not None:
         model.load_state_dict(hit[0])
         steps, source = p.steps, "cache"
+        BASES.say(f"reusing a pre-trained base from {BASES.path(key)} (cache_base=false "
+                  "pre-trains anew)")
         save_tensors(path, hit[0], {"steps": steps, "seed": job.seed, "source": source})
     else:
         def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
