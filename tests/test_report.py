@@ -177,6 +177,7 @@ def test_summarize_counts(runs: Path) -> None:
         "checks_failing": 1,
         "checks_untestable": 0,
         "reused_from": None,
+        "pretrained_base": None,
     }
     assert studies["scaling-laws"]["claims_holding"] == 1
     assert studies["scaling-laws"]["claims_untestable"] == 1
@@ -195,6 +196,7 @@ def test_summarize_counts(runs: Path) -> None:
         "checks_failing": 0,
         "checks_untestable": 0,
         "reused_from": None,
+        "pretrained_base": None,
     }
     assert summary["totals"] == {
         "studies": 4,
@@ -230,6 +232,24 @@ def test_several_runs_of_one_study(runs: Path) -> None:
     text = write_report(runs).read_text(encoding="utf-8")
     assert 'id="study-scaling-laws-a-scaling"' in text
     assert 'id="study-scaling-laws-a-scaling-again"' in text
+
+
+def test_the_report_says_where_each_pretrained_base_came_from(tmp_path: Path) -> None:
+    """`pretrain.source` in a study's metrics: in summary.json as is, on the page in words."""
+    for folder, study, source in (("t", "ttt-arc", "cache"), ("i", "intruders", "cache 2 of 3"),
+                                  ("s", "scaling-laws", None)):
+        metrics = {"loss": 1.0} if source is None else {"pretrain.source": source}
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "result.json").write_text(
+            json.dumps(_result(study, [], metrics, 1.0)), encoding="utf-8")
+    studies = summarize(load_results(tmp_path))["studies"]
+    assert studies["ttt-arc"]["pretrained_base"] == "cache"
+    assert studies["intruders"]["pretrained_base"] == "cache 2 of 3"
+    assert studies["scaling-laws"]["pretrained_base"] is None
+    text = write_report(tmp_path).read_text(encoding="utf-8")
+    assert text.count("pre-trained base: reused from cache") == 2  # the overview, ttt and intruders
+    assert "reused from cache for 2 of 3" in text
+    assert "<dt>pre-trained base</dt><dd>reused from cache</dd>" in text
 
 
 # -- the page in a browser -----------------------------------------------------------------------

@@ -154,6 +154,7 @@ def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None
     import time
 
     from lmlab.progress import clock
+    from lmlab.report import pretrained_base
 
     t0, started = time.perf_counter(), {}
     total = {"hold": 0, "claims": 0, "checks_ok": 0, "checks": 0, "done": 0}
@@ -187,6 +188,9 @@ def _reproduce_progress(ids: list[str], expected: dict[str, float] | None = None
                 line = f"{cpu:.0f} CPU-s; " + line
             if result.get("reused_from"):
                 line += f" (reused from {result['reused_from']})"
+            base = pretrained_base(result)
+            if base:
+                line += f"; pre-trained base {base}"
         err_console.print(
             f"[bold][{total['done']}/{len(ids)}][/] {sid} done in {took:.0f} s: {line}; so far "
             f"{total['hold']} of {total['claims']} claims hold, {total['checks_ok']} of "
@@ -255,6 +259,7 @@ def bench(
     only: Annotated[str | None, typer.Option(help="bench reproduce: comma-separated study ids (default: all implemented).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="bench reproduce: key=value override for every study that has the key (repeatable).")] = None,
     preset: Annotated[str, typer.Option(help="bench reproduce: the preset each study runs.")] = "tiny",
+    compile_: Annotated[bool, typer.Option("--compile", help="bench train: also time torch.compile of lmlab's GPT against eager (compile seconds, CPU-s per step, break-even steps; a minute or more of compiling).")] = False,
 ) -> None:
     """Speed benchmarks, measured against a reference in the same run; `bench reproduce` profiles
     the studies themselves (wall and CPU seconds by phase)."""
@@ -271,6 +276,10 @@ def bench(
         if name != "reproduce":
             raise LmlabError("--only, --set and --preset belong to `lmlab bench reproduce`")
         kwargs.update(only=only, sets=list(set_ or []), preset=preset)
+    if compile_:
+        if name != "train":
+            raise LmlabError("--compile belongs to `lmlab bench train`")
+        kwargs["compile"] = True
     if model is not None:
         takes = [n for n in names if "model" in inspect.signature(found[n]).parameters
                  or n == "llm"]
@@ -292,9 +301,20 @@ def bench(
         table = Table(title=f"bench {n}")
         table.add_column("metric")
         table.add_column("value")
-        for k, v in res.items():
+        for k, v in _flat(res).items():
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         console.print(table)
+
+
+def _flat(res: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A benchmark's nested result as dotted rows (`compiled_vs_eager.compile_cpu_s`)."""
+    rows: dict[str, Any] = {}
+    for k, v in res.items():
+        if isinstance(v, dict) and k != "config":
+            rows.update(_flat(v, f"{prefix}{k}."))
+        else:
+            rows[prefix + k] = v
+    return rows
 
 
 def _phases_table(res: dict[str, Any]) -> Table:

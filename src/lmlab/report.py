@@ -10,7 +10,7 @@ A folder of runs is what `lmlab reproduce --out DIR` writes (one run folder per 
                          "wall_s": float | None, "cpu_s": float | None, "claims_total": n, "claims_holding": n,
                          "claims_failing": n, "claims_untestable": n, "checks_total": n,
                          "checks_passing": n, "checks_failing": n, "checks_untestable": n,
-                         "reused_from": str | None}},
+                         "reused_from": str | None, "pretrained_base": str | None}},
        "totals": {"studies": n, "ok": n, "failed": n, "claims_total": n, "claims_holding": n,
                   "claims_failing": n, "claims_untestable": n, "checks_total": n,
                   "checks_passing": n, "checks_failing": n, "checks_untestable": n,
@@ -19,7 +19,10 @@ A folder of runs is what `lmlab reproduce --out DIR` writes (one run folder per 
 
   KEY is the study id, or `study/run-folder` when the folder holds several runs of one study.
   `cpu_s` is the study's CPU seconds, its worker processes included. A failed study has
-  `wall_s: null` and zero claims (it produced none). Claims are the papers'
+  `wall_s: null` and zero claims (it produced none). `pretrained_base` is where a study's
+  pre-trained base came from (its `pretrain.source` metric: "trained", "cache" when a base from
+  an earlier run was reused from lmlab's cache folder, "cache 2 of 3" for bases per seed,
+  "given"), null for a study without one; the page says it in words. Claims are the papers'
   findings; checks are invariants and preconditions of lmlab's own code: they are counted apart,
   and "N of M claims hold" counts claims only.
 - `report.html` (`write_report`): one self-contained page. Styles are inline, figures are base64
@@ -222,6 +225,7 @@ def _study_summary(entry: _Entry) -> dict[str, Any]:
         "checks_failing": sum(v is False for v in checks),
         "checks_untestable": sum(v is None for v in checks),
         "reused_from": res.get("reused_from"),
+        "pretrained_base": _base_source(res),
     }
 
 
@@ -237,6 +241,25 @@ def _totals(studies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "wall_s": round(sum(r["wall_s"] or 0.0 for r in rows), 3),
         "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in rows), 3),
     }
+
+
+def _base_source(result: Mapping[str, Any]) -> str | None:
+    """The study's `pretrain.source` metric (None when it has no pre-trained base)."""
+    source = (result.get("metrics") or {}).get("pretrain.source")
+    return source if isinstance(source, str) else None
+
+
+def pretrained_base(result: Mapping[str, Any]) -> str | None:
+    """Where the study's pre-trained base came from, in words ("reused from cache", "trained in
+    this run", "reused from cache for 2 of 3"); None when the study has none."""
+    source = _base_source(result)
+    if source is None:
+        return None
+    words = {"cache": "reused from cache", "trained": "trained in this run",
+             "given": "given (pretrained=FILE)"}
+    if source in words:
+        return words[source]
+    return re.sub(r"^cache (\d+ of \d+)$", r"reused from cache for \1", source)
 
 
 def _wall_s(result: Mapping[str, Any]) -> float | None:
@@ -530,6 +553,9 @@ def _summary_row(entry: _Entry) -> str:
         ]
         if s["reused_from"]:
             status += f' <span class="cite">reused from {_e(s["reused_from"])}</span>'
+        if s["pretrained_base"]:
+            status += (f'<br><span class="cite">pre-trained base: '
+                       f'{_e(pretrained_base(entry.result or {}))}</span>')
     else:
         status = '<span class="status failed">✗ failed</span>'
         counts = ["—", "—", "—", "—"]
@@ -581,6 +607,8 @@ def _result_body(res: Mapping[str, Any], run_dir: Path) -> str:
     }
     if res.get("reused_from"):
         facts["reused from"] = res["reused_from"]
+    if pretrained_base(res):
+        facts["pre-trained base"] = pretrained_base(res)
     facts_html = "".join(
         f"<div><dt>{_e(k)}</dt><dd>{_e(_fmt(v))}</dd></div>" for k, v in facts.items()
     )
@@ -798,6 +826,7 @@ __all__ = [
     "claims_table",
     "load_results",
     "metric_groups",
+    "pretrained_base",
     "print_claims",
     "render_html",
     "summarize",

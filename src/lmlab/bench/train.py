@@ -19,6 +19,7 @@ training step with the best this machine does on one large matmul.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from torch import Tensor, nn
 from lmlab.errors import require
 from lmlab.nn.gpt import GPT, GPTConfig
 
-__all__ = ["BENCH_SHAPE", "bench_train", "matmul_peak_flops", "model_flops_per_token"]
+__all__ = ["BENCH_SHAPE", "bench_train", "compiled_vs_eager", "matmul_peak_flops",
+           "model_flops_per_token"]
 
 BENCH_SHAPE: dict[str, Any] = {
     "d_model": 128,
@@ -133,15 +135,107 @@ def _step_fn(model: nn.Module, kind: str, shape: dict[str, Any]) -> Callable[[Te
     return step
 
 
-def bench_train(reps: int = 5, steps: int = 10, device: str = "cpu", warmup: int = 3) -> dict:
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and of its reaped children (inductor's C++ compiler)."""
+    import resource
+
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
+
+
+def compiled_vs_eager(reps: int = 3, steps: int = 4, mode: str = "default",
+                      device: str = "cpu", shape: dict[str, Any] | None = None) -> dict:
+    """lmlab's GPT at the bench shape, eager against `torch.compile(model, mode=mode)`.
+
+    Two copies of the same initial model take the same fresh batches in turns, as in
+    `bench_train`. The compiled copy's first step compiles (dynamo's trace, inductor's code
+    generation and its C++ compiler, in this process: `compile_threads=1`, so the compiler's
+    CPU is counted); `compile_cpu_s` is that step less an eager step. Steady state: the median
+    over `reps` repetitions of the CPU seconds per step of `steps` steps. `break_even_steps` =
+    compile CPU / (eager - compiled CPU per step): how long a job must train before compiling
+    pays (None when a compiled step is not cheaper). Inductor keeps what it compiled on disk
+    (`TORCHINDUCTOR_CACHE_DIR`), so a second process compiles the same graph for less; an empty
+    folder there measures the cold compile a first run pays. `shape` overrides entries of
+    `BENCH_SHAPE`.
+    """
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+
+    shape = {**BENCH_SHAPE, **(shape or {})}
+    B, T, V = shape["batch_size"], shape["seq_len"], shape["vocab_size"]
+    torch.manual_seed(1)
+    batches = torch.randint(0, V, (2 + reps * steps, B, T + 1)).to(device)
+    models = {}
+    for kind in ("eager", "compiled"):
+        torch.manual_seed(0)
+        models[kind] = _lmlab_model(shape).to(device).train()
+    before = inductor_config.compile_threads
+    inductor_config.compile_threads = 1
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        fn = {"eager": models["eager"],
+              "compiled": torch.compile(models["compiled"],
+                                        **({} if mode == "default" else {"mode": mode}))}
+        step = {k: _step_fn(m, "lmlab", shape) for k, m in fn.items()}
+        first: dict[str, tuple[float, float]] = {}
+        for kind in ("eager", "compiled"):
+            _sync(device)
+            t0, c0 = time.perf_counter(), _cpu_with_children()
+            step[kind](batches[0])
+            _sync(device)
+            first[kind] = (time.perf_counter() - t0, _cpu_with_children() - c0)
+        step["eager"](batches[1])  # the eager model's second step, as warm as the compiled one's
+        step["compiled"](batches[1])
+        cpu = {"eager": [0.0] * reps, "compiled": [0.0] * reps}
+        wall = {"eager": [0.0] * reps, "compiled": [0.0] * reps}
+        loss: dict[str, float] = {}
+        for r in range(reps):
+            for s in range(steps):
+                i = 2 + r * steps + s
+                for kind in (("eager", "compiled") if i % 2 == 0 else ("compiled", "eager")):
+                    _sync(device)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    loss[kind] = step[kind](batches[i])
+                    _sync(device)
+                    wall[kind][r] += time.perf_counter() - t0
+                    cpu[kind][r] += time.process_time() - c0
+        graphs = int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    finally:
+        inductor_config.compile_threads = before
+    per = {k: statistics.median(c / steps for c in v) for k, v in cpu.items()}
+    compile_cpu = first["compiled"][1] - per["eager"]
+    gain = per["eager"] - per["compiled"]
+    return {
+        "mode": mode,
+        "compile_wall_s": first["compiled"][0] - statistics.median(w / steps
+                                                                    for w in wall["eager"]),
+        "compile_cpu_s": compile_cpu,
+        "eager_cpu_s_per_step": per["eager"],
+        "compiled_cpu_s_per_step": per["compiled"],
+        "eager_wall_s_per_step": statistics.median(w / steps for w in wall["eager"]),
+        "compiled_wall_s_per_step": statistics.median(w / steps for w in wall["compiled"]),
+        "speedup_cpu": per["eager"] / per["compiled"],
+        "break_even_steps": compile_cpu / gain if gain > 0 else None,
+        "graphs": graphs,
+        "eager_final_loss": loss["eager"],
+        "compiled_final_loss": loss["compiled"],
+        "config": {**shape, "reps": reps, "steps": steps, "device": device,
+                   "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR")},
+    }
+
+
+def bench_train(reps: int = 5, steps: int = 10, device: str = "cpu", warmup: int = 3,
+                compile: bool = False) -> dict:
     """Tokens/s of training steps for lmlab's GPT and HF GPT-2 (same shape), and their MFU.
 
     In each repetition the two models take `steps` steps in turns (one step each, alternating
     which goes first), so a burst of load from elsewhere slows both alike; both see the same
     fresh batch at each step. Tokens/s and the matmul peak are medians over repetitions.
-    Returns lmlab_tokens_per_s, hf_tokens_per_s, ratio (lmlab / hf), mfu_lmlab, mfu_hf,
+    Returns lmlab_tokens_per_s, hf_tokens_per_s, ratio (lmlab / hf), the CPU seconds per step
+    of each and their ratio (`ratio_cpu`, hf / lmlab: above 1 when lmlab's is cheaper), mfu_lmlab, mfu_hf,
     peak_flops, flops_per_token, the final losses and parameter counts of both, config, torch,
-    threads.
+    threads; with `compile`, also `compiled_vs_eager` (see that function).
     """
     if reps < 1 or steps < 1 or warmup < 0:
         raise ValueError(f"need reps >= 1, steps >= 1, warmup >= 0; got {reps}, {steps}, {warmup}")
@@ -158,6 +252,7 @@ def bench_train(reps: int = 5, steps: int = 10, device: str = "cpu", warmup: int
             fn(batches[i])
 
     elapsed = {"lmlab": [0.0] * reps, "hf": [0.0] * reps}
+    cpu = {"lmlab": [0.0] * reps, "hf": [0.0] * reps}
     peaks: list[float] = []
     last_loss: dict[str, float] = {}
     for r in range(reps):
@@ -166,21 +261,29 @@ def bench_train(reps: int = 5, steps: int = 10, device: str = "cpu", warmup: int
             order = ("lmlab", "hf") if (r * steps + s) % 2 == 0 else ("hf", "lmlab")
             for kind in order:
                 _sync(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 last_loss[kind] = step[kind](batch)
                 _sync(device)
                 elapsed[kind][r] += time.perf_counter() - t0
+                cpu[kind][r] += time.process_time() - c0
         peaks.append(matmul_peak_flops(reps=5, device=device))
 
     tokens = B * T * steps
     lm = statistics.median(tokens / t for t in elapsed["lmlab"])
     hf = statistics.median(tokens / t for t in elapsed["hf"])
+    lm_cpu = statistics.median(c / steps for c in cpu["lmlab"])
+    hf_cpu = statistics.median(c / steps for c in cpu["hf"])
     peak = statistics.median(peaks)
     fpt = model_flops_per_token(shape["d_model"], shape["n_layer"], V, T)
     return {
         "lmlab_tokens_per_s": lm,
         "hf_tokens_per_s": hf,
         "ratio": lm / hf,
+        # CPU seconds per step (this process, all its threads): on a loaded machine, where wall
+        # time also counts the waits for a core, the steadier measure of the same ratio
+        "lmlab_cpu_s_per_step": lm_cpu,
+        "hf_cpu_s_per_step": hf_cpu,
+        "ratio_cpu": hf_cpu / lm_cpu,
         "mfu_lmlab": lm * fpt / peak,
         "mfu_hf": hf * fpt / peak,
         "peak_flops": peak,
@@ -193,4 +296,5 @@ def bench_train(reps: int = 5, steps: int = 10, device: str = "cpu", warmup: int
         "config": {**shape, "reps": reps, "steps": steps, "warmup": warmup, "device": device},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        **({"compiled_vs_eager": compiled_vs_eager(device=device)} if compile else {}),
     }

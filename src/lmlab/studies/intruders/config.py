@@ -157,6 +157,9 @@ class IntruderConfig(StudyConfig):
     experiment: Literal["tiny", "smol", "paper"] = "tiny"
     executor: ExecutorName = "process"
     workers: int = 2  # process-pool size
+    # keep each seed's pre-trained base in lmlab's cache folder and reuse it in a later run of
+    # the same recipe (`pretrain.source` = "cache"); false neither reads nor writes it
+    cache_base: bool = True
     seeds: int = 3
     task: Task = "topic_first"
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 64)

@@ -4,7 +4,10 @@ Two kinds of job, both module-level functions of frozen dataclasses so that any 
 (serial, process pool, Ray) can run them, and both seeded by the job alone:
 
 - `run_pretrain(PretrainJob)`: trains the GPT on the synthetic language once per seed and saves
-  it (safetensors) in the run folder; a second call finds the file and only reads it.
+  it (safetensors) in the run folder; a second call finds the file and only reads it. With
+  `PretrainJob.cache`, a base made by the same recipe before (another run, same machine) comes
+  from lmlab's cache folder instead (`BASES`, `lmlab.nn.basecache`), and a freshly trained one
+  goes there.
 - `run_finetune(FinetuneJob)`: loads that model and adapts it to one task or to several tasks in
   sequence (continual learning), with full fine-tuning (every targeted weight matrix trains) or
   a PEFT LoRA adapter (`LoraConfig(r, lora_alpha, target_modules, use_rslora)`) that is merged
@@ -35,6 +38,7 @@ from torch import nn
 from lmlab.errors import LmlabError
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.basecache import BaseCache, tensor_shapes
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import derive, numpy_rng
 from lmlab.studies.intruders.config import Detect, Finetune, GPTShape, Pretrain
@@ -49,6 +53,7 @@ from lmlab.studies.intruders.data import (
 )
 
 __all__ = [
+    "BASES",
     "EPS_SWEEP",
     "SCHEMES",
     "TARGET_MODULES",
@@ -61,6 +66,7 @@ __all__ = [
     "lora_lr",
     "lora_scaling",
     "parse_method",
+    "pretrain_key",
     "run_finetune",
     "run_pretrain",
 ]
@@ -68,6 +74,11 @@ __all__ = [
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 SCHEMES = ("alpha2r", "fixed", "rslora")
 EPS_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)  # thresholds reported besides the detector's eps
+# The cache of pre-trained bases, and the modules whose source decides their weights (this one
+# holds the fine-tuning too: editing it retrains the bases once, the safe side).
+BASES = BaseCache("intruders", ("lmlab.studies.intruders.data",
+                                "lmlab.studies.intruders.experiments", "lmlab.nn.gpt",
+                                "lmlab.nn.train", "lmlab.seeding"))
 
 
 # -- LoRA alpha schemes -------------------------------------------------------------------------
@@ -158,6 +169,7 @@ class PretrainJob:
     setup: Setup
     seed: int
     path: str  # where the pre-trained weights go (safetensors)
+    cache: bool = False  # read and write lmlab's cache of bases (the config's `cache_base`)
 
 
 @dataclass(frozen=True)
@@ -190,11 +202,26 @@ def target_names(model: nn.Module) -> list[str]:
             if n.endswith(".weight") and n.split(".")[-2] in TARGET_MODULES]
 
 
-def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
-    """Pre-train on the synthetic language (or read the cached weights); returns its metrics.
+def pretrain_key(job: PretrainJob) -> str:
+    """The cache key of the base `job` pre-trains: the model's shape, the pre-training recipe
+    (not the held-out windows, which only measure it), the seed, the vocabulary, the torch
+    threads (they change float rounding) and the device type, with the code (`BASES.key`)."""
+    from dataclasses import asdict
 
-    With `run` (e.g. a `lmlab.progress.step_progress` watcher), the training loss goes to
-    `run.log` about 20 times, so the steps can be shown as they pass."""
+    recipe = {k: v for k, v in asdict(job.setup.pretrain).items() if k != "heldout"}
+    return BASES.key({"model": asdict(job.setup.model), "pretrain": recipe, "seed": job.seed,
+                      "vocab": Language().vocab_size, "threads": torch.get_num_threads(),
+                      "device": torch.device(job.setup.device).type})
+
+
+def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
+    """Pre-train on the synthetic language (or read the weights); returns its metrics.
+
+    The weights come from the run folder's file when it exists (a resumed run), else from
+    lmlab's cache with `job.cache`, else from training; `source` says which made them first
+    ("trained" or "cache"), `cached` whether this call found the run folder's file. With `run`
+    (e.g. a `lmlab.progress.step_progress` watcher), the training loss goes to `run.log` about
+    20 times, so the steps can be shown as they pass."""
     from lmlab.runs import load_tensors, save_tensors
 
     _threads(job.setup)
@@ -205,10 +232,19 @@ def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
     torch.manual_seed(job.seed)
     model = build_gpt(shape, lang.vocab_size)
     cached = path.is_file()
+    key = pretrain_key(job) if job.cache and not cached else ""
+    hit = BASES.load(key, tensor_shapes(model.state_dict())) if key else None
     if cached:
         tensors, state = load_tensors(path)
         model.load_state_dict(tensors)
-        steps = int(state["steps"]) if isinstance(state, dict) else p.steps
+        state = state if isinstance(state, dict) else {}
+        steps, source = int(state.get("steps", p.steps)), str(state.get("source", "trained"))
+    elif hit is not None:
+        model.load_state_dict(hit[0])
+        steps, source = p.steps, "cache"
+        BASES.say(f"reusing a pre-trained base from {BASES.path(key)} (cache_base=false "
+                  "pre-trains anew)")
+        save_tensors(path, hit[0], {"steps": steps, "seed": job.seed, "source": source})
     else:
         def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
             return pretrain_batch(lang, numpy_rng(job.seed, 1, step), p.batch, shape.seq_len)
@@ -219,12 +255,14 @@ def run_pretrain(job: PretrainJob, run: Any = None) -> dict[str, Any]:
                           ckpt_every=0, device=job.setup.device)
         Trainer(model, cfg, batches, run=run).fit()
         model.cpu()
-        steps = p.steps
-        save_tensors(path, {k: v.clone() for k, v in model.state_dict().items()},
-                     {"steps": steps, "seed": job.seed})
+        steps, source = p.steps, "trained"
+        tensors = {k: v.clone() for k, v in model.state_dict().items()}
+        save_tensors(path, tensors, {"steps": steps, "seed": job.seed, "source": source})
+        if key:
+            BASES.store(key, tensors, {"steps": steps, "seed": job.seed})
     model.eval()
     return {"seed": job.seed, "heldout_loss": lm_loss(model, held), "steps": steps,
-            "cached": cached, "wall_s": time.perf_counter() - t0,
+            "cached": cached, "source": source, "wall_s": time.perf_counter() - t0,
             "cpu_s": time.process_time() - c0}
 
 

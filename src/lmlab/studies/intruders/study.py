@@ -8,7 +8,9 @@ Three experiments, chosen by `experiment`:
   rsLoRA, over seeds; intruders, ||dW||_2 / sigma_k, forgetting (rise in held-out pre-training
   loss); continual learning over several tasks; a lambda sweep of the mitigation. The base's
   spectral gaps and a null count per matrix (`decidable.py`) mark where eps = 0.5 cannot decide;
-  the `-decidable` claims count only the other matrices.
+  the `-decidable` claims count only the other matrices. Each seed's pre-trained base is kept
+  in lmlab's cache folder, so a second run of the same recipe skips pre-training
+  (`pretrain.source` = "cache"; `cache_base=false` pre-trains anew).
 - `smol`: full FT against LoRA on the embedded SmolLM2-135M-Instruct (`smol.py`).
 - `paper`: RoBERTa-base on the paper's classification tasks with the official settings, for a
   GPU with hub access (`paper.py`).

@@ -78,8 +78,10 @@ def _cost(job: FinetuneJob) -> float:
 
 
 def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
-    """Pre-train per seed (cached in the run folder), fine-tune everything, summarize."""
+    """Pre-train per seed (kept in the run folder, and in lmlab's cache unless
+    `cache_base=false`), fine-tune everything, summarize."""
     from lmlab.executor import get_executor, map_jobs
+    from lmlab.nn.basecache import sources_summary
     from lmlab.progress import step_progress
     from lmlab.runs import atomic_write_json
     from lmlab.studies.intruders import plots
@@ -96,7 +98,7 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     seeds = [seed_of(c, s) for s in range(c.seeds)]
     paths = {s: str(run.checkpoint_path(f"pretrained-seed{i}")) for i, s in enumerate(seeds)}
-    pre_jobs = [PretrainJob(setup, s, paths[s]) for s in seeds]
+    pre_jobs = [PretrainJob(setup, s, paths[s], cache=c.cache_base) for s in seeds]
     # The first seed pre-trains here, its steps shown with an ETA from the first seconds; the
     # others then in parallel (3 seeds on 2 workers take two rounds either way).
     with step_progress(run, "intruders: pre-training seed 0", c.pretrain.steps) as watched:
@@ -122,6 +124,9 @@ def run_tiny(c: IntruderConfig, run: Any) -> dict[str, Any]:
     m: dict[str, Any] = {
         "pretrain.heldout_loss": sum(p["heldout_loss"] for p in pre) / len(pre),
         "pretrain.steps": c.pretrain.steps,
+        # where the bases came from ("trained", "cache", "cache 2 of 3"; the report shows it)
+        "pretrain.source": sources_summary([p["source"] for p in pre]),
+        "pretrain.cpu_s": sum(p["cpu_s"] for p in pre),
         "finetune.task": c.task,
         "finetune.target_acc": c.finetune.target_acc,
         "finetune.runs": len(results),

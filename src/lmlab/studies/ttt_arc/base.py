@@ -13,7 +13,8 @@ pre-training settings (not their logging or checkpoint cadence), the derived pre
 the grid sizes and demo count, the torch version and the source of the modules that generate,
 encode and train (`CODE`). A cached file is loaded with safetensors (no pickle) and used only
 when its recorded key and every tensor's name and shape match; anything else is one line on
-stderr and a fresh pre-training that replaces it. Writes are atomic (`lmlab.runs.save_tensors`).
+stderr and a fresh pre-training that replaces it. Writes are atomic. The cache itself (keys,
+checked loads, atomic stores) is `lmlab.nn.basecache`, shared with the intruders study.
 
 The child process runs with `OMP_WAIT_POLICY=PASSIVE` (read by the OpenMP runtime when torch
 loads, so it must be set before the process starts): with `pretrain.threads=2`, a thread that
@@ -24,118 +25,66 @@ what one does, and on a quiet one they share the work.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lmlab.nn.basecache import BaseCache, tensor_shapes
 from lmlab.studies.ttt_arc.config import TTTArcConfig
 
-__all__ = ["CODE", "base_key", "cached_base", "pretrained_base", "store_base"]
+__all__ = ["BASES", "CODE", "base_key", "cache_path", "cached_base", "pretrained_base",
+           "store_base"]
 
 # Modules whose source decides the pre-trained weights (besides the config): a change to any of
 # them makes a new key.
 CODE = ("lmlab.studies.ttt_arc.generator", "lmlab.studies.ttt_arc.serialize",
         "lmlab.studies.ttt_arc.arc", "lmlab.studies.ttt_arc.pretrain",
         "lmlab.studies.ttt_arc.model", "lmlab.nn.gpt", "lmlab.nn.train", "lmlab.seeding")
-KEY_FORMAT = 1
+BASES = BaseCache("ttt-arc", CODE, format=1)
 # Pre-training settings that change how often it logs or checkpoints, never the weights.
 CADENCE = ("log_every", "ckpt_every")
 
 
 def _say(msg: str) -> None:
-    print(f"ttt-arc: {msg}", file=sys.stderr, flush=True)
-
-
-def code_digest() -> str:
-    """SHA-256 over the source files of `CODE`."""
-    import importlib.util
-
-    h = hashlib.sha256()
-    for name in CODE:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        h.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
-    return h.hexdigest()
+    BASES.say(msg)
 
 
 def base_key(c: TTTArcConfig) -> str:
     """The cache key of the base that `c` pre-trains (hex SHA-256)."""
-    import torch
-
     from lmlab.seeding import derive
     from lmlab.studies.ttt_arc.serialize import GridTokenizer
 
     recipe = {k: v for k, v in asdict(c.pretrain).items() if k not in CADENCE}
-    payload = {"format": KEY_FORMAT, "model": asdict(c.model), "pretrain": recipe,
-               "seed": derive(c.seed, "pretrain"), "max_side": c.max_side, "n_demos": c.n_demos,
-               "vocab": GridTokenizer.vocab_size, "torch": torch.__version__,
-               "code": code_digest()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return BASES.key({"model": asdict(c.model), "pretrain": recipe,
+                      "seed": derive(c.seed, "pretrain"), "max_side": c.max_side,
+                      "n_demos": c.n_demos, "vocab": GridTokenizer.vocab_size})
 
 
 def cache_path(key: str) -> Path:
     """Where the base of `key` lives in lmlab's cache folder."""
-    from lmlab.data import cache_root
-
-    return cache_root() / "ttt-arc" / "bases" / f"{key[:32]}.safetensors"
+    return BASES.path(key)
 
 
-def _check_shapes(c: TTTArcConfig, tensors: dict[str, Any]) -> str | None:
-    """Why `tensors` cannot be the tiny GPT of `c.model` (None when they can)."""
+def _shapes(c: TTTArcConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors a base of `c.model` holds (the tied unembedding is stored once)."""
     from lmlab.studies.ttt_arc.model import build_model
     from lmlab.studies.ttt_arc.serialize import GridTokenizer
 
-    want = {k: tuple(v.shape) for k, v in build_model(c.model, GridTokenizer.vocab_size, 0)
-            .state_dict().items() if k != "lm_head.weight"}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    if want != got:
-        bad = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got[k])
-        return f"its tensors do not fit the model ({bad[0]})"
-    return None
+    sd = build_model(c.model, GridTokenizer.vocab_size, 0).state_dict()
+    return tensor_shapes({k: v for k, v in sd.items() if k != "lm_head.weight"})
 
 
 def cached_base(c: TTTArcConfig, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The cached base of `key` as (tensors, pre-training metrics), or None when there is none
     or it cannot be used (said in one line)."""
-    from lmlab.errors import LmlabError
-    from lmlab.runs import load_tensors
-
-    path = cache_path(key)
-    if not path.is_file():
-        return None
-    try:
-        tensors, state = load_tensors(path)
-    except LmlabError as e:
-        _say(f"ignoring the cached base ({e}); pre-training again")
-        return None
-    why = None
-    if not isinstance(state, dict) or state.get("cache_key") != key:
-        why = "its recorded key does not match"
-    else:
-        why = _check_shapes(c, tensors)
-    if why:
-        _say(f"ignoring the cached base {path}: {why}; pre-training again")
-        return None
-    return tensors, dict(state.get("metrics") or {})
+    return BASES.load(key, _shapes(c))
 
 
 def store_base(key: str, tensors: dict[str, Any], metrics: dict[str, Any]) -> Path | None:
     """Write the base to the cache atomically; a cache that cannot be written is one line."""
-    from lmlab.runs import save_tensors
-
-    path = cache_path(key)
-    try:
-        save_tensors(path, tensors, {"cache_key": key, "metrics": metrics})
-    except OSError as e:
-        _say(f"cannot keep the pre-trained base in the cache ({e}); set LMLAB_CACHE to a "
-             "writable folder to reuse it")
-        return None
-    return path
+    return BASES.store(key, tensors, metrics)
 
 
 @contextlib.contextmanager
