@@ -217,3 +217,60 @@ def test_close_frees_the_model(llama_cpp, gguf) -> None:
     lm.close()
     assert llm.closed and lm.llm is None
     lm.close()  # twice is harmless
+
+
+# -- lmlab bench llm --versus ----------------------------------------------------------------------
+def _greedy(text: str, tokens: tuple[str, ...], logprobs: tuple[float, ...], prompt_tokens: int = 10):
+    from lmlab.llm import Completion
+
+    return Completion(text=text, finish_reason="stop", prompt_tokens=prompt_tokens,
+                      completion_tokens=len(tokens), latency_s=0.1, backend="x", model="m",
+                      tokens=tokens, logprobs=logprobs)
+
+
+def test_agreement_counts_equal_answers_and_where_they_part() -> None:
+    from lmlab.bench.llm import agreement
+
+    a = [_greedy("ab", ("a", "b"), (-0.1, -0.2)), _greedy("abc", ("a", "b", "c"), (-0.1, -0.2, -0.3)),
+         _greedy("xy", ("x", "y"), (-1.0, -1.0))]
+    b = [_greedy("ab", ("a", "b"), (-0.1, -0.3)), _greedy("abd", ("a", "b", "d"), (-0.2, -0.2, -0.9)),
+         _greedy("zy", ("z", "y"), (-2.0, -1.0), prompt_tokens=11)]
+    r = agreement(a, b)
+    assert (r["prompts"], r["exactly_equal"], r["same_prompt_tokens"]) == (3, 1, 2)
+    assert [p["first_divergence"] for p in r["per_prompt"]] == [2, 2, 0]
+    assert r["first_divergence_median"] == 2 and r["first_divergence_min"] == 0
+    # log-probabilities compared where both generated the same tokens: 4 positions
+    assert r["logprob_abs_diff_mean"] == pytest.approx((0 + 0.1 + 0.1 + 0) / 4)
+    assert r["logprob_abs_diff_max"] == pytest.approx(0.1)
+
+
+def test_bench_versus_runs_both_backends_on_the_same_workloads(llama_cpp, gguf) -> None:
+    from lmlab.bench.llm import bench_llm
+
+    r = bench_llm(model=f"llamacpp:{gguf}", versus=f"llamacpp:{gguf}", threads=1, prompts=2,
+                  samples=2, max_tokens=4, sequential_prompts=1, agent_tokens=200, decode_tokens=6,
+                  agent_turns=2, turn_tokens=4, agree_prompts=3, agree_tokens=8)
+    assert r["model"] == r["versus"]["model"] == f"llamacpp:{gguf}"
+    assert r["threads"] == r["versus"]["threads"] == 1
+    assert [m["n_threads"] for m in fake.MADE] == [1, 1]  # one model at a time, same threads
+    s = r["versus_speedup"]
+    assert s["decode_tokens_per_s"] == pytest.approx(r["versus"]["decode_tokens_per_s"] / r["decode_tokens_per_s"])
+    assert s["agent_loop_s"] == pytest.approx(r["agent_loop_s"] / r["versus"]["agent_loop_s"])
+    a = r["agreement"]  # the same deterministic model twice: every answer agrees
+    assert (a["prompts"], a["exactly_equal"], a["same_prompt_tokens"]) == (3, 3, 3)
+    assert a["first_divergence_min"] == 8 and a["logprob_abs_diff_max"] == 0.0
+    assert "versus" not in bench_llm(model=f"llamacpp:{gguf}", prompts=1, samples=1, max_tokens=2,
+                                     sequential_prompts=1, agent_tokens=100, decode_tokens=3,
+                                     agent_turns=1, turn_tokens=2)
+
+
+def test_bench_command_passes_versus_and_threads(cli, monkeypatch) -> None:
+    import lmlab.bench as bench
+
+    seen = {}
+    monkeypatch.setitem(bench.BENCHMARKS, "llm", lambda **kw: seen.update(kw) or {"ok": 1.0})
+    r = cli("bench", "llm", "--model", "hf:m", "--versus", "llamacpp:m", "--threads", "2", "--json")
+    assert r.code == 0, r.err
+    assert seen == {"model": "hf:m", "versus": "llamacpp:m", "threads": 2}
+    r = cli("bench", "train", "--versus", "llamacpp:m")
+    assert r.code == 2 and "--versus and --threads belong to `lmlab bench llm`" in r.err
