@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import lmlab
@@ -260,6 +261,8 @@ def bench(
     set_: Annotated[list[str] | None, typer.Option("--set", help="bench reproduce: key=value override for every study that has the key (repeatable).")] = None,
     preset: Annotated[str, typer.Option(help="bench reproduce: the preset each study runs.")] = "tiny",
     compile_: Annotated[bool, typer.Option("--compile", help="bench train: also time torch.compile of lmlab's GPT against eager (compile seconds, CPU-s per step, break-even steps; a minute or more of compiling).")] = False,
+    versus: Annotated[str | None, typer.Option(help="bench llm: a second backend spec run on the same workloads and threads, e.g. `--model hf:ID --versus llamacpp:ID`; adds its speedups and greedy agreement.")] = None,
+    threads: Annotated[int, typer.Option(help="bench llm: the thread count of both backends (0: leave as is).")] = 0,
 ) -> None:
     """Speed benchmarks, measured against a reference in the same run; `bench reproduce` profiles
     the studies themselves (wall and CPU seconds by phase)."""
@@ -286,6 +289,13 @@ def bench(
         if name is None or not takes:
             raise LmlabError("--model needs a benchmark that takes a model, e.g. `lmlab bench llm --model SPEC`")
         kwargs["model"] = model
+    if versus is not None or threads:
+        if name != "llm":
+            raise LmlabError("--versus and --threads belong to `lmlab bench llm`")
+        if versus is not None:
+            kwargs["versus"] = versus
+        if threads:
+            kwargs["threads"] = threads
     results = {}
     for n in names:
         if not as_json:
@@ -307,12 +317,13 @@ def bench(
 
 
 def _flat(res: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A benchmark's nested result as dotted rows (`compiled_vs_eager.compile_cpu_s`)."""
+    """A benchmark's nested result as dotted rows (`compiled_vs_eager.compile_cpu_s`); lists are
+    left out of the table (they are in `--json`)."""
     rows: dict[str, Any] = {}
     for k, v in res.items():
         if isinstance(v, dict) and k != "config":
             rows.update(_flat(v, f"{prefix}{k}."))
-        else:
+        elif not isinstance(v, list):
             rows[prefix + k] = v
     return rows
 
@@ -367,7 +378,8 @@ def main() -> None:
     except LmlabError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: a message such as "pip install 'lmlab[hf]'" is not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -376,7 +388,7 @@ def main() -> None:
         if debug:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
             "(rerun with --debug for the traceback)",
             highlight=False, soft_wrap=True,
         )

@@ -24,6 +24,7 @@ from lmlab.llm import Spec, get_backend, parse_spec
         ("openai:org/m@https://api.example.com/api/v1/", Spec("openai", "org/m", "https://api.example.com/api/v1")),
         ("openai:user@corp/model@http://h:1/v1", Spec("openai", "user@corp/model", "http://h:1/v1")),
         ("replay:calls.jsonl", Spec("replay", "calls.jsonl")),
+        ("llamacpp:/m/q.gguf", Spec("llamacpp", "/m/q.gguf")),
         ("replay:/tmp/c.jsonl#hf:smollm2-135m-instruct",
          Spec("replay", "/tmp/c.jsonl", source="hf:smollm2-135m-instruct")),
     ],
@@ -54,7 +55,7 @@ def test_malformed_specs_are_one_line_errors(spec: str, message: str) -> None:
         parse_spec(spec)
     assert "\n" not in str(e.value)
     if "unknown" in message:
-        assert "hf:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE" in str(e.value)
+        assert "hf:MODEL, llamacpp:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE" in str(e.value)
 
 
 def test_unknown_backend_options_are_named() -> None:

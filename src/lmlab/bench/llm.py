@@ -24,6 +24,7 @@ stands beside each wall time, and the ratios compare measurements taken in the s
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -95,12 +96,102 @@ def bench_llm(
     decode_tokens: int = 64,
     agent_turns: int = 4,
     turn_tokens: int = 32,
+    threads: int = 0,
+    versus: str | None = None,
+    agree_prompts: int = 16,
+    agree_tokens: int = 48,
 ) -> dict[str, Any]:
     """Prefill/decode tokens/s, TTFT with and without prefix reuse, batched vs one at a time.
 
-    `model` is a backend spec (``hf:ID``, ``openai:MODEL@URL``) or a bare hf model
-    name. Returns a flat JSON-able dict (see the module docstring for the workloads).
+    `model` is a backend spec (``hf:ID``, ``llamacpp:ID``, ``openai:MODEL@URL``) or a bare hf model
+    name. Returns a flat JSON-able dict (see the module docstring for the workloads). `threads`
+    (0: leave as is) sets the torch thread count, which the llamacpp backend also takes.
+
+    With `versus` (a second spec), the same workloads run on that backend next, in the same
+    process with the same threads (one model loaded at a time), and the result adds ``versus``
+    (its measurements), ``versus_speedup`` (how many times faster `versus` is than `model`, per
+    workload: a rate's ratio, or a time's inverse ratio) and ``agreement`` (greedy answers to
+    `agree_prompts` prompts of `agree_tokens` tokens compared token by token; see `agreement`).
     """
+    from lmlab.executor import torch_threads
+
+    if versus is not None and not 1 <= agree_prompts <= len(PROMPTS):
+        raise ValueError(f"agree_prompts must be in 1..{len(PROMPTS)}, got {agree_prompts}")
+    sizes = dict(prompts=prompts, samples=samples, max_tokens=max_tokens,
+                 sequential_prompts=sequential_prompts, batch_size=batch_size, seed=seed,
+                 agent_tokens=agent_tokens, decode_tokens=decode_tokens, agent_turns=agent_turns,
+                 turn_tokens=turn_tokens)
+    agree = (agree_prompts, agree_tokens) if versus is not None else None
+    with torch_threads(threads):
+        res, greedy = _bench_one(model, agree=agree, **sizes)
+        if versus is None:
+            return res
+        other, other_greedy = _bench_one(versus, agree=agree, **sizes)
+    res["versus"] = other
+    res["versus_speedup"] = {
+        **{k: other[k] / res[k] for k in _RATES},
+        **{k: res[k] / other[k] for k in _TIMES},
+    }
+    res["agreement"] = agreement(greedy, other_greedy)
+    return res
+
+
+# How a versus backend's speed compares: rates (higher is faster) and times (lower is faster).
+_RATES = ("prefill_tokens_per_s", "decode_tokens_per_s", "batched_samples_per_s",
+          "batched_tokens_per_s", "per_sample_samples_per_s", "per_sample_tokens_per_s")
+_TIMES = ("ttft_cold_s", "ttft_cold_cpu_s", "ttft_warm_s", "ttft_warm_cpu_s", "agent_loop_s",
+          "agent_loop_cpu_s", "decode_s", "decode_cpu_s", "batched_wall_s", "batched_cpu_s")
+
+
+def agreement(a: list[Any], b: list[Any]) -> dict[str, Any]:
+    """How closely two backends' greedy answers to the same prompts agree.
+
+    `a` and `b` hold one greedy `Completion` (with logprobs) per prompt. Per prompt: whether the
+    prompts had the same token count (same template and tokenizer), whether the texts are equal,
+    and the index of the first generated token that differs (the answer's length when none
+    does); over the tokens both generated identically, the mean and largest absolute difference
+    of the two models' log-probabilities.
+    """
+    first, diffs, rows = [], [], []
+    for x, y in zip(a, b, strict=True):
+        tx, ty = x.tokens or (), y.tokens or ()
+        k = next((i for i, (p, q) in enumerate(zip(tx, ty, strict=False)) if p != q), min(len(tx), len(ty)))
+        first.append(k)
+        d = [abs(p - q) for p, q in zip((x.logprobs or ())[:k], (y.logprobs or ())[:k], strict=True)]
+        diffs += d
+        rows.append({"equal": x.text == y.text, "first_divergence": k, "tokens": [len(tx), len(ty)],
+                     "same_prompt_tokens": x.prompt_tokens == y.prompt_tokens})
+    n = len(rows)
+    return {
+        "prompts": n,
+        "same_prompt_tokens": sum(r["same_prompt_tokens"] for r in rows),
+        "exactly_equal": sum(r["equal"] for r in rows),
+        "exactly_equal_fraction": sum(r["equal"] for r in rows) / n,
+        "first_divergence_median": float(statistics.median(first)),
+        "first_divergence_min": min(first),
+        "logprob_abs_diff_mean": sum(diffs) / len(diffs) if diffs else float("nan"),
+        "logprob_abs_diff_max": max(diffs) if diffs else float("nan"),
+        "per_prompt": rows,
+    }
+
+
+def _bench_one(
+    model: str,
+    *,
+    prompts: int,
+    samples: int,
+    max_tokens: int,
+    sequential_prompts: int,
+    batch_size: int,
+    seed: int,
+    agent_tokens: int,
+    decode_tokens: int,
+    agent_turns: int,
+    turn_tokens: int,
+    agree: tuple[int, int] | None,
+) -> tuple[dict[str, Any], list[Any]]:
+    """One backend's measurements, and its greedy answers for `agreement` when `agree` is
+    ``(prompts, max_tokens)``."""
     import torch
 
     from lmlab.llm.request import Request
@@ -185,6 +276,12 @@ def bench_llm(
             seq_samples += 1
             seq_tokens += c.completion_tokens
     seq_s, seq_cpu = time.perf_counter() - start, time.process_time() - c0
+    greedy = []
+    if agree is not None:
+        n_agree, agree_tokens = agree
+        answers = backend.generate([Request.chat(p, temperature=0.0, max_tokens=agree_tokens, logprobs=True)
+                                    for p in PROMPTS[:n_agree]])
+        greedy = [cs[0] for cs in answers]
     backend.close()
 
     n_batched = prompts * samples
@@ -215,4 +312,4 @@ def bench_llm(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     })
-    return res
+    return res, greedy

@@ -8,7 +8,7 @@
 * `Request` / `Completion`: what goes in (chat messages or a raw prompt; n, temperature, top_p,
   max_tokens, stop, seed, logprobs, hidden_layer) and what comes out (text, finish reason, token
   counts, latency, backend and model; log-probabilities and hidden states when asked).
-* `get_backend(spec)`: ``hf:MODEL``, ``openai:MODEL@URL``, ``replay:FILE`` (see `lmlab.llm.spec`);
+* `get_backend(spec)`: ``hf:MODEL``, ``llamacpp:MODEL`` (opt-in), ``openai:MODEL@URL``, ``replay:FILE`` (see `lmlab.llm.spec`);
   ``run=`` accounts calls in a run folder (``llm_usage.json``, ``llm_calls.jsonl``), ``record=``
   records them to a JSONL cache that ``replay:`` plays back offline.
 * `Backend.generate(requests) -> list[list[Completion]]`, one list of n samples per request.
@@ -16,7 +16,7 @@
 * `lmlab.llm.hf.hidden_states(model, prompts, layer)`: the prompts' last-token hidden states as a
   numpy array, for probes.
 
-Heavy dependencies (`transformers`, `openai`) load only when a backend that needs them is
+Heavy dependencies (`transformers`, `llama_cpp`, `openai`) load only when a backend that needs them is
 made.
 """
 
@@ -51,6 +51,10 @@ def __getattr__(name: str):  # the backends import their heavy dependencies lazi
         from lmlab.llm.hf import HFBackend
 
         return HFBackend
+    if name == "LlamaCppBackend":
+        from lmlab.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend
     if name == "OpenAIBackend":
         from lmlab.llm.openai_api import OpenAIBackend
 

@@ -29,7 +29,7 @@ import torch
 from lmlab.errors import LmlabError, require
 from lmlab.llm.backend import Backend, CallStats
 from lmlab.llm.prefix import PrefixCache
-from lmlab.llm.request import Completion, Request
+from lmlab.llm.request import Completion, Request, default_seed
 from lmlab.seeding import generator
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -333,7 +333,7 @@ class HFBackend(Backend):
             if r.hidden_layer is not None:
                 self._check_layer(r.hidden_layer)
         seeds = [
-            r.seed if r.seed is not None else _derived_seed(self.seed, self._calls, i)
+            r.seed if r.seed is not None else default_seed(self.seed, self._calls, i)
             for i, r in enumerate(requests)
         ]
         # One row per sample; greedy requests need one row, copied to all n completions.
@@ -477,11 +477,6 @@ class _LayerReached(Exception):  # control flow, not an error
     def __init__(self, hidden: torch.Tensor):
         super().__init__()
         self.hidden = hidden
-
-
-def _derived_seed(seed: int, call: int, i: int) -> int:
-    """The seed of request i of call `call` when the request has none."""
-    return int(np.random.SeedSequence([seed, call, i]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
 def _model_name(model: str | os.PathLike) -> str:

@@ -32,6 +32,13 @@ def sample_seed(seed: int, j: int) -> int:
     return int(np.random.SeedSequence([seed % 2**63, j]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
+def default_seed(seed: int, call: int, i: int) -> int:
+    """The seed a local backend gives request `i` of its call number `call` when the request has
+    none: derived from the backend's own `seed`, so repeated calls draw fresh samples and a whole
+    run is still reproducible."""
+    return int(np.random.SeedSequence([seed, call, i]).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
 def _check_messages(messages: Any) -> tuple[dict[str, str], ...]:
     if isinstance(messages, str | bytes) or not hasattr(messages, "__iter__"):
         raise LmlabError("messages must be a list of {'role': ..., 'content': ...} dicts")

@@ -3,6 +3,8 @@
 =========================================  ===================================================
 ``hf`` or ``hf:smollm2-135m-instruct``      the embedded SmolLM2-135M-Instruct, local
 ``hf:<folder or hub id>``                   a local Hugging Face model folder, or a hub id
+``llamacpp:qwen2.5-coder-0.5b-instruct``    a catalog model's GGUF run by llama.cpp (opt-in extra)
+``llamacpp:<file.gguf>``                    any local GGUF file, run by llama.cpp
 ``openai:<model>@http://host:port/v1``      an OpenAI-compatible server (vLLM, Ollama, ...)
 ``openai:<model>``                          the server in ``OPENAI_BASE_URL`` (else OpenAI's)
 ``replay:<file>``                           answers recorded in a JSONL file, offline
@@ -24,8 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 from lmlab.errors import LmlabError
 from lmlab.llm.backend import Backend
 
-KINDS = ("hf", "openai", "replay")
-USAGE = "use hf:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE"
+KINDS = ("hf", "llamacpp", "openai", "replay")
+USAGE = "use hf:MODEL, llamacpp:MODEL, openai:MODEL@http://HOST:PORT/v1 or replay:FILE"
 _OPENAI = re.compile(r"^(?P<model>.+?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)$")
 
 
@@ -65,6 +67,10 @@ def parse_spec(spec: str) -> Spec:
         from lmlab.llm.hf import DEFAULT_MODEL
 
         return Spec("hf", rest or DEFAULT_MODEL)
+    if kind == "llamacpp":
+        from lmlab.llm.llamacpp import DEFAULT_MODEL as LLAMACPP_DEFAULT
+
+        return Spec("llamacpp", rest or LLAMACPP_DEFAULT)
     if kind == "openai":
         if not rest:
             raise LmlabError(f"LLM spec {spec!r} names no model; use openai:MODEL@http://HOST:PORT/v1")
@@ -102,12 +108,14 @@ def get_backend(
     `run` (a `lmlab.runs.Run` or a folder) accounts every call in that run folder's
     ``llm_usage.json``; `record` wraps the backend in a `Recorder` writing (and replaying) that
     JSONL file. Other keyword `options` go to the backend's constructor (``device``,
-    ``batch_size``, ``seed`` for hf; ``timeout``, ``max_retries``, ``concurrency``, ... for
+    ``batch_size``, ``seed`` for hf; ``threads``, ``n_ctx``, ``seed`` for llamacpp; ``timeout``, ``max_retries``, ``concurrency``, ... for
     openai). Unknown kinds, malformed specs and missing models raise a one-line LmlabError.
     """
     s = parse_spec(spec)
     if s.kind == "hf":
         from lmlab.llm.hf import HFBackend as cls
+    elif s.kind == "llamacpp":
+        from lmlab.llm.llamacpp import LlamaCppBackend as cls
     elif s.kind == "openai":
         from lmlab.llm.openai_api import OpenAIBackend as cls
     else:
@@ -123,7 +131,7 @@ def get_backend(
             f"it takes {', '.join(sorted(allowed)) or 'none'}"
         )
     backend: Backend
-    if s.kind == "hf":
+    if s.kind in ("hf", "llamacpp"):
         backend = cls(s.target, **options)
     elif s.kind == "openai":
         backend = cls(s.target, s.url, **options)
