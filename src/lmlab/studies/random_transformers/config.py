@@ -9,15 +9,16 @@ was tuned on validation, and what the time goes to, is noted above it).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["ALGO_TASKS", "PAPER", "PRESETS", "TINY", "DecimalConfig", "GridConfig",
-           "ImitationConfig", "LMConfig", "MemorizeConfig", "ModAddConfig", "NeedleConfig",
-           "ParensConfig", "RandomTransformersConfig"]
+__all__ = ["ALGO_TASKS", "GPU", "PAPER", "PRESETS", "SMALL", "TINY", "DecimalConfig",
+           "GridConfig", "ImitationConfig", "LMConfig", "MemorizeConfig", "ModAddConfig",
+           "NeedleConfig", "ParensConfig", "RandomTransformersConfig", "WidthConfig"]
 
 # what a model trains: random = embeddings only; ablations freeze more (experiments.MODES)
 Mode = Literal["random", "full", "unembed", "embed", "tok_unembed"]
@@ -52,6 +53,25 @@ class GridConfig:
     # widths at which the attainable attention logit gap (gaps.py) is also measured, beside the
     # grid's own: models built, never trained (cheap)
     gap_widths: tuple[int, ...] = (64, 256, 512)
+
+
+@dataclass(frozen=True)
+class WidthConfig:
+    """The width sweep (issue #22): random models of each width on `tasks` with one token budget
+    (`steps` x `batch` fresh sequences for every width), `seeds` seeds each, and fully trained
+    models at the widest width. The recipe (lr, weight decay, warmup, early stop on validation,
+    validation and test sets) is the grid's; the task settings (keys, digits) are the tasks'.
+    Seed index i of a task uses the grid's seed of that task, so the needle models are the ones
+    whose logit gap `gaps.py` measures."""
+
+    enabled: bool = False
+    tasks: tuple[AlgoTask, ...] = ("needle", "decimal")
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    seeds: int = 3
+    baseline_seeds: int = 1  # fully trained models at the widest width (0: none)
+    steps: int = 800
+    batch: int = 64  # training sequences per step (the same at every width: one token budget)
+    eval_every: int = 100  # validation every this many steps (early stop, curves; 0: grid's)
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,7 @@ class RandomTransformersConfig(StudyConfig):
     memorize: MemorizeConfig = field(default_factory=MemorizeConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
     lm: LMConfig = field(default_factory=LMConfig)
+    width: WidthConfig = field(default_factory=WidthConfig)
 
 
 PAPER = RandomTransformersConfig(executor="process")
@@ -263,5 +284,24 @@ TINY = RandomTransformersConfig(
                 warmup_steps=100),
 )
 
-PRESETS: dict[str, RandomTransformersConfig] = {"tiny": TINY, "paper": PAPER}
 
+# `small`: tiny plus the width sweep (issue #22). SMALL_NOTES_PLACEHOLDER
+SMALL = dataclasses.replace(TINY, width=WidthConfig(enabled=True))
+
+# `gpu`: the width sweep alone at the paper's stream scale, for one H100. GPU_NOTES_PLACEHOLDER
+GPU = RandomTransformersConfig(
+    executor="serial", tasks=(),
+    grid=GridConfig(seeds=3, baseline_seeds=1, widths=(128,), baseline_widths="widest",
+                    ablation_modes=(), lstm=False, lr=1e-3, full_lr=3e-4, warmup_steps=500,
+                    stop_at=0.99, eval_every=500, batch=1000, n_test=4000, n_val=1000),
+    needle=NeedleConfig(keys=8, vocab=64, steps=10_000),
+    decimal=DecimalConfig(digits=3, steps=10_000),
+    memorize=MemorizeConfig(enabled=False),
+    imitation=ImitationConfig(enabled=False),
+    lm=LMConfig(enabled=False),
+    width=WidthConfig(enabled=True, widths=(64, 128, 256, 512, 1024), seeds=3, baseline_seeds=1,
+                      steps=10_000, batch=1000),
+)
+
+PRESETS: dict[str, RandomTransformersConfig] = {"tiny": TINY, "small": SMALL, "paper": PAPER,
+                                                "gpu": GPU}

@@ -67,9 +67,11 @@ from lmlab.studies.random_transformers.jobs import (
     imitation_jobs,
     lm_jobs,
     memorize_jobs,
+    width_jobs,
 )
 from lmlab.studies.random_transformers.steps import watch_steps
 from lmlab.studies.random_transformers.summary import summarize
+from lmlab.studies.random_transformers.width import width_figures, width_metrics, width_table
 from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["ALGO_TASKS", "PAPER", "TINY", "RandomTransformersConfig", "RandomTransformersStudy",
@@ -136,7 +138,7 @@ class RandomTransformersStudy(Study):
         if why:
             print(f"random-transformers: {why}; language modelling falls back to the grammar "
                   "corpus (lm.corpus in the metrics)", file=sys.stderr, flush=True)
-        jobs: list[Job | ImitationJob] = [*grid_jobs(c), *memorize_jobs(c),
+        jobs: list[Job | ImitationJob] = [*grid_jobs(c), *width_jobs(c), *memorize_jobs(c),
                                           *lm_jobs(c, corpus), *imitation_jobs(c)]
         jobs.sort(key=_cost, reverse=True)  # longest first, so that a pool's workers end together
         sizes = [(j.key, j.steps, _cost(j) / max(j.steps, 1)) for j in jobs]
@@ -149,9 +151,15 @@ class RandomTransformersStudy(Study):
                         job=type(jobs[i]).__name__)
 
             results = map_jobs(_run_any, jobs, c.executor, finished, run=run)
-        m = summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        sweep = [r for r in results if r.get("experiment") == "width"]
+        m = summarize(c, [r for r in results if r.get("experiment") != "width"], run,
+                      corpus=corpus if c.lm.enabled else None, also_frozen=sweep)
         m.update(measure_gaps(c))
         gap_figure(m, run)
+        if c.width.enabled:
+            m.update(width_metrics(c, sweep))
+            (Path(run.path) / "width_table.md").write_text(width_table(c, m))
+            width_figures(c, sweep, m, run)
         return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:
