@@ -69,7 +69,7 @@ class WidthConfig:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     seeds: int = 3
     baseline_seeds: int = 1  # fully trained models at the widest width (0: none)
-    steps: int = 800
+    steps: int = 400
     batch: int = 64  # training sequences per step (the same at every width: one token budget)
     eval_every: int = 100  # validation every this many steps (early stop, curves; 0: grid's)
 

@@ -98,7 +98,8 @@ def _run_any(job: Job | ImitationJob) -> dict[str, Any]:
 
 
 class RandomTransformersStudy(Study):
-    """Presets `tiny` (2-core CPU, about 9 minutes) and `paper` (the paper's grid, for GPUs)."""
+    """Presets `tiny` (2-core CPU, about 9 minutes), `small` (tiny plus the width sweep),
+    `paper` (the paper's grid, for GPUs) and `gpu` (the width sweep up to d=1024, one H100)."""
 
     id = "random-transformers"
     Config = RandomTransformersConfig
@@ -116,17 +117,24 @@ class RandomTransformersStudy(Study):
                   "grid.n_test": c.grid.n_test, "grid.n_val": c.grid.n_val,
                   "grid.batch": c.grid.batch, "modadd.p": c.modadd.p,
                   "memorize.seeds": c.memorize.seeds, "imitation.seeds": c.imitation.seeds,
-                  "lm.seeds": c.lm.seeds}
+                  "lm.seeds": c.lm.seeds, "width.seeds": c.width.seeds,
+                  "width.steps": c.width.steps, "width.batch": c.width.batch}
         for name, value in counts.items():
             if value < 1:
                 raise LmlabError(f"random-transformers: {name} must be >= 1, got {value!r}")
+        for name, value in (("width.baseline_seeds", c.width.baseline_seeds),
+                            ("width.eval_every", c.width.eval_every)):
+            if value < 0:
+                raise LmlabError(f"random-transformers: {name} must be >= 0, got {value!r}")
         if c.grid.baseline_seeds < 0:
             raise LmlabError("random-transformers: grid.baseline_seeds must be >= 0 (0: "
                              f"grid.seeds), got {c.grid.baseline_seeds!r}")
         for name, value in (("grid.widths", c.grid.widths),
                             ("imitation.teacher_widths", c.imitation.teacher_widths),
-                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths)):
-            if (not value and name == "grid.widths") or (value and min(value) < 1):
+                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths),
+                            ("width.widths", c.width.widths)):
+            needed = name == "grid.widths" or (name == "width.widths" and c.width.enabled)
+            if (not value and needed) or (value and min(value) < 1):
                 raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
                                  f"got {value!r}")
 
