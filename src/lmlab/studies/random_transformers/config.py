@@ -53,6 +53,10 @@ class GridConfig:
     # widths at which the attainable attention logit gap (gaps.py) is also measured, beside the
     # grid's own: models built, never trained (cheap)
     gap_widths: tuple[int, ...] = (64, 256, 512)
+    # how the streaming tasks draw training batches: "python", a sequence at a time on the host;
+    # "torch", a batch at a time on the job's device (needle and decimal only; for GPUs, where
+    # the host's Python would take longer than the step: see the `gpu` preset)
+    sampler: Literal["python", "torch"] = "python"
 
 
 @dataclass(frozen=True)
@@ -288,12 +292,27 @@ TINY = RandomTransformersConfig(
 # `small`: tiny plus the width sweep (issue #22). SMALL_NOTES_PLACEHOLDER
 SMALL = dataclasses.replace(TINY, width=WidthConfig(enabled=True))
 
-# `gpu`: the width sweep alone at the paper's stream scale, for one H100. GPU_NOTES_PLACEHOLDER
+# `gpu`: the width sweep alone at the paper's stream scale, for one H100 (issue #22, point 4):
+# widths 64-1024, 3 random seeds each and one fully trained model at d=1024, on needle (8 keys)
+# and decimal (3 digits), 10,000 steps of 1,000 fresh sequences (the paper's 10M sequences),
+# batches drawn by torch on the device (`grid.sampler="torch"`: no per-sequence Python on the
+# host, no downloads), the paper's lr 1e-3 with 500 warmup steps for the random models (full:
+# 3e-4, validated at tiny), early stop at 0.99 on validation, test sets of 4,000. The grid,
+# memorization, imitation and language modelling are off.
+# EXPECTED RUNTIME, an ESTIMATE (no GPU was lent; `costs.runtime_estimate`): 136 PFLOP in all
+# (FLOPs per step counted here by torch's FlopCounterMode on real batches of the study's loss:
+# random d=64 5 GFLOP, 128 20, 256 78, 512 310, 1024 1,240; fully trained d=1024 1,850), at an
+# assumed 50% of the H100's fp32 peak (67 TFLOP/s, no TF32) with a 3 ms floor per step: about
+# 74 minutes; at 25%: about 140 minutes; fewer where the early stop ends jobs. Drawing a batch
+# of 1,000 costs 1.7-2.5 ms of CPU with the torch sampler here (Python's: 5-9 ms, ~35 minutes
+# over the run on the host). `lmlab run random-transformers --preset gpu` on the device
+# replaces the estimate with a measurement.
 GPU = RandomTransformersConfig(
     executor="serial", tasks=(),
     grid=GridConfig(seeds=3, baseline_seeds=1, widths=(128,), baseline_widths="widest",
                     ablation_modes=(), lstm=False, lr=1e-3, full_lr=3e-4, warmup_steps=500,
-                    stop_at=0.99, eval_every=500, batch=1000, n_test=4000, n_val=1000),
+                    stop_at=0.99, eval_every=500, batch=1000, n_test=4000, n_val=1000,
+                    sampler="torch"),
     needle=NeedleConfig(keys=8, vocab=64, steps=10_000),
     decimal=DecimalConfig(digits=3, steps=10_000),
     memorize=MemorizeConfig(enabled=False),

@@ -5,8 +5,9 @@ No GPU is lent to this project's sessions, so the `gpu` preset's runtime is an E
 - `step_flops` counts the FLOPs of one real training step (the loss of a fresh batch through
   the study's own `bucketed_loss`, forward and backward) with torch's `FlopCounterMode`, on a
   sample of `sample` sequences scaled to the batch (every FLOP is linear in the batch);
-- `batch_seconds` times drawing one fresh batch on the host (the streaming tasks sample their
-  sequences in Python, on whatever machine runs the study: no downloads);
+- `batch_seconds` times drawing one fresh batch (CPU seconds): with the Python sampler a host
+  cost paid every step, which at batch 1000 outweighs a GPU step; hence the `gpu` preset draws
+  its batches with `sampler="torch"` on the device (no downloads either way);
 - `runtime_estimate` adds, over the preset's jobs, steps x (FLOPs / (peak x fraction) + a
   per-step launch floor + the host's batch time), with the early stop ignored (an upper bound
   on the steps). The peak, the attained fraction and the floor are assumptions, stated with the
@@ -51,15 +52,16 @@ def step_flops(job: Job, sample: int = 64) -> float:
 
 
 def batch_seconds(job: Job, reps: int = 3) -> float:
-    """Median seconds to draw one fresh training batch of `job` on this host."""
+    """Median CPU seconds to draw one fresh training batch of `job` on this host (its sampler on
+    the CPU: with `sampler="torch"` a proxy for the device's, which runs the same kernels)."""
     task = make_task(job.task, **dict(job.task_kw))
     gen = torch.Generator().manual_seed(job.seed % 2**31)
     task(0, gen)  # builds the held-out sets once, as a run does before its first step
     times = []
     for i in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         task(i + 1, gen)
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return sorted(times)[len(times) // 2]
 
 

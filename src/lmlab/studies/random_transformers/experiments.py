@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmlab.device import resolve_device
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
@@ -143,7 +144,10 @@ def run_job(job: Job) -> dict[str, Any]:
     """Train one model and measure it; returns a flat dict of results (plus analysis lists)."""
     job_threads(job.threads)
     t0, c0 = time.perf_counter(), time.process_time()
-    task = make_task(job.task, **dict(job.task_kw))
+    kw = dict(job.task_kw)
+    if kw.get("sampler") == "torch":  # training batches drawn on the job's device
+        kw["device"] = str(resolve_device(job.device))
+    task = make_task(job.task, **kw)
     torch.manual_seed(job.seed)  # the model's random init is the object of study: seed it
     model = build_model(job.mode, task.vocab_size, task.block_size, job.width, job.n_layer,
                         job.n_head)

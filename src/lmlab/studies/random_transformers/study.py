@@ -106,7 +106,8 @@ class RandomTransformersStudy(Study):
     presets = PRESETS
     # ~1,290 CPU-s over 2 one-thread workers, longest job first: ~650 s of wall on a quiet 2-core
     # machine (estimated from a per-job profile at 1 thread; config.py's notes)
-    expected_s = {"tiny": 535}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
+    # gpu: an ESTIMATE (no GPU lent): 136 PFLOP at 25-50% of an H100's fp32 peak (config.py)
+    expected_s = {"tiny": 535, "gpu": 74 * 60}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields (tasks, modes, corpus), then sizes no job can use."""
@@ -122,6 +123,11 @@ class RandomTransformersStudy(Study):
         for name, value in counts.items():
             if value < 1:
                 raise LmlabError(f"random-transformers: {name} must be >= 1, got {value!r}")
+        streams = {t for t in (*c.tasks, *(c.width.tasks if c.width.enabled else ()))
+                   if t in ("needle", "decimal", "parens")}
+        if c.grid.sampler == "torch" and "parens" in streams:
+            raise LmlabError("random-transformers: grid.sampler=torch draws needle and decimal "
+                             "batches only; parentheses need grid.sampler=python")
         for name, value in (("width.baseline_seeds", c.width.baseline_seeds),
                             ("width.eval_every", c.width.eval_every)):
             if value < 0:
