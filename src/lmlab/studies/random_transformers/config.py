@@ -2,9 +2,10 @@
 
 One top-level config with a nested group per sub-experiment (`--set grid.seeds=3`,
 `--set modadd.steps=9000`, `--set lm.corpus=grammar`). `paper` is the paper's grid (hours on
-GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,020 CPU-s, ~9 minutes on a
-quiet 2-core CPU, estimated from a measured per-job profile; what mattered at that scale, what
-was tuned on validation, and what the time goes to, is noted above it).
+GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,020 CPU-s, ~9 minutes on a quiet
+2-core CPU, estimated from a measured per-job profile; what mattered at that scale, what was
+tuned on validation, and what the time goes to, is noted above it); `small` is tiny plus the
+width sweep (`width`, issue #22); `gpu` the width sweep alone up to d=1024, for one H100.
 """
 
 from __future__ import annotations
