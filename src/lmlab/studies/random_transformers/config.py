@@ -2,22 +2,24 @@
 
 One top-level config with a nested group per sub-experiment (`--set grid.seeds=3`,
 `--set modadd.steps=9000`, `--set lm.corpus=grammar`). `paper` is the paper's grid (hours on
-GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,020 CPU-s, ~9 minutes on a
-quiet 2-core CPU, estimated from a measured per-job profile; what mattered at that scale, what
-was tuned on validation, and what the time goes to, is noted above it).
+GPUs); `tiny` the reduced grid `lmlab reproduce` runs (about 1,020 CPU-s, ~9 minutes on a quiet
+2-core CPU, estimated from a measured per-job profile; what mattered at that scale, what was
+tuned on validation, and what the time goes to, is noted above it); `small` is tiny plus the
+width sweep (`width`, issue #22); `gpu` the width sweep alone up to d=1024, for one H100.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
-__all__ = ["ALGO_TASKS", "PAPER", "PRESETS", "TINY", "DecimalConfig", "GridConfig",
-           "ImitationConfig", "LMConfig", "MemorizeConfig", "ModAddConfig", "NeedleConfig",
-           "ParensConfig", "RandomTransformersConfig"]
+__all__ = ["ALGO_TASKS", "GPU", "PAPER", "PRESETS", "SMALL", "TINY", "DecimalConfig",
+           "GridConfig", "ImitationConfig", "LMConfig", "MemorizeConfig", "ModAddConfig",
+           "NeedleConfig", "ParensConfig", "RandomTransformersConfig", "WidthConfig"]
 
 # what a model trains: random = embeddings only; ablations freeze more (experiments.MODES)
 Mode = Literal["random", "full", "unembed", "embed", "tok_unembed"]
@@ -52,6 +54,29 @@ class GridConfig:
     # widths at which the attainable attention logit gap (gaps.py) is also measured, beside the
     # grid's own: models built, never trained (cheap)
     gap_widths: tuple[int, ...] = (64, 256, 512)
+    # how the streaming tasks draw training batches: "python", a sequence at a time on the host;
+    # "torch", a batch at a time on the job's device (needle and decimal only; for GPUs, where
+    # the host's Python would take longer than the step: see the `gpu` preset)
+    sampler: Literal["python", "torch"] = "python"
+
+
+@dataclass(frozen=True)
+class WidthConfig:
+    """The width sweep (issue #22): random models of each width on `tasks` with one token budget
+    (`steps` x `batch` fresh sequences for every width), `seeds` seeds each, and fully trained
+    models at the widest width. The recipe (lr, weight decay, warmup, early stop on validation,
+    validation and test sets) is the grid's; the task settings (keys, digits) are the tasks'.
+    Seed index i of a task uses the grid's seed of that task, so the needle models are the ones
+    whose logit gap `gaps.py` measures."""
+
+    enabled: bool = False
+    tasks: tuple[AlgoTask, ...] = ("needle", "decimal")
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    seeds: int = 3
+    baseline_seeds: int = 1  # fully trained models at the widest width (0: none)
+    steps: int = 400
+    batch: int = 64  # training sequences per step (the same at every width: one token budget)
+    eval_every: int = 100  # validation every this many steps (early stop, curves; 0: grid's)
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,7 @@ class RandomTransformersConfig(StudyConfig):
     memorize: MemorizeConfig = field(default_factory=MemorizeConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
     lm: LMConfig = field(default_factory=LMConfig)
+    width: WidthConfig = field(default_factory=WidthConfig)
 
 
 PAPER = RandomTransformersConfig(executor="process")
@@ -263,5 +289,39 @@ TINY = RandomTransformersConfig(
                 warmup_steps=100),
 )
 
-PRESETS: dict[str, RandomTransformersConfig] = {"tiny": TINY, "paper": PAPER}
 
+# `small`: tiny plus the width sweep (issue #22). SMALL_NOTES_PLACEHOLDER
+SMALL = dataclasses.replace(TINY, width=WidthConfig(enabled=True))
+
+# `gpu`: the width sweep alone at the paper's stream scale, for one H100 (issue #22, point 4):
+# widths 64-1024, 3 random seeds each and one fully trained model at d=1024, on needle (8 keys)
+# and decimal (3 digits), 10,000 steps of 1,000 fresh sequences (the paper's 10M sequences),
+# batches drawn by torch on the device (`grid.sampler="torch"`: no per-sequence Python on the
+# host, no downloads), the paper's lr 1e-3 with 500 warmup steps for the random models (full:
+# 3e-4, validated at tiny), early stop at 0.99 on validation, test sets of 4,000. The grid,
+# memorization, imitation and language modelling are off.
+# EXPECTED RUNTIME, an ESTIMATE (no GPU was lent; `costs.runtime_estimate`): 136 PFLOP in all
+# (FLOPs per step counted here by torch's FlopCounterMode on real batches of the study's loss:
+# random d=64 5 GFLOP, 128 20, 256 78, 512 310, 1024 1,240; fully trained d=1024 1,850), at an
+# assumed 50% of the H100's fp32 peak (67 TFLOP/s, no TF32) with a 3 ms floor per step: about
+# 74 minutes; at 25%: about 140 minutes; fewer where the early stop ends jobs. Drawing a batch
+# of 1,000 costs 1.7-2.5 ms of CPU with the torch sampler here (Python's: 5-9 ms, ~35 minutes
+# over the run on the host). `lmlab run random-transformers --preset gpu` on the device
+# replaces the estimate with a measurement.
+GPU = RandomTransformersConfig(
+    executor="serial", tasks=(),
+    grid=GridConfig(seeds=3, baseline_seeds=1, widths=(128,), baseline_widths="widest",
+                    ablation_modes=(), lstm=False, lr=1e-3, full_lr=3e-4, warmup_steps=500,
+                    stop_at=0.99, eval_every=500, batch=1000, n_test=4000, n_val=1000,
+                    sampler="torch"),
+    needle=NeedleConfig(keys=8, vocab=64, steps=10_000),
+    decimal=DecimalConfig(digits=3, steps=10_000),
+    memorize=MemorizeConfig(enabled=False),
+    imitation=ImitationConfig(enabled=False),
+    lm=LMConfig(enabled=False),
+    width=WidthConfig(enabled=True, widths=(64, 128, 256, 512, 1024), seeds=3, baseline_seeds=1,
+                      steps=10_000, batch=1000),
+)
+
+PRESETS: dict[str, RandomTransformersConfig] = {"tiny": TINY, "small": SMALL, "paper": PAPER,
+                                                "gpu": GPU}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmlab.device import resolve_device
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
@@ -28,6 +29,7 @@ from lmlab.studies.random_transformers.analysis import (
     subspace_gap_interval,
 )
 from lmlab.studies.random_transformers.catalog import make_task
+from lmlab.studies.random_transformers.gaps import model_gap
 from lmlab.studies.random_transformers.lstm import LSTMLM
 from lmlab.studies.random_transformers.steps import counting_steps
 from lmlab.studies.random_transformers.tasks import Memorization, Task, majority_accuracy
@@ -43,9 +45,12 @@ class Job:
     (no defaults here: the config holds them); `task_kw` are the task's settings as (key, value).
 
     `seed` fixes the frozen random weights and the data order; `replicate` is its index among the
-    seeds of one condition (for names and per-seed metrics).
+    seeds of one condition (for names and per-seed metrics); `experiment` the sub-experiment it
+    belongs to ("grid", "width", "memorize", "lm"), which keeps the width sweep's results apart
+    from the grid's.
     """
 
+    experiment: str
     task: str
     mode: str
     width: int
@@ -66,7 +71,8 @@ class Job:
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.mode}/d{self.width}/s{self.replicate}"
+        own = "" if self.experiment in ("grid", "memorize", "lm") else f"{self.experiment}/"
+        return f"{own}{self.task}/{self.mode}/d{self.width}/s{self.replicate}"
 
 
 def build_model(mode: str, vocab_size: int, block_size: int, width: int, n_layer: int = 2,
@@ -138,7 +144,10 @@ def run_job(job: Job) -> dict[str, Any]:
     """Train one model and measure it; returns a flat dict of results (plus analysis lists)."""
     job_threads(job.threads)
     t0, c0 = time.perf_counter(), time.process_time()
-    task = make_task(job.task, **dict(job.task_kw))
+    kw = dict(job.task_kw)
+    if kw.get("sampler") == "torch":  # training batches drawn on the job's device
+        kw["device"] = str(resolve_device(job.device))
+    task = make_task(job.task, **kw)
     torch.manual_seed(job.seed)  # the model's random init is the object of study: seed it
     model = build_model(job.mode, task.vocab_size, task.block_size, job.width, job.n_layer,
                         job.n_head)
@@ -180,7 +189,7 @@ def run_job(job: Job) -> dict[str, Any]:
     final = task.evaluate(model)
     acc = float(final["test_acc"])
     result: dict[str, Any] = {
-        "key": job.key, "task": job.task, "mode": job.mode, "width": job.width,
+        "key": job.key, "experiment": job.experiment, "task": job.task, "mode": job.mode, "width": job.width,
         "replicate": job.replicate, "seed": job.seed,
         "test_acc": acc, "steps_done": metrics["steps_done"], "train_loss": metrics["train_loss"],
         "n_trainable": n_trainable,
@@ -200,6 +209,8 @@ def run_job(job: Job) -> dict[str, Any]:
         result["window_losses"] = task.window_losses(model)
     if isinstance(task, Memorization):  # which table entries are right, for a paired interval
         result["correct_bits"] = np.packbits(task.correct(model).numpy()).tobytes()
+    if job.mode == "random" and isinstance(model, GPT):  # the frozen heads' attainable gap
+        result["logit_gap"] = model_gap(model)
     if job.analyze and isinstance(model, GPT):
         result.update(_analyze(model, task, job))
     result["wall_s"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ which pairs them for the per-seed comparisons.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -16,13 +17,14 @@ from lmlab.studies.random_transformers.config import RandomTransformersConfig
 from lmlab.studies.random_transformers.experiments import Job
 from lmlab.studies.random_transformers.imitation import ImitationJob
 
-__all__ = ["grid_jobs", "imitation_jobs", "job", "lm_jobs", "memorize_jobs", "task_kw"]
+__all__ = ["grid_jobs", "imitation_jobs", "job", "lm_jobs", "memorize_jobs", "task_kw",
+           "width_jobs"]
 
 
 def task_kw(c: RandomTransformersConfig, task: str) -> tuple[tuple[str, Any], ...]:
     """The task generator's settings for `task` (see `catalog.make_task`), from the config."""
     g = c.grid
-    stream = {"n_test": g.n_test, "n_val": g.n_val, "batch_size": g.batch}
+    stream = {"n_test": g.n_test, "n_val": g.n_val, "batch_size": g.batch, "sampler": g.sampler}
     kw: dict[str, Any] = {
         "modadd": {"p": c.modadd.p, "test_fraction": c.modadd.test_fraction,
                    "val_fraction": c.modadd.val_fraction, "batch_size": c.modadd.batch},
@@ -46,7 +48,7 @@ def job(c: RandomTransformersConfig, task: str, mode: str, width: int, i: int) -
         g.full_lr if mode == "full" and g.full_lr is not None else g.lr
     wd = c.modadd.weight_decay if task == "modadd" and c.modadd.weight_decay is not None \
         else g.weight_decay
-    return Job(task=task, mode=mode, width=width, replicate=i, seed=derive(c.seed, task, i),
+    return Job(experiment="grid", task=task, mode=mode, width=width, replicate=i, seed=derive(c.seed, task, i),
                task_kw=task_kw(c, task), n_layer=c.n_layer, n_head=c.n_head, steps=steps, lr=lr,
                weight_decay=wd, warmup_steps=g.warmup_steps, eval_every=g.eval_every,
                stop_at=g.stop_at or None, threads=c.threads, device=c.device,
@@ -65,12 +67,34 @@ def grid_jobs(c: RandomTransformersConfig) -> list[Job]:
     return [job(c, task, m, w, s) for task in c.tasks for m, w, s in runs]
 
 
+def width_jobs(c: RandomTransformersConfig) -> list[Job]:
+    """The width sweep: random models of every `width.widths` x `width.seeds`, fully trained ones
+    at the widest width, on each of `width.tasks`; every job trains `width.steps` steps of
+    `width.batch` fresh sequences (one token budget), otherwise as the grid's job of the same
+    task, mode and seed index (same seed, recipe and early stop on validation)."""
+    wc = c.width
+    if not wc.enabled:
+        return []
+    wide = max(wc.widths)
+    runs = [("random", w, s) for w in wc.widths for s in range(wc.seeds)]
+    runs += [("full", wide, s) for s in range(wc.baseline_seeds)]
+    out = []
+    for task in wc.tasks:
+        kw = {**dict(task_kw(c, task)), "batch_size": wc.batch}
+        for mode, w, s in runs:
+            out.append(dataclasses.replace(job(c, task, mode, w, s), experiment="width",
+                                           steps=wc.steps, task_kw=tuple(kw.items()),
+                                           eval_every=wc.eval_every or c.grid.eval_every,
+                                           analyze=False))
+    return out
+
+
 def memorize_jobs(c: RandomTransformersConfig) -> list[Job]:
     """Memorization capacity: a random and a fully trained model per seed."""
     mc = c.memorize
     if not mc.enabled:
         return []
-    return [Job(task="memorize", mode=mode, width=mc.width, replicate=s,
+    return [Job(experiment="memorize", task="memorize", mode=mode, width=mc.width, replicate=s,
                 seed=derive(c.seed, "memorize", s), task_kw=task_kw(c, "memorize"),
                 n_layer=c.n_layer, n_head=c.n_head, steps=mc.steps, lr=mc.lr,
                 weight_decay=mc.weight_decay, warmup_steps=mc.warmup_steps, eval_every=0,
@@ -83,7 +107,7 @@ def lm_jobs(c: RandomTransformersConfig, corpus: str) -> list[Job]:
     lc = c.lm
     if not lc.enabled:
         return []
-    return [Job(task=corpus, mode=mode, width=w, replicate=s, seed=derive(c.seed, "lm", s),
+    return [Job(experiment="lm", task=corpus, mode=mode, width=w, replicate=s, seed=derive(c.seed, "lm", s),
                 task_kw=task_kw(c, corpus), n_layer=c.n_layer, n_head=c.n_head, steps=lc.steps,
                 lr=lc.lr, weight_decay=lc.weight_decay, warmup_steps=lc.warmup_steps,
                 eval_every=0, stop_at=None, threads=c.threads, device=c.device, analyze=False)

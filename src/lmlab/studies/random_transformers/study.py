@@ -67,9 +67,11 @@ from lmlab.studies.random_transformers.jobs import (
     imitation_jobs,
     lm_jobs,
     memorize_jobs,
+    width_jobs,
 )
 from lmlab.studies.random_transformers.steps import watch_steps
 from lmlab.studies.random_transformers.summary import summarize
+from lmlab.studies.random_transformers.width import width_figures, width_metrics, width_table
 from lmlab.study import Check, Claim, Study, StudyConfig
 
 __all__ = ["ALGO_TASKS", "PAPER", "TINY", "RandomTransformersConfig", "RandomTransformersStudy",
@@ -96,14 +98,16 @@ def _run_any(job: Job | ImitationJob) -> dict[str, Any]:
 
 
 class RandomTransformersStudy(Study):
-    """Presets `tiny` (2-core CPU, about 9 minutes) and `paper` (the paper's grid, for GPUs)."""
+    """Presets `tiny` (2-core CPU, about 9 minutes), `small` (tiny plus the width sweep),
+    `paper` (the paper's grid, for GPUs) and `gpu` (the width sweep up to d=1024, one H100)."""
 
     id = "random-transformers"
     Config = RandomTransformersConfig
     presets = PRESETS
     # ~1,290 CPU-s over 2 one-thread workers, longest job first: ~650 s of wall on a quiet 2-core
     # machine (estimated from a per-job profile at 1 thread; config.py's notes)
-    expected_s = {"tiny": 535}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
+    # gpu: an ESTIMATE (no GPU lent): 136 PFLOP at 25-50% of an H100's fp32 peak (config.py)
+    expected_s = {"tiny": 535, "gpu": 74 * 60}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields (tasks, modes, corpus), then sizes no job can use."""
@@ -114,17 +118,29 @@ class RandomTransformersStudy(Study):
                   "grid.n_test": c.grid.n_test, "grid.n_val": c.grid.n_val,
                   "grid.batch": c.grid.batch, "modadd.p": c.modadd.p,
                   "memorize.seeds": c.memorize.seeds, "imitation.seeds": c.imitation.seeds,
-                  "lm.seeds": c.lm.seeds}
+                  "lm.seeds": c.lm.seeds, "width.seeds": c.width.seeds,
+                  "width.steps": c.width.steps, "width.batch": c.width.batch}
         for name, value in counts.items():
             if value < 1:
                 raise LmlabError(f"random-transformers: {name} must be >= 1, got {value!r}")
+        streams = {t for t in (*c.tasks, *(c.width.tasks if c.width.enabled else ()))
+                   if t in ("needle", "decimal", "parens")}
+        if c.grid.sampler == "torch" and "parens" in streams:
+            raise LmlabError("random-transformers: grid.sampler=torch draws needle and decimal "
+                             "batches only; parentheses need grid.sampler=python")
+        for name, value in (("width.baseline_seeds", c.width.baseline_seeds),
+                            ("width.eval_every", c.width.eval_every)):
+            if value < 0:
+                raise LmlabError(f"random-transformers: {name} must be >= 0, got {value!r}")
         if c.grid.baseline_seeds < 0:
             raise LmlabError("random-transformers: grid.baseline_seeds must be >= 0 (0: "
                              f"grid.seeds), got {c.grid.baseline_seeds!r}")
         for name, value in (("grid.widths", c.grid.widths),
                             ("imitation.teacher_widths", c.imitation.teacher_widths),
-                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths)):
-            if (not value and name == "grid.widths") or (value and min(value) < 1):
+                            ("lm.widths", c.lm.widths), ("grid.gap_widths", c.grid.gap_widths),
+                            ("width.widths", c.width.widths)):
+            needed = name == "grid.widths" or (name == "width.widths" and c.width.enabled)
+            if (not value and needed) or (value and min(value) < 1):
                 raise LmlabError(f"random-transformers: {name} must hold widths >= 1, "
                                  f"got {value!r}")
 
@@ -136,7 +152,7 @@ class RandomTransformersStudy(Study):
         if why:
             print(f"random-transformers: {why}; language modelling falls back to the grammar "
                   "corpus (lm.corpus in the metrics)", file=sys.stderr, flush=True)
-        jobs: list[Job | ImitationJob] = [*grid_jobs(c), *memorize_jobs(c),
+        jobs: list[Job | ImitationJob] = [*grid_jobs(c), *width_jobs(c), *memorize_jobs(c),
                                           *lm_jobs(c, corpus), *imitation_jobs(c)]
         jobs.sort(key=_cost, reverse=True)  # longest first, so that a pool's workers end together
         sizes = [(j.key, j.steps, _cost(j) / max(j.steps, 1)) for j in jobs]
@@ -149,9 +165,15 @@ class RandomTransformersStudy(Study):
                         job=type(jobs[i]).__name__)
 
             results = map_jobs(_run_any, jobs, c.executor, finished, run=run)
-        m = summarize(c, results, run, corpus=corpus if c.lm.enabled else None)
+        sweep = [r for r in results if r.get("experiment") == "width"]
+        m = summarize(c, [r for r in results if r.get("experiment") != "width"], run,
+                      corpus=corpus if c.lm.enabled else None, also_frozen=sweep)
         m.update(measure_gaps(c))
         gap_figure(m, run)
+        if c.width.enabled:
+            m.update(width_metrics(c, sweep))
+            (Path(run.path) / "width_table.md").write_text(width_table(c, m))
+            width_figures(c, sweep, m, run)
         return m
 
     def claims(self, config: StudyConfig, metrics: dict[str, Any]) -> list[Claim]:

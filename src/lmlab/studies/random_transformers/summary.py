@@ -18,9 +18,12 @@ SATURATED = 0.9  # memorization accuracy above which capacity is not measured (t
 
 
 def summarize(c: RandomTransformersConfig, results: list[dict[str, Any]], run: Any = None,
-              corpus: str | None = None) -> dict[str, Any]:
+              corpus: str | None = None,
+              also_frozen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Flat dotted metrics (medians over seeds, per-seed values, intervals) from the job results;
-    figures go to `run`. `corpus` is the language-modelling corpus actually used."""
+    figures go to `run`. `corpus` is the language-modelling corpus actually used; `also_frozen`
+    are results of other experiments (the width sweep) whose models the freeze check covers
+    too, and the job totals count."""
     m: dict[str, Any] = {}
     groups = group_results(results)
     for (task, mode, width), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
@@ -39,15 +42,16 @@ def summarize(c: RandomTransformersConfig, results: list[dict[str, Any]], run: A
             m[f"{prefix}.loss"] = median(r["test_loss"] for r in rs)
         m[f"{task}.majority.acc"] = rs[0]["majority_acc"]
     _grid_comparisons(c, groups, m)
-    _freeze(results, m)
+    _freeze([*results, *(also_frozen or [])], m)
     _memorization(c, groups, m)
     _analyses(c, results, m)
     _imitation(results, m)
     if corpus is not None:
         _language(c, corpus, groups, m)
-    m["jobs.count"] = len(results)
-    m["jobs.wall_s"] = round(sum(r.get("wall_s", 0.0) for r in results), 1)
-    m["jobs.cpu_s"] = round(sum(r.get("cpu_s", 0.0) for r in results), 1)
+    every = [*results, *(also_frozen or [])]
+    m["jobs.count"] = len(every)
+    m["jobs.wall_s"] = round(sum(r.get("wall_s", 0.0) for r in every), 1)
+    m["jobs.cpu_s"] = round(sum(r.get("cpu_s", 0.0) for r in every), 1)
     if run is not None:
         _figures(c, results, m, run)
     return m

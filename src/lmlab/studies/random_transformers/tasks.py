@@ -19,6 +19,10 @@ Formats follow the official code (fjzzq2002/random_transformers):
 
 Streaming tasks draw fresh training batches each step and reject any sequence that is in the
 fixed test set (compared on the whole sequence), so the test set is never trained on.
+With `sampler="torch"` (needle and decimal addition) a batch is drawn vectorized by torch on
+`device` (a GPU's own generator: no per-sequence Python on the host), from the same distribution
+as the Python sampler (tests compare them), and sequences of the held-out sets are rejected by a
+64-bit hash of the whole sequence. The held-out sets themselves are always the Python ones.
 
 Validation: every algorithmic task also has a fixed validation set, disjoint from training and
 from test by construction (modular addition: the next `val_fraction` of the shuffled pairs;
@@ -174,13 +178,16 @@ class ModularAddition:
 # ----------------------------------------------------------------------------- streaming tasks
 @dataclass(frozen=True)
 class StreamTask:
-    """A task sampled one sequence at a time with Python's `random`; see the subclasses."""
+    """A task sampled one sequence at a time with Python's `random` (or, `sampler="torch"`,
+    a batch at a time on `device`: `sample_batch`); see the subclasses."""
 
     n_test: int = 4000
     batch_size: int = 1000
     test_seed: int = TEST_SEED
     name: str = "stream"
     n_val: int = 4000
+    sampler: Literal["python", "torch"] = "python"
+    device: str = "cpu"  # where `sampler="torch"` draws the training batches
 
     @property
     def vocab_size(self) -> int:
@@ -254,8 +261,41 @@ class StreamTask:
         """The fixed validation set, none of it in the test set (see `_held_out`)."""
         return self.encode(self._val()[0])
 
+    def sample_batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """`n` padded sequences (n, L) drawn by torch on `gen`'s device (`sampler="torch"`)."""
+        raise LmlabError(f"{self.name}: no torch sampler; use sampler=python")
+
+    def _held_out_hashes(self, device: torch.device) -> torch.Tensor:
+        """The sorted row hashes of the test and validation sequences, on `device`."""
+        cache = self.__dict__.get("_hash_cache")
+        if cache is None or cache.device != device:
+            rows = self._test()[0] + self._val()[0]
+            cache = torch.sort(_row_hash(torch.as_tensor(rows, dtype=torch.long))).values
+            cache = cache.to(device)
+            object.__setattr__(self, "_hash_cache", cache)
+        return cache
+
+    def _torch_batch(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """A fresh batch drawn by `sample_batch` on `device`, held-out sequences rejected."""
+        dev = torch.device(self.device)
+        g = torch.Generator(device=dev)
+        g.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        held = self._held_out_hashes(dev)
+        parts, n = [], 0
+        for _ in range(100):
+            seq = self.sample_batch(self.batch_size, g)
+            keep = ~torch.isin(_row_hash(seq), held)
+            parts.append(seq[keep])
+            n += int(keep.sum())
+            if n >= self.batch_size:
+                return self.encode(torch.cat(parts)[: self.batch_size])
+        raise LmlabError(f"{self.name}: the test and validation sets cover (nearly) every "
+                         "sequence; lower n_test / n_val or enlarge the task")
+
     def __call__(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """A fresh training batch, none of whose sequences is in the test or validation set."""
+        if self.sampler == "torch":
+            return self._torch_batch(gen)
         rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
         test, val = self._test()[1], self._val()[1]
         out: list[list[int]] = []
@@ -274,6 +314,18 @@ class StreamTask:
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {"val_acc": evaluate_accuracy(model, self.val_batch())}
+
+
+_HASH_MULTIPLIERS = torch.randint(-(2**62), 2**62, (256,),
+                                  generator=torch.Generator().manual_seed(TEST_SEED)) | 1
+
+
+def _row_hash(seq: torch.Tensor) -> torch.Tensor:
+    """A 64-bit hash of each row of `seq` (n, L <= 256): sum of token x a fixed odd random
+    multiplier per position, wrapping around in int64 (two different rows collide with
+    probability about 2^-63)."""
+    m = _HASH_MULTIPLIERS[: seq.shape[1]].to(seq.device)
+    return (seq.long() * m).sum(1)
 
 
 def needle_sequence(keys: list[int], values: list[int], query: int, n_keys: int,
@@ -314,6 +366,21 @@ class Needle(StreamTask):
         values = [rng.randint(1, self.vocab // 2 - 1) for _ in range(k)]
         return needle_sequence(keys, values, rng.choice(keys), self.n_keys, self.vocab)
 
+    def sample_batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """`sample`'s distribution, vectorized: k ~ U{1..n_keys} keys in random order (the first
+        k of a random permutation), values ~ U{1..V/2-1}, the query one of the k keys."""
+        dev, K, half = gen.device, self.n_keys, self.vocab // 2
+        k = torch.randint(1, K + 1, (n,), generator=gen, device=dev)
+        keys = torch.rand(n, K, generator=gen, device=dev).argsort(1)
+        values = torch.randint(1, half, (n, K), generator=gen, device=dev)
+        pick = (torch.rand(n, generator=gen, device=dev) * k).long().clamp_max(k - 1)[:, None]
+        pairs = torch.stack([keys + half, values], 2).reshape(n, 2 * K)
+        seq = torch.zeros(n, 2 * K + 3, dtype=torch.long, device=dev)
+        seq[:, : 2 * K] = torch.where(torch.arange(2 * K, device=dev) < 2 * k[:, None], pairs, 0)
+        seq.scatter_(1, 2 * k[:, None], keys.gather(1, pick) + K + half)
+        seq.scatter_(1, 2 * k[:, None] + 1, values.gather(1, pick))
+        return seq
+
     def scored(self, seq: torch.Tensor) -> torch.Tensor:
         return seq[:, :-1] >= self.n_keys + self.vocab // 2  # the query token's next: the answer
 
@@ -349,6 +416,24 @@ class DecimalAddition(StreamTask):
     def sample(self, rng: random.Random) -> list[int]:
         lo, hi = 10 ** (self.n_digits - 1), 10**self.n_digits - 1
         return addition_sequence(rng.randint(lo, hi), rng.randint(lo, hi), self.n_digits)
+
+    def sample_batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """`sample`'s distribution, vectorized: a, b ~ U{10^(d-1)..10^d-1}, the paper format."""
+        dev, d = gen.device, self.n_digits
+        a, b = (torch.randint(10 ** (d - 1), 10**d, (n,), generator=gen, device=dev)
+                for _ in range(2))
+        total = a + b
+
+        def digits(x: torch.Tensor, m: int) -> torch.Tensor:  # least significant first
+            return x[:, None] // 10 ** torch.arange(m, device=dev) % 10
+
+        col = torch.full((n, 1), 0, dtype=torch.long, device=dev)
+        seq = torch.cat([digits(a, d), col + 10, digits(b, d), col + 11,
+                         digits(total, d + 1) + 20, col + 30], 1)
+        short = total < 10**d  # a d-digit sum: its stop token moves up, then one pad
+        seq[short, 3 * d + 2] = 30
+        seq[short, 3 * d + 3] = 12
+        return seq
 
     def scored(self, seq: torch.Tensor) -> torch.Tensor:
         inp = seq[:, :-1]
