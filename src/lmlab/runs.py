@@ -155,6 +155,26 @@ def environment(seed: int | None = None, device: str | None = None) -> dict[str,
     return env
 
 
+def last_logged_step(path: str | os.PathLike) -> int:
+    """The last step logged in a run's metrics.jsonl (0 when there is none yet), reading the
+    file's tail only: how a parent watches a training that another process logs."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(step, int):
+            return step
+    return 0
+
+
 class Run:
     """A run folder. Studies write metrics, checkpoints and figures through it."""
 

@@ -261,7 +261,8 @@ def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) ->
     """The steps bar counts each model's logged steps (intermediate + state phase) and a
     finished model's whole budget; piped, one line per finished model."""
     from lmlab.runs import Run
-    from lmlab.studies.state_tracking.study import _last_step, _training_progress
+    from lmlab.runs import last_logged_step
+    from lmlab.studies.state_tracking.study import _training_progress
 
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
     c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity", "n_seeds=1",
@@ -271,8 +272,8 @@ def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) ->
     Run(tmp_path / "parity.seed0" / "intermediate").log(step=40, train_loss=1.0)
     Run(tmp_path / "parity.seed0" / "state").log(step=20, train_loss=1.0)
     Run(tmp_path / "parity.seed0" / "state").log(step=None, note="not a step")
-    assert _last_step(tmp_path / "parity.seed0" / "state" / "metrics.jsonl") == 20
-    assert _last_step(tmp_path / "none.seed0" / "state" / "metrics.jsonl") == 0  # none yet
+    assert last_logged_step(tmp_path / "parity.seed0" / "state" / "metrics.jsonl") == 20
+    assert last_logged_step(tmp_path / "none.seed0" / "state" / "metrics.jsonl") == 0  # none yet
     with _training_progress(jobs, tmp_path) as on_result:
         on_result(0, {"label": "PAA"})
     err = capsys.readouterr().err.strip().splitlines()

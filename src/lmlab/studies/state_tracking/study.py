@@ -37,7 +37,7 @@ import torch
 from lmlab.device import device_name
 from lmlab.errors import LmlabError
 from lmlab.executor import job_threads, map_jobs
-from lmlab.runs import Run, atomic_write_json
+from lmlab.runs import Run, atomic_write_json, last_logged_step
 from lmlab.seeding import derive
 from lmlab.stats import bootstrap_ci, bootstrap_diff
 from lmlab.studies.state_tracking.claims import MIN_MODELS, checks, claims
@@ -191,27 +191,6 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
     }
 
 
-def _last_step(path: Path) -> int:
-    """The last step logged in a metrics.jsonl (0 when there is none yet); reads the tail only."""
-    import json
-
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return 0
-    for line in reversed(lines):
-        try:
-            step = json.loads(line).get("step")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(step, int):
-            return step
-    return 0
-
-
 @contextmanager
 def _training_progress(jobs: list[ModelJob], log_dir: Path) -> Iterator[Any]:
     """A bar over the training steps of all models (their budgets; an early stop counts as the
@@ -227,8 +206,8 @@ def _training_progress(jobs: list[ModelJob], log_dir: Path) -> Iterator[Any]:
                 n += j.budget
                 continue
             logs = log_dir / j.tag
-            inter = _last_step(logs / "intermediate" / "metrics.jsonl")
-            n += min(j.budget, inter + _last_step(logs / "state" / "metrics.jsonl"))
+            inter = last_logged_step(logs / "intermediate" / "metrics.jsonl")
+            n += min(j.budget, inter + last_logged_step(logs / "state" / "metrics.jsonl"))
         return n
 
     def describe(i: int, r: dict[str, Any]) -> str:

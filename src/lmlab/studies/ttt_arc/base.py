@@ -127,18 +127,32 @@ def _pretrain_job(c: TTTArcConfig, run_dir: str, resume: bool, path: str) -> dic
 
 
 def _pretrain_in_child(c: TTTArcConfig, run: Any, path: Path) -> dict[str, Any]:
-    """Run `_pretrain_job` in a spawned process with passive OpenMP waiting."""
+    """Run `_pretrain_job` in a spawned process with passive OpenMP waiting. The child shows
+    nothing itself; this process shows its steps, read from the run's log, in the study's one
+    display (two processes drawing on one terminal garble it)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     from lmlab.executor import die_with_parent
+    from lmlab.progress import polled_progress
+    from lmlab.runs import last_logged_step
 
-    # the child dies with a SIGKILLed run, like the executor's pool workers
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
-                             initializer=die_with_parent) as pool:
-        with _environ(OMP_WAIT_POLICY="PASSIVE"):
-            future = pool.submit(_pretrain_job, c, str(run.path), bool(run.resume), str(path))
-        return future.result()
+    steps = c.pretrain.steps
+
+    def done(finished: set[int]) -> int:
+        return steps if finished else min(steps, last_logged_step(run.metrics_path))
+
+    with polled_progress("ttt-arc: pre-training", steps, done,
+                         lambda i, r: "the base is pre-trained") as on_result:
+        # the child dies with a SIGKILLed run, like the executor's pool workers
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
+            with _environ(OMP_WAIT_POLICY="PASSIVE", LMLAB_PROGRESS="off"):
+                future = pool.submit(_pretrain_job, c, str(run.path), bool(run.resume),
+                                     str(path))
+            pre = future.result()
+        on_result(0, pre)
+    return pre
 
 
 def pretrained_base(c: TTTArcConfig, run: Any) -> tuple[Path, dict[str, Any]]:
