@@ -260,8 +260,7 @@ def test_kill_and_resume_gives_the_uninterrupted_metrics(tmp_path) -> None:
 def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) -> None:
     """The steps bar counts each model's logged steps (intermediate + state phase) and a
     finished model's whole budget; piped, one line per finished model."""
-    from lmlab.runs import Run
-    from lmlab.runs import last_logged_step
+    from lmlab.runs import Run, last_logged_step
     from lmlab.studies.state_tracking.study import _training_progress
 
     monkeypatch.setenv("LMLAB_PROGRESS", "lines")
