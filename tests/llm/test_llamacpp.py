@@ -202,6 +202,8 @@ def test_logprobs_are_the_models_own(lm) -> None:
     expected = fake.PEAK - math.log(math.exp(fake.PEAK) + fake.N_VOCAB - 1)
     assert c.logprobs == pytest.approx([expected] * 4) and c.tokens == ("A", "b", "c", "-")
     assert lm.generate([Request.chat("Hi", temperature=0, max_tokens=4)])[0][0].logprobs is None
+    whole = lm.generate([Request.chat("Hi", temperature=0, logprobs=True)])[0][0]
+    assert whole.tokens[-2:] == ("!", "<|im_end|>") and len(whole.logprobs) == whole.completion_tokens
 
 
 def test_what_llamacpp_cannot_do_is_one_line(lm) -> None:

@@ -277,7 +277,8 @@ class LlamaCppBackend(Backend):
             "finish_reason": finish,
             "completion_tokens": n_tok,
             "logprobs": tuple(lps[:n_tok]) if req.logprobs else None,
-            "tokens": tuple(self.decode([t]) for t in gen[:n_tok]) if req.logprobs else None,
+            # each token's own text, special ones spelled out (end of text too), as hf gives them
+            "tokens": tuple(self._special(t) for t in gen[:n_tok]) if req.logprobs else None,
         }
 
     def close(self) -> None:
