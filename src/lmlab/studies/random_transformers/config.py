@@ -290,7 +290,18 @@ TINY = RandomTransformersConfig(
 )
 
 
-# `small`: tiny plus the width sweep (issue #22). SMALL_NOTES_PLACEHOLDER
+# `small`: tiny plus the width sweep (issue #22): random models of d = 64, 128, 256, 512, three
+# seeds each (the grid's seeds: the needle models are those gaps.py measures), and one fully
+# trained d=512 model, on needle (8 keys) and decimal (3 digits), each trained 400 steps of 64
+# fresh sequences (25,600 sequences, 0.26% of the paper's 10M), the grid's recipe (lr 3e-3,
+# full 3e-4), early stop at 0.99 on validation read every 100 steps, test sets of 1,000.
+# Budget: per-step CPU measured at 1 thread (20-step differences, batch 64): random d=64 /
+# 128 / 256 / 512 about 0.013-0.03 / 0.025-0.03 / 0.074-0.088 / 0.27 s, fully trained d=512
+# 0.37-0.41 s (FLOPs per step, costs.step_flops: 0.33 / 1.3 / 5.1 / 20.3 GFLOP, full 30). 800
+# steps were planned and cut to 400 when the shared machine (load 10-16) gave the sweep ~0.3
+# of a core. SWEEP_RESULTS_PLACEHOLDER
+# Expected: the sweep's jobs take about 1,330 CPU-s, so `small` is about tiny + 11 minutes on
+# a quiet 2-core machine (about 20 minutes; an estimate from the CPU-s, not timed whole).
 SMALL = dataclasses.replace(TINY, width=WidthConfig(enabled=True))
 
 # `gpu`: the width sweep alone at the paper's stream scale, for one H100 (issue #22, point 4):
