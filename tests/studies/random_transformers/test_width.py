@@ -50,7 +50,7 @@ def test_sweep_jobs_share_one_token_budget_and_the_grid_seeds() -> None:
     assert {j.experiment for j in jobs} == {"width"}
     assert {j.width for j in jobs if j.mode == "full"} == {max(wc.widths)}
     # seed index i of a task is the grid's seed of that task and index: the needle models are
-    # the ones whose logit gap gaps.measure_gaps reports
+    # the ones whose logit gap gap_models.measure_gaps reports
     for j in jobs:
         assert j.seed == job(c, j.task, j.mode, j.width, j.replicate).seed
     keys = [j.key for j in jobs]

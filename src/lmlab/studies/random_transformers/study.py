@@ -60,7 +60,8 @@ from lmlab.studies.random_transformers.config import (
     RandomTransformersConfig,
 )
 from lmlab.studies.random_transformers.experiments import Job, run_job
-from lmlab.studies.random_transformers.gaps import gap_figure, measure_gaps
+from lmlab.studies.random_transformers.gap_models import measure_gaps
+from lmlab.studies.random_transformers.gaps import gap_figure
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.jobs import (
     grid_jobs,

@@ -35,7 +35,7 @@ __all__ = ["context_guess", "width_figures", "width_metrics", "width_positions",
 
 def width_positions(c: RandomTransformersConfig, task: str) -> int:
     """Positions the scored query attends over: every key-value pair and the query (needle),
-    else the whole block (as `gaps.measure_gaps` counts them)."""
+    else the whole block (as `gap_models.measure_gaps` counts them)."""
     if task == "needle":
         return 2 * c.needle.keys + 1
     return {"decimal": 3 * c.decimal.digits + 3, "parens": 2 * c.parens.pairs + 2,
