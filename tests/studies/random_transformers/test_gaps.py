@@ -10,12 +10,8 @@ import torch
 from lmlab.nn import GPT, GPTConfig
 from lmlab.studies.random_transformers.config import TINY
 from lmlab.studies.random_transformers.experiments import build_model
-from lmlab.studies.random_transformers.gaps import (
-    attention_share,
-    head_gaps,
-    measure_gaps,
-    model_gap,
-)
+from lmlab.studies.random_transformers.gap_models import measure_gaps
+from lmlab.studies.random_transformers.gaps import attention_share, head_gaps, model_gap
 from lmlab.study import apply_overrides
 
 

@@ -15,7 +15,7 @@ from lmlab.studies.random_transformers.costs import step_flops
 from lmlab.studies.random_transformers.experiments import build_model, run_job
 from lmlab.studies.random_transformers.gaps import model_gap
 from lmlab.studies.random_transformers.jobs import grid_jobs, job, width_jobs
-from lmlab.studies.random_transformers.width import width_metrics, width_table
+from lmlab.studies.random_transformers.width import context_guess, width_metrics, width_table
 from lmlab.study import apply_overrides, get_study
 
 STUDY = get_study("random-transformers")
@@ -50,7 +50,7 @@ def test_sweep_jobs_share_one_token_budget_and_the_grid_seeds() -> None:
     assert {j.experiment for j in jobs} == {"width"}
     assert {j.width for j in jobs if j.mode == "full"} == {max(wc.widths)}
     # seed index i of a task is the grid's seed of that task and index: the needle models are
-    # the ones whose logit gap gaps.measure_gaps reports
+    # the ones whose logit gap gap_models.measure_gaps reports
     for j in jobs:
         assert j.seed == job(c, j.task, j.mode, j.width, j.replicate).seed
     keys = [j.key for j in jobs]
@@ -165,3 +165,11 @@ def test_step_flops_are_counted_and_grow_with_width_and_full_training() -> None:
     assert 0 < f16 < f64
     assert step_flops(jobs[("needle", "full", 64)]) > f64  # weight gradients of the frozen part
     assert step_flops(jobs[("needle", "random", 64)]) == f64  # a seeded, fixed sample
+
+
+def test_the_needle_plateau_reference_is_a_random_value_of_the_context() -> None:
+    assert context_guess(1, 64) == 1.0
+    # k ~ U{1..8}: E[1/k] = H_8 / 8 plus a wrong pair that holds the same value (1 in 31)
+    h8 = sum(1 / k for k in range(1, 9)) / 8
+    assert context_guess(8, 64) == pytest.approx(h8 + (1 - h8) / 31)
+    assert 0.35 < context_guess(8, 64) < 0.37

@@ -13,7 +13,7 @@ Modules: `config` (the config, its nested groups, presets), `tasks` (the algorit
 baseline), `experiments` (one training job), `imitation` (circuit imitation), `jobs` (the job
 specs, derived from the config, with their seeds), `steps` (progress inside running jobs),
 `analysis` (subspace concentration, attention heads, capacity, intervals), `gaps` (the frozen
-heads' attainable attention logit gap), `width` (the width sweep's metrics, table and figures),
+heads' attainable attention logit gap), `gap_models` (the gaps of the grid's models), `width` (the width sweep's metrics, table and figures),
 `costs` (FLOPs per step and the `gpu` preset's runtime estimate), `summary` (metrics, figures),
 `claims` (claims and checks), `study` (orchestration).
 """

@@ -20,7 +20,8 @@ vector is twice as far, so two keys never differ by more than 2 x gap). A model'
 largest over its layers and heads. It is measured from the frozen matrices of the same models
 the grid trains (the random models of the needle task, by seed), not from a formula of the init.
 
-With gap `g`, a query that sees `n` positions can put at most `e^g / (e^g + n - 1)` of its
+`gap_models.measure_gaps` measures the grid's models (this module imports no job code, so that
+every job can record its own model's gap). With gap `g`, a query that sees `n` positions can put at most `e^g / (e^g + n - 1)` of its
 attention on one of them while the other `n - 1` sit at logit 0: `attention_share` below.
 """
 
@@ -32,9 +33,8 @@ from typing import Any
 import torch
 
 from lmlab.nn import GPT
-from lmlab.studies.random_transformers.config import RandomTransformersConfig
 
-__all__ = ["attention_share", "gap_metrics", "head_gaps", "measure_gaps", "model_gap"]
+__all__ = ["attention_share", "gap_figure", "gap_metrics", "head_gaps", "model_gap"]
 
 
 def head_gaps(model: GPT) -> list[list[float]]:
@@ -86,33 +86,6 @@ def gap_metrics(gaps: dict[int, list[float]], n_positions: int) -> dict[str, Any
             m[f"gap.d{w}.logit.seed{i}"] = v
         m[f"gap.d{w}.attention_share"] = attention_share(g, n_positions)
     m["gap.positions"] = n_positions
-    return m
-
-
-def measure_gaps(c: RandomTransformersConfig) -> dict[str, Any]:
-    """The gap of each width's random models (the grid's widths and `grid.gap_widths`), seed by
-    seed: the needle task's random grid models as their jobs build them (same seed, same init),
-    or the first task's when the run has no needle. Cheap: the models are built, never trained."""
-    from lmlab.seeding import derive
-    from lmlab.studies.random_transformers.catalog import make_task
-    from lmlab.studies.random_transformers.experiments import build_model
-    from lmlab.studies.random_transformers.jobs import task_kw
-
-    task_name = "needle" if "needle" in c.tasks else c.tasks[0] if c.tasks else "needle"
-    task = make_task(task_name, **dict(task_kw(c, task_name)))
-    gaps: dict[int, list[float]] = {}
-    for w in sorted({*c.grid.widths, *c.grid.gap_widths}):
-        gaps[w] = []
-        for i in range(c.grid.seeds):
-            torch.manual_seed(derive(c.seed, task_name, i))
-            model = build_model("random", task.vocab_size, task.block_size, w, c.n_layer,
-                                c.n_head)
-            assert isinstance(model, GPT)
-            gaps[w].append(model_gap(model))
-    # the answer's query sees every key-value pair and itself (needle); else the whole block
-    n = 2 * c.needle.keys + 1 if task_name == "needle" else task.block_size
-    m = gap_metrics(gaps, n)
-    m["gap.task"] = task_name
     return m
 
 

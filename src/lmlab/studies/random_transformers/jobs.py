@@ -24,7 +24,9 @@ __all__ = ["grid_jobs", "imitation_jobs", "job", "lm_jobs", "memorize_jobs", "ta
 def task_kw(c: RandomTransformersConfig, task: str) -> tuple[tuple[str, Any], ...]:
     """The task generator's settings for `task` (see `catalog.make_task`), from the config."""
     g = c.grid
-    stream = {"n_test": g.n_test, "n_val": g.n_val, "batch_size": g.batch, "sampler": g.sampler}
+    stream = {"n_test": g.n_test, "n_val": g.n_val, "batch_size": g.batch,
+              # the default sampler stays out of the spec (the job caches of older runs match)
+              **({"sampler": g.sampler} if g.sampler != "python" else {})}
     kw: dict[str, Any] = {
         "modadd": {"p": c.modadd.p, "test_fraction": c.modadd.test_fraction,
                    "val_fraction": c.modadd.val_fraction, "batch_size": c.modadd.batch},

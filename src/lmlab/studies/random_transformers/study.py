@@ -60,7 +60,8 @@ from lmlab.studies.random_transformers.config import (
     RandomTransformersConfig,
 )
 from lmlab.studies.random_transformers.experiments import Job, run_job
-from lmlab.studies.random_transformers.gaps import gap_figure, measure_gaps
+from lmlab.studies.random_transformers.gap_models import measure_gaps
+from lmlab.studies.random_transformers.gaps import gap_figure
 from lmlab.studies.random_transformers.imitation import ImitationJob, run_imitation
 from lmlab.studies.random_transformers.jobs import (
     grid_jobs,
@@ -107,7 +108,8 @@ class RandomTransformersStudy(Study):
     # ~1,290 CPU-s over 2 one-thread workers, longest job first: ~650 s of wall on a quiet 2-core
     # machine (estimated from a per-job profile at 1 thread; config.py's notes)
     # gpu: an ESTIMATE (no GPU lent): 136 PFLOP at 25-50% of an H100's fp32 peak (config.py)
-    expected_s = {"tiny": 535, "gpu": 74 * 60}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
+    # small: tiny's 535 s plus the width sweep's ~1,330 CPU-s on 2 workers (an estimate)
+    expected_s = {"tiny": 535, "small": 1200, "gpu": 74 * 60}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (1,005 CPU-s)
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields (tasks, modes, corpus), then sizes no job can use."""

@@ -14,7 +14,8 @@ table and figures. Metric keys (medians over seeds; every interval a 95% bootstr
   against log2 width over every (width, seed) model, `.points`;
 - `width.{task}.random_minus_full.d{W}.diff` with its interval (independent bootstrap over
   seeds), at the widest width;
-- `width.sequences` (training sequences per model: the token budget in sequences).
+- `width.sequences` (training sequences per model: the token budget in sequences);
+  `width.needle.context_guess` (the accuracy of answering with a random value of the context).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from lmlab.stats import bootstrap_ci, bootstrap_diff, median, spearman_ci
 from lmlab.studies.random_transformers.config import RandomTransformersConfig
 from lmlab.studies.random_transformers.gaps import attention_share
 
-__all__ = ["width_figures", "width_metrics", "width_positions", "width_table"]
+__all__ = ["context_guess", "width_figures", "width_metrics", "width_positions", "width_table"]
 
 
 def width_positions(c: RandomTransformersConfig, task: str) -> int:
     """Positions the scored query attends over: every key-value pair and the query (needle),
-    else the whole block (as `gaps.measure_gaps` counts them)."""
+    else the whole block (as `gap_models.measure_gaps` counts them)."""
     if task == "needle":
         return 2 * c.needle.keys + 1
     return {"decimal": 3 * c.decimal.digits + 3, "parens": 2 * c.parens.pairs + 2,
@@ -84,8 +85,18 @@ def width_metrics(c: RandomTransformersConfig, results: list[dict[str, Any]]) ->
             iv = bootstrap_diff(rand, full, paired=False)
             p = f"width.{task}.random_minus_full.d{wide}"
             m[f"{p}.diff"], m[f"{p}.ci_lo"], m[f"{p}.ci_hi"] = iv.value, iv.lo, iv.hi
+    if "needle" in wc.tasks:
+        m["width.needle.context_guess"] = context_guess(c.needle.keys, c.needle.vocab)
     m["width.sequences"] = wc.steps * wc.batch
     return m
+
+
+def context_guess(n_keys: int, vocab: int) -> float:
+    """Needle accuracy of answering with the value of a uniformly chosen pair of the context
+    (k ~ U{1..n_keys} pairs, values ~ U{1..V/2-1}): the plateau a model that has learned where
+    values sit, but not which one the query asks for, reaches."""
+    n_values = vocab // 2 - 1
+    return sum(1 / k + (1 - 1 / k) / n_values for k in range(1, n_keys + 1)) / n_keys
 
 
 def width_table(c: RandomTransformersConfig, m: dict[str, Any]) -> str:
@@ -143,6 +154,9 @@ def width_figures(c: RandomTransformersConfig, results: list[dict[str, Any]], m:
                            label=f"{task} fully trained", zorder=3)
         gap_ax.plot(widths, [m.get(f"{q}.gap", math.nan) for q in p], marker="o", color=color,
                     label=f"{task} models")
+        if task == "needle" and "width.needle.context_guess" in m:
+            acc_ax.axhline(m["width.needle.context_guess"], color=color, ls=":", lw=1,
+                           label="needle: a random value of the context")
     acc_ax.set_xscale("log", base=2)
     acc_ax.set_xticks(widths, [str(w) for w in widths])
     acc_ax.set_ylim(0, 1.02)
