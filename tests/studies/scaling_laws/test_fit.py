@@ -202,12 +202,15 @@ def test_batched_grid_matches_the_loop_and_is_faster():
     loss = chinchilla_loss(N, D, **HOFFMANN) * np.exp(rng.normal(0, 0.01, len(N)))
     form = ChinchillaForm()
     grid = form.grid()[::16]  # 64 starts keep the loop short
-    t0 = time.perf_counter()
-    loop = fit_huber_loop(form, N, D, loss, grid=grid, gradient="numeric")
-    loop_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    batched = fit_huber_grid(form, N, D, loss, grid=grid)
-    batched_s = time.perf_counter() - t0
+    # CPU time, best of 3 interleaved repeats: wall time on a loaded machine measures the load
+    loop_s = batched_s = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        loop = fit_huber_loop(form, N, D, loss, grid=grid, gradient="numeric")
+        loop_s = min(loop_s, time.process_time() - t0)
+        t0 = time.process_time()
+        batched = fit_huber_grid(form, N, D, loss, grid=grid)
+        batched_s = min(batched_s, time.process_time() - t0)
     assert batched.objective <= loop.objective * (1 + 1e-6)
     assert loop_s > 2 * batched_s  # 64 starts; the gap grows with the grid
 
