@@ -128,12 +128,13 @@ LINE_GAP_S = 5.0  # piped: the least time between two lines of one tracker (firs
 class _Tracker:
     """Counts finished units and renders them (a rich bar, or one line each)."""
 
-    def __init__(self, label: str, total: float, unit: str, how: str):
+    def __init__(self, label: str, total: float, unit: str, how: str,
+                 gap: float | None = None):
         self.label, self.total, self.unit, self.how = label, max(0, total), unit, how
+        self.gap = gap  # least seconds between piped lines (None: LINE_GAP_S)
         self.done = 0
         self.t0 = time.perf_counter()
         self._said: float | None = None  # when the last piped line was printed
-        self.gap: float | None = None  # least seconds between piped lines (None: LINE_GAP_S)
         self._pending: str | None = None  # the last line held back
         self._bar: Any = None
         self._own_bar = False
@@ -301,8 +302,8 @@ def polled_progress(label: str, total: float, read: Callable[[set[int]], float],
     finished: set[int] = set()
     lock = threading.Lock()
     stop = threading.Event()
-    tracker = _Tracker(label, total, unit, how)
-    tracker.gap = 0.0  # the poller paces its own lines; each finished job gets one
+    # the poller paces its own lines; each finished job gets one
+    tracker = _Tracker(label, total, unit, how, gap=0.0)
 
     def poll() -> None:
         started = False
