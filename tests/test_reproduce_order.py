@@ -93,6 +93,7 @@ def test_bench_reproduce_splits_the_time_by_phase(cli, monkeypatch):
     assert cpu["analysis"] == pytest.approx(0.4, abs=0.2), cpu
     assert cpu["generation"] == 0.0
     assert s["cpu_s"] >= sum(cpu.values()) - 0.05 and s["wall_s"] > 0 and s["claims_hold"] == 1
+    assert s["verdicts"] == {"finite": True}  # which claim held, by id
     assert res["total"]["training_cpu_s"] == cpu["training"]
     assert set(s["top"]["evaluation"]) == {"runner:execute"}  # a plugin: its caller in lmlab
 

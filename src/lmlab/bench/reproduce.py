@@ -33,7 +33,7 @@ def _overrides_for(study_id: str, preset: str, sets: Sequence[str]) -> list[str]
 
 def profile_study(study_id: str, preset: str = "tiny", sets: Sequence[str] = (),
                   interval: float = 0.005) -> dict[str, Any]:
-    """Run one study under the phase profiler; its phases, totals and claims count."""
+    """Run one study under the phase profiler; its phases, totals, claims count and verdicts."""
     from lmlab.bench.phases import profile_phases
     from lmlab.runner import execute
     from lmlab.study import get_study
@@ -48,7 +48,10 @@ def profile_study(study_id: str, preset: str = "tiny", sets: Sequence[str] = (),
     claims = result.get("claims", [])
     out.update({"preset": preset, "overrides": overrides,
                 "claims_hold": sum(c.get("holds") is True for c in claims),
-                "claims": len(claims)})
+                "claims": len(claims),
+                # each claim's verdict by id (true / false / null for untestable), so two
+                # benchmark runs can be compared claim by claim, not only by their counts
+                "verdicts": {c["id"]: c.get("holds") for c in claims if "id" in c}})
     return out
 
 
