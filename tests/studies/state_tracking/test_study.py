@@ -195,9 +195,17 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
         "T=4", "model.n_layer=2", "model.d_model=16", "model.n_head=2", "train.steps=10",
         "intermediate_steps=10", "n_stories=600", "analysis.probe_stories=60",
         "analysis.patch_pairs=10", "n_seeds=1", "train.eval_every=5",
-        "conditions=none,parity,ntp", "executor=serial",
+        "conditions=none,parity,ntp", "executor=serial", "recheck=2",
     ], out=out)
     m = result["metrics"]
+    # two models trained a second time from their seeds: identical to the bit, and kept apart
+    # from the counts (3 models, not 5)
+    assert m["mechanism.all.n_models"] == 3
+    assert m["stability.all.n_rechecked"] == 2 and m["stability.all.n_identical"] == 2
+    assert m["stability.none.same_label.seed0"] == 1 and m["stability.none.max_abs_diff.seed0"] == 0
+    assert (out / "analysis" / "none.seed0.repeat1.json").exists()
+    same = next(c for c in result["checks"] if c["id"] == "same-seed-identical")
+    assert same["holds"] is True
     for cond in ("none", "parity", "ntp"):
         assert m[f"mechanism.{cond}.n_models"] == 1
         assert m[f"mechanism.{cond}.n_converged"] + m[f"mechanism.{cond}.n_excluded"] == 1
@@ -209,6 +217,30 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
     assert "model.ntp.topic_mapping.seed0" not in m
     assert {m[f"sweep.{cond}.label.seed0"] for cond in ("none", "parity", "ntp")} <= {
         "AA", "PAA", "neither", "ambiguous"}
+
+
+def test_stability_reports_what_a_rerun_changed() -> None:
+    from lmlab.studies.state_tracking.study import stability
+
+    one = {"condition": "none", "index": 1, "repeat": 0, "label": "PAA", "acc": [1.0, 0.5],
+           "probes": {"state": [[0.9, 0.8]]}, "cpu_s": 3.0}
+    same = dict(one, repeat=1, cpu_s=4.0)  # a timing differs: not a difference
+    m = stability([one], [same])
+    assert m["stability.all.n_identical"] == 1 and m["stability.none.n_fields_differ.seed1"] == 0
+    moved = dict(same, label="ambiguous", probes={"state": [[0.9, 0.75]]})
+    m = stability([one], [moved])
+    assert m["stability.all.n_identical"] == 0 and m["stability.none.same_label.seed1"] == 0
+    assert m["stability.none.n_fields_differ.seed1"] == 2
+    assert m["stability.none.max_abs_diff.seed1"] == pytest.approx(0.05)
+
+
+def test_rechecks_spread_over_the_jobs() -> None:
+    c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity,ntp", "n_seeds=6",
+                                               "recheck=2"])
+    again = c.rechecks()
+    assert [(j.condition, j.index, j.repeat) for j in again] == [("none", 0, 1), ("parity", 3, 1)]
+    assert again[0].seed == c.jobs()[0].seed and again[0].tag == "none.seed0.repeat1"
+    assert apply_overrides(c, ["recheck=0"]).rechecks() == []
 
 
 def test_gpu_preset_validates_and_runs_two_steps_on_cpu(tmp_path) -> None:
