@@ -59,6 +59,25 @@ model 0 stopped at 9,750 steps (worst position 0.9952 on the test stories, 583 C
 probes and patching), model 1 at 7,750 (0.9986, 476 CPU s); both PAA, neither ambiguous; 1,068
 CPU s and 63 min wall for the whole run.
 
+The cheap recipe (issue #22, step 1; `_SMALL_RECIPE` in config.py, the `small-steer` preset).
+Tuned on the 1,000 validation stories only (worst position, early stop at 0.996), model index
+0 of seed 0, T = 8, batch 64, 4 layers, no curriculum, one thread, CPU-s from process_time on
+the shared 2-core machine (load 2-6). Per-step cost first (40 steps, imports excluded): width
+128 0.069 CPU-s, width 64 0.030 (0.023 once warm), width 64 at batch 32 0.019.
+
+| width | lr   | cosine over | val worst at step 1,000 / 2,000 / 3,000 / 4,000 / 5,000 | stop (val >= 0.996) | CPU-s |
+|-------|------|-------------|--------------------------------------------------------|---------------------|-------|
+| 64    | 1e-3 | 6,000       | 0.346 / 0.339 / 0.438 / (stopped at 3,500: 0.510)           | killed              | 97    |
+| 64    | 2e-3 | 6,000       | 0.318 / 0.587 / 0.894 / 0.962 / 0.991                  | step 5,750          | 147   |
+| 64    | 3e-3 | 6,000       | 0.328 / 0.782 / 0.903 / (stopped at 3,500: 0.952)       | killed              | 100   |
+| 64    | 3e-3 | 4,000       | 0.317 / 0.625 / 0.894 / 0.929 (the end)                    | not reached         | 111   |
+
+So width 64 at lr 2e-3 over a 6,000-step cosine converges (on validation) in 5,750 steps and
+147 CPU-s, against 7,750-9,750 steps and 476-583 CPU-s (with analysis) for width 128 at lr 1e-3
+over 12,000: the step is about half as dear and fewer steps are needed. lr 3e-3 is ahead early
+and level by step 3,500; a cosine ending at 4,000 stalls (0.929) because the last positions
+need the long tail at a useful lr. lr 1e-3 at width 64 is far slower (0.51 at step 3,500).
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
