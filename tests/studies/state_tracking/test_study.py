@@ -67,8 +67,11 @@ def test_claims_are_computed_from_metrics() -> None:
     c = STUDY.preset("tiny")
     good = _metrics({"none": ["AA", "PAA"]}, **{"parity_past_cutoff.PAA.min": 0.99,
                                                  "parity_past_cutoff.PAA.mean": 0.99})
-    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {"near-perfect-within-T": True,
-                                                                 "val-test-disjoint": True}
+    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {
+        "near-perfect-within-T": True, "val-test-disjoint": True,
+        "same-seed-identical": None}  # no model rechecked
+    differs = dict(good, **{"stability.all.n_rechecked": 2, "stability.all.n_identical": 1})
+    assert {ch.id: ch.holds for ch in STUDY.checks(c, differs)}["same-seed-identical"] is False
     claims = {cl.id: cl.holds for cl in STUDY.claims(c, good)}
     # 1 AA against 1 PAA model: too few for an interval, so the cutoff claim is untestable;
     # no per-model parity interval recorded, so the chance claim is untestable
@@ -91,7 +94,7 @@ def test_claims_are_computed_from_metrics() -> None:
     assert {cl.id: cl.holds for cl in STUDY.claims(c, up)}["aa-generalizes-further"] is True
     assert {cl.id: cl.holds for cl in STUDY.claims(c, straddle)}["aa-generalizes-further"] is False
     bad = {"accuracy.all.min_within_T": 0.5, "data.val_test.overlap": 3}
-    assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False]
+    assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False, None]
 
 
 def test_both_mechanisms_and_parity_above_chance() -> None:
