@@ -184,7 +184,8 @@ def test_reduced_reproduction(tmp_path) -> None:
     assert m["model.none.slack_probe.seed0"] >= 0 and "model.none.slack_gap.seed0" in m
     assert {c["id"] for c in result["claims"]} >= {"aa-or-paa", "both-mechanisms",
                                                    "paa-parity-above-chance"}
-    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint"]
+    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint",
+                                                   "same-seed-identical"]
     assert (out / "figures" / "heatmaps_none_seed0.png").exists()
     assert (out / "figures" / "accuracy_by_position.png").exists()
     assert (out / "analysis" / "none.seed0.json").exists()
