@@ -178,6 +178,8 @@ GPU_ESTIMATE = """The `gpu` preset's expected runtime on one H100: an ESTIMATE, 
 - So at most about 75 minutes when every model uses its whole budget; models that reach the
   early stop (0.996 on the validation stories) end sooner. How many steps T = 16 needs at batch
   256 is unknown: at batch 32 on the CPU, 3,000 steps solved positions 1-4 only (training.py).
+- Unchanged by the cheap CPU recipe of `small-steer` (width 64, lr 2e-3 at T = 8): this preset
+  keeps its own recipe (width 256, lr 1e-3), so its step count and this estimate stand.
 """
 
 _TINY_RECIPE = Recipe(curriculum_start=0, steps=12000, batch_size=64, stop_at=0.996,
