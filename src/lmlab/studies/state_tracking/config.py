@@ -215,8 +215,9 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # with no intermediate task and with 1,000 steps of next-token pre-training on the paper's
     # topic mapping (the condition the paper says steers toward AA; `none` gives PAA at tiny);
     # model 0 is trained twice (label stability). Add `parity` with --set
-    # conditions=none,parity,ntp (about 7,000 steps per model more). Measured: SMALL_STEER in
-    # training.py's RECIPE (about 150-190 CPU-s per model; 9 models).
+    # conditions=none,parity,ntp (about 7,000 steps per model more). Measured (training.py's
+    # RECIPE, "small-steer, measured"): 111-204 CPU-s per model, 1,600 CPU-s and 46 min wall
+    # for the 9 models at load 6-9; 2 of 8 converged within the 6,000-step cap, no AA.
     "small-steer": StateTrackingConfig(
         T=8, n_seeds=4, executor="process", conditions=("none", "ntp"), recheck=1,
         model=ModelSpec(d_model=64), train=_SMALL_RECIPE),
