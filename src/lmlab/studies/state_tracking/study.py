@@ -10,8 +10,11 @@ Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
 - `cutoff.<AA|PAA>.mean`, `cutoff.aa_minus_paa.diff|ci_lo|ci_hi|n_AA|n_PAA`;
-- `sweep.<condition>.converged|label|cutoff|parity_past_cutoff.seed<i>`: the sweep table, one
-  column per model (`sweep_table`);
+- `sweep.<condition>.converged|label|cutoff|parity_past_cutoff|cpu_s.seed<i>`: the sweep
+  table, one column per model (`sweep_table`);
+- `stability.<condition>.same_label|n_fields_differ|max_abs_diff.seed<i>`,
+  `stability.all.n_rechecked|n_identical`: the `recheck` models trained a second time from the
+  same seed (`stability`);
 - `parity_past_cutoff.<AA|PAA>.mean|min|n|ci_lo_min|ci_hi_max` (each model's 95% interval over
   its test stories: the worst lower and best upper bound), `converge.<AA|PAA>.mean_steps`;
 - `steering.ntp.topic_mapping`: which topic-word matrix the ntp task used (paper or seeded);
