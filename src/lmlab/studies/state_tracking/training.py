@@ -107,8 +107,13 @@ inputs from their thresholds (margins 0.03 / 0.05; mechanism.threshold_slack):
   result (label, accuracies, probe and patching grids; max abs difference 0). Its validation
   trace also equals, to every printed digit through step 4,000, the tuning run of the same seed
   (another process, started by hand). Labels here hang on thresholds, not on the last bit.
-- Next, with CPU: the cap at 10,000 steps (<= ~270 CPU-s a model), width 128 at lr 2e-3, and
-  depth (8 layers: about 1.5-1.9x the step cost of 4, 60 steps measured) as the second lever.
+- A longer cap does not rescue width 64 (validation only, training alone, a 10,000-step cosine
+  at lr 2e-3, one thread): model 1 reaches val worst 0.959 / 0.985 / 0.990 at steps 6,000 /
+  8,000 / 10,000, model 3 0.930 / 0.967 / 0.978; 268-269 CPU-s each, and neither reaches the
+  0.996 early stop. Width 64 is cheap per step but unreliable on the last positions.
+- Next, with CPU: width 128 at lr 2e-3 (the per-step cost of tiny, fewer steps if the lr
+  helps there as it does at 64; not measured), and depth (8 layers: about 1.5-1.9x the step
+  cost of 4, 60 steps measured) as the second lever, on `none` and `ntp`.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
