@@ -67,8 +67,11 @@ def test_claims_are_computed_from_metrics() -> None:
     c = STUDY.preset("tiny")
     good = _metrics({"none": ["AA", "PAA"]}, **{"parity_past_cutoff.PAA.min": 0.99,
                                                  "parity_past_cutoff.PAA.mean": 0.99})
-    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {"near-perfect-within-T": True,
-                                                                 "val-test-disjoint": True}
+    assert {ch.id: ch.holds for ch in STUDY.checks(c, good)} == {
+        "near-perfect-within-T": True, "val-test-disjoint": True,
+        "same-seed-identical": None}  # no model rechecked
+    differs = dict(good, **{"stability.all.n_rechecked": 2, "stability.all.n_identical": 1})
+    assert {ch.id: ch.holds for ch in STUDY.checks(c, differs)}["same-seed-identical"] is False
     claims = {cl.id: cl.holds for cl in STUDY.claims(c, good)}
     # 1 AA against 1 PAA model: too few for an interval, so the cutoff claim is untestable;
     # no per-model parity interval recorded, so the chance claim is untestable
@@ -91,7 +94,7 @@ def test_claims_are_computed_from_metrics() -> None:
     assert {cl.id: cl.holds for cl in STUDY.claims(c, up)}["aa-generalizes-further"] is True
     assert {cl.id: cl.holds for cl in STUDY.claims(c, straddle)}["aa-generalizes-further"] is False
     bad = {"accuracy.all.min_within_T": 0.5, "data.val_test.overlap": 3}
-    assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False]
+    assert [ch.holds for ch in STUDY.checks(c, bad)] == [False, False, None]
 
 
 def test_both_mechanisms_and_parity_above_chance() -> None:
@@ -181,7 +184,8 @@ def test_reduced_reproduction(tmp_path) -> None:
     assert m["model.none.slack_probe.seed0"] >= 0 and "model.none.slack_gap.seed0" in m
     assert {c["id"] for c in result["claims"]} >= {"aa-or-paa", "both-mechanisms",
                                                    "paa-parity-above-chance"}
-    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint"]
+    assert [c["id"] for c in result["checks"]] == ["near-perfect-within-T", "val-test-disjoint",
+                                                   "same-seed-identical"]
     assert (out / "figures" / "heatmaps_none_seed0.png").exists()
     assert (out / "figures" / "accuracy_by_position.png").exists()
     assert (out / "analysis" / "none.seed0.json").exists()
@@ -195,9 +199,17 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
         "T=4", "model.n_layer=2", "model.d_model=16", "model.n_head=2", "train.steps=10",
         "intermediate_steps=10", "n_stories=600", "analysis.probe_stories=60",
         "analysis.patch_pairs=10", "n_seeds=1", "train.eval_every=5",
-        "conditions=none,parity,ntp", "executor=serial",
+        "conditions=none,parity,ntp", "executor=serial", "recheck=2",
     ], out=out)
     m = result["metrics"]
+    # two models trained a second time from their seeds: identical to the bit, and kept apart
+    # from the counts (3 models, not 5)
+    assert m["mechanism.all.n_models"] == 3
+    assert m["stability.all.n_rechecked"] == 2 and m["stability.all.n_identical"] == 2
+    assert m["stability.none.same_label.seed0"] == 1 and m["stability.none.max_abs_diff.seed0"] == 0
+    assert (out / "analysis" / "none.seed0.repeat1.json").exists()
+    same = next(c for c in result["checks"] if c["id"] == "same-seed-identical")
+    assert same["holds"] is True
     for cond in ("none", "parity", "ntp"):
         assert m[f"mechanism.{cond}.n_models"] == 1
         assert m[f"mechanism.{cond}.n_converged"] + m[f"mechanism.{cond}.n_excluded"] == 1
@@ -209,6 +221,30 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
     assert "model.ntp.topic_mapping.seed0" not in m
     assert {m[f"sweep.{cond}.label.seed0"] for cond in ("none", "parity", "ntp")} <= {
         "AA", "PAA", "neither", "ambiguous"}
+
+
+def test_stability_reports_what_a_rerun_changed() -> None:
+    from lmlab.studies.state_tracking.study import stability
+
+    one = {"condition": "none", "index": 1, "repeat": 0, "label": "PAA", "acc": [1.0, 0.5],
+           "probes": {"state": [[0.9, 0.8]]}, "cpu_s": 3.0}
+    same = dict(one, repeat=1, cpu_s=4.0)  # a timing differs: not a difference
+    m = stability([one], [same])
+    assert m["stability.all.n_identical"] == 1 and m["stability.none.n_fields_differ.seed1"] == 0
+    moved = dict(same, label="ambiguous", probes={"state": [[0.9, 0.75]]})
+    m = stability([one], [moved])
+    assert m["stability.all.n_identical"] == 0 and m["stability.none.same_label.seed1"] == 0
+    assert m["stability.none.n_fields_differ.seed1"] == 2
+    assert m["stability.none.max_abs_diff.seed1"] == pytest.approx(0.05)
+
+
+def test_rechecks_spread_over_the_jobs() -> None:
+    c = apply_overrides(STUDY.preset("tiny"), ["conditions=none,parity,ntp", "n_seeds=6",
+                                               "recheck=2"])
+    again = c.rechecks()
+    assert [(j.condition, j.index, j.repeat) for j in again] == [("none", 0, 1), ("parity", 3, 1)]
+    assert again[0].seed == c.jobs()[0].seed and again[0].tag == "none.seed0.repeat1"
+    assert apply_overrides(c, ["recheck=0"]).rechecks() == []
 
 
 def test_gpu_preset_validates_and_runs_two_steps_on_cpu(tmp_path) -> None:

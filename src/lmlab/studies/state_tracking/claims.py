@@ -152,7 +152,8 @@ def claims(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Claim]:
 
 def checks(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:
     """Preconditions of the analysis: every model learned the task within T; the stories that
-    stop training early never overlap the stories the accuracy is reported on."""
+    stop training early never overlap the stories the accuracy is reported on; a model trained
+    twice from one seed comes out identical (when `recheck` > 0)."""
     out: list[Check] = []
     acc = get_metric(metrics, "accuracy.all.min_within_T")
     out.append(Check.check(
@@ -168,4 +169,14 @@ def checks(config: StateTrackingConfig, metrics: dict[str, Any]) -> list[Check]:
         "the validation stories (early stop) and the test stories (reported accuracy) are disjoint",
         "0 shared stories", None if overlap is None else int(overlap),
         None if overlap is None else overlap == 0))
+    n = _n(metrics, "stability.all.n_rechecked")
+    statement = ("a model trained twice from the same seed on the same machine gives identical "
+                 "results (label, accuracies, probe and patching grids)")
+    if not n:
+        out.append(Check.untestable("same-seed-identical", statement, "every rechecked model "
+                                    "identical", "no model rechecked (set recheck=N)"))
+    else:
+        same = _n(metrics, "stability.all.n_identical")
+        out.append(Check.check("same-seed-identical", statement, "every rechecked model identical",
+                               f"{same} of {n} identical", same == n))
     return out

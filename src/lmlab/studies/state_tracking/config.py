@@ -94,6 +94,10 @@ class StateTrackingConfig(StudyConfig):
     # a model is converged when its worst position within T reaches this on the test stories;
     # only converged models enter the mechanism claims (the others are counted and excluded)
     accuracy_target: float = 0.99
+    # label stability (issue #22.2): this many of the run's models are trained and classified a
+    # second time from the same seed on the same machine (spread over the jobs, see `rechecks`);
+    # `stability.*` says whether every metric came out identical
+    recheck: int = 0
     model: ModelSpec = field(default_factory=ModelSpec)
     train: Recipe = field(default_factory=Recipe)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -102,6 +106,14 @@ class StateTrackingConfig(StudyConfig):
         """One job per (condition, model index); model i has the same seed in every condition,
         so the conditions are compared on the same initializations."""
         return [ModelJob(self, cond, i) for cond in self.conditions for i in range(self.n_seeds)]
+
+    def rechecks(self) -> list[ModelJob]:
+        """The `recheck` models trained a second time (spread evenly over `jobs()`), as jobs
+        of their own (`repeat=1`: a separate cached result, so a killed run resumes them)."""
+        jobs = self.jobs()
+        n = min(self.recheck, len(jobs))
+        picks = sorted({i * len(jobs) // n for i in range(n)}) if n else []
+        return [dataclasses.replace(jobs[i], repeat=1) for i in picks]
 
     @property
     def story_seed(self) -> int:
@@ -116,6 +128,7 @@ class ModelJob:
     config: StateTrackingConfig
     condition: str
     index: int
+    repeat: int = 0  # 1: the same model trained again from the same seed (stability check)
 
     @property
     def seed(self) -> int:
@@ -125,7 +138,7 @@ class ModelJob:
     @property
     def tag(self) -> str:
         """`condition.seedN`, the name of its files (N: the index within the run)."""
-        return f"{self.condition}.seed{self.index}"
+        return f"{self.condition}.seed{self.index}" + (f".repeat{self.repeat}" if self.repeat else "")
 
     @property
     def budget(self) -> int:
@@ -165,10 +178,18 @@ GPU_ESTIMATE = """The `gpu` preset's expected runtime on one H100: an ESTIMATE, 
 - So at most about 75 minutes when every model uses its whole budget; models that reach the
   early stop (0.996 on the validation stories) end sooner. How many steps T = 16 needs at batch
   256 is unknown: at batch 32 on the CPU, 3,000 steps solved positions 1-4 only (training.py).
+- Unchanged by the cheap CPU recipe of `small-steer` (width 64, lr 2e-3 at T = 8): this preset
+  keeps its own recipe (width 256, lr 1e-3), so its step count and this estimate stand.
 """
 
 _TINY_RECIPE = Recipe(curriculum_start=0, steps=12000, batch_size=64, stop_at=0.996,
                       eval_every=250)
+
+# The cheap recipe (issue #22: <= 600 CPU-s per model; tuned on the validation stories only):
+# width 64 instead of 128 halves the step (0.023 vs 0.05-0.07 CPU-s at batch 64, one thread)
+# and lr 2e-3 with a 6,000-step cosine converges in about 5,500 steps instead of 7,750-9,750.
+_SMALL_RECIPE = Recipe(curriculum_start=0, steps=6000, batch_size=64, lr=2e-3, stop_at=0.996,
+                       eval_every=250)
 
 PRESETS: dict[str, StateTrackingConfig] = {
     # T = 16 does not reach the accuracy target in 10 CPU-minutes per seed (training.py's
@@ -189,6 +210,17 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # seeded topic matrix; ntp now uses the paper's released one (not rerun since).
     "tiny-steer": StateTrackingConfig(T=8, n_seeds=2, executor="process",
                                       conditions=("none", "parity", "ntp"), train=_TINY_RECIPE),
+    # The steering sweep of issue #22 on the cheap recipe (_SMALL_RECIPE): T = 8, a 4-layer GPT
+    # of width 64 at lr 2e-3; 4 models per condition (the floor for the shift claim's interval)
+    # with no intermediate task and with 1,000 steps of next-token pre-training on the paper's
+    # topic mapping (the condition the paper says steers toward AA; `none` gives PAA at tiny);
+    # model 0 is trained twice (label stability). Add `parity` with --set
+    # conditions=none,parity,ntp (about 7,000 steps per model more). Measured (training.py's
+    # RECIPE, "small-steer, measured"): 111-204 CPU-s per model, 1,600 CPU-s and 46 min wall
+    # for the 9 models at load 6-9; 2 of 8 converged within the 6,000-step cap, no AA.
+    "small-steer": StateTrackingConfig(
+        T=8, n_seeds=4, executor="process", conditions=("none", "ntp"), recheck=1,
+        model=ModelSpec(d_model=64), train=_SMALL_RECIPE),
     # One H100 (device auto; nothing downloaded: the lmlab GPT from scratch, fresh uniform
     # stories every step, the packaged topic mapping). The steering sweep at T = 16 with a
     # 6-layer GPT (6 > log2 16 = 4, the depth an associative scan needs), d_model 256, batch 256:

@@ -10,8 +10,11 @@ Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
 - `cutoff.<AA|PAA>.mean`, `cutoff.aa_minus_paa.diff|ci_lo|ci_hi|n_AA|n_PAA`;
-- `sweep.<condition>.converged|label|cutoff|parity_past_cutoff.seed<i>`: the sweep table, one
-  column per model (`sweep_table`);
+- `sweep.<condition>.converged|label|cutoff|parity_past_cutoff|cpu_s.seed<i>`: the sweep
+  table, one column per model (`sweep_table`);
+- `stability.<condition>.same_label|n_fields_differ|max_abs_diff.seed<i>`,
+  `stability.all.n_rechecked|n_identical`: the `recheck` models trained a second time from the
+  same seed (`stability`);
 - `parity_past_cutoff.<AA|PAA>.mean|min|n|ci_lo_min|ci_hi_max` (each model's 95% interval over
   its test stories: the worst lower and best upper bound), `converge.<AA|PAA>.mean_steps`;
 - `steering.ntp.topic_mapping`: which topic-word matrix the ntp task used (paper or seeded);
@@ -162,7 +165,7 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
     val_keys = {r.tobytes() for r in np.ascontiguousarray(val)}
     overlap = sum(r.tobytes() in val_keys for r in np.ascontiguousarray(test[:, : c.T]))
     return {
-        "index": job.index, "condition": condition, "label": sig.label,
+        "index": job.index, "condition": condition, "repeat": job.repeat, "label": sig.label,
         "label_at_threshold": sig.base_label,
         "converged": int(float(acc[: c.T].min()) >= c.accuracy_target),
         "acc_within_T": float(acc[: c.T].mean()), "acc_min_within_T": float(acc[: c.T].min()),
@@ -310,17 +313,18 @@ class StateTrackingStudy(Study):
                 raise bad(name, "must be >= 0")
 
     def run(self, config: StateTrackingConfig, run: Run) -> dict[str, Any]:  # type: ignore[override]
-        jobs = config.jobs()
+        jobs = config.jobs() + config.rechecks()
         log_dir = Path(run.path) / TRAIN_DIR
         with _training_progress(jobs, log_dir) as on_result:
             # the log folder is bound, not part of the job: a moved run folder still resumes
-            results = map_jobs(partial(train_and_analyze, log_dir=str(log_dir)), jobs,
-                               config.executor, on_result, run=run)
-        for r in results:
-            tag = f"{r['condition']}.seed{r['index']}"
+            everything = map_jobs(partial(train_and_analyze, log_dir=str(log_dir)), jobs,
+                                  config.executor, on_result, run=run)
+        for job, r in zip(jobs, everything, strict=True):
             # the arrays behind the figures, so a later analysis can re-classify without training
-            atomic_write_json(Path(run.path) / "analysis" / f"{tag}.json", r)
+            atomic_write_json(Path(run.path) / "analysis" / f"{job.tag}.json", r)
+        results = [r for r in everything if not r.get("repeat")]
         metrics = summarize(config, results)
+        metrics.update(stability(results, [r for r in everything if r.get("repeat")]))
         _plots(run, results, config)
         return metrics
 
@@ -331,14 +335,67 @@ class StateTrackingStudy(Study):
         return checks(config, metrics)
 
 
+def _numbers(x: Any) -> list[float]:
+    """Every number inside a result field (scalars, nested lists, dicts), in order."""
+    if isinstance(x, bool | int | float):
+        return [float(x)]
+    if isinstance(x, dict):
+        return [v for k in sorted(x) for v in _numbers(x[k])]
+    if isinstance(x, list | tuple):
+        return [v for item in x for v in _numbers(item)]
+    return []
+
+
+def stability(results: list[dict[str, Any]], repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Same seed, same machine, twice (issue #22.2): for each retrained model, whether its label
+    and every other result (accuracies, probe and patching grids, cutoffs; timings aside) came
+    out identical, and the largest absolute difference.
+
+    Keys `stability.<condition>.same_label|n_fields_differ|max_abs_diff.seed<i>` and
+    `stability.all.n_rechecked|n_identical`."""
+    from lmlab.threadcheck import TIMING
+
+    first = {(r["condition"], r["index"]): r for r in results}
+    m: dict[str, Any] = {}
+    identical = 0
+    for again in repeats:
+        one = first[(again["condition"], again["index"])]
+        keys = sorted(k for k in set(one) | set(again) if k != "repeat" and not TIMING.search(k))
+        differ, worst = 0, 0.0
+        for k in keys:
+            a, b = one.get(k), again.get(k)
+            if a == b:
+                continue
+            differ += 1
+            na, nb = _numbers(a), _numbers(b)
+            if not na and not nb:
+                continue  # a label or other text: counted, no size
+            if len(na) == len(nb):
+                gaps = [abs(x - y) for x, y in zip(na, nb, strict=True)
+                        if not (np.isnan(x) and np.isnan(y))]
+                worst = max([worst, *gaps])
+            else:
+                worst = float("inf")  # a value appeared or vanished
+        tail = f"seed{again['index']}"
+        m[f"stability.{again['condition']}.same_label.{tail}"] = int(one["label"] == again["label"])
+        m[f"stability.{again['condition']}.n_fields_differ.{tail}"] = differ
+        m[f"stability.{again['condition']}.max_abs_diff.{tail}"] = worst
+        identical += differ == 0
+    if repeats:
+        m["stability.all.n_rechecked"] = len(repeats)
+        m["stability.all.n_identical"] = identical
+    return m
+
+
 SWEEP_FIELDS = {"converged": "converged", "label": "label", "cutoff": "cutoff_state",
-                "parity_past_cutoff": "parity_past_cutoff"}
+                "parity_past_cutoff": "parity_past_cutoff", "cpu_s": "cpu_s"}
 
 
 def sweep_table(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The sweep table (issue #22): one column per model, `sweep.<condition>.<field>.seed<i>`
-    for field in converged (0/1), label, cutoff (state, 1-based length) and parity past cutoff
-    (absent when the state never falls below the cutoff within the evaluated lengths)."""
+    for field in converged (0/1), label, cutoff (state, 1-based length), parity past cutoff
+    (absent when the state never falls below the cutoff within the evaluated lengths) and cpu_s
+    (training and analysis)."""
     return {f"sweep.{r['condition']}.{name}.seed{r['index']}": r[key]
             for r in results for name, key in SWEEP_FIELDS.items() if r.get(key) is not None}
 
@@ -349,7 +406,7 @@ def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dic
     m: dict[str, Any] = {}
     for r in results:
         for k, v in r.items():
-            if isinstance(v, (int, float, str)) and k not in ("index", "condition",
+            if isinstance(v, (int, float, str)) and k not in ("index", "condition", "repeat",
                                                               "topic_mapping"):
                 m[f"model.{r['condition']}.{k}.seed{r['index']}"] = v
     m.update(sweep_table(results))

@@ -59,6 +59,62 @@ model 0 stopped at 9,750 steps (worst position 0.9952 on the test stories, 583 C
 probes and patching), model 1 at 7,750 (0.9986, 476 CPU s); both PAA, neither ambiguous; 1,068
 CPU s and 63 min wall for the whole run.
 
+The cheap recipe (issue #22, step 1; `_SMALL_RECIPE` in config.py, the `small-steer` preset).
+Tuned on the 1,000 validation stories only (worst position, early stop at 0.996), model index
+0 of seed 0, T = 8, batch 64, 4 layers, no curriculum, one thread, CPU-s from process_time on
+the shared 2-core machine (load 2-6). Per-step cost first (40 steps, imports excluded): width
+128 0.069 CPU-s, width 64 0.030 (0.023 once warm), width 64 at batch 32 0.019.
+
+| width | lr   | cosine over | val worst at step 1,000 / 2,000 / 3,000 / 4,000 / 5,000 | stop (val >= 0.996) | CPU-s |
+|-------|------|-------------|--------------------------------------------------------|---------------------|-------|
+| 64    | 1e-3 | 6,000       | 0.346 / 0.339 / 0.438 / (stopped at 3,500: 0.510)           | killed              | 97    |
+| 64    | 2e-3 | 6,000       | 0.318 / 0.587 / 0.894 / 0.962 / 0.991                  | step 5,750          | 147   |
+| 64    | 3e-3 | 6,000       | 0.328 / 0.782 / 0.903 / (stopped at 3,500: 0.952)       | killed              | 100   |
+| 64    | 3e-3 | 4,000       | 0.317 / 0.625 / 0.894 / 0.929 (the end)                    | not reached         | 111   |
+
+So width 64 at lr 2e-3 over a 6,000-step cosine converges (on validation) in 5,750 steps and
+147 CPU-s, against 7,750-9,750 steps and 476-583 CPU-s (with analysis) for width 128 at lr 1e-3
+over 12,000: the step is about half as dear and fewer steps are needed. lr 3e-3 is ahead early
+and level by step 3,500; a cosine ending at 4,000 stalls (0.929) because the last positions
+need the long tail at a useful lr. lr 1e-3 at width 64 is far slower (0.51 at step 3,500).
+
+small-steer, measured (seed 0, `lmlab run state-tracking --preset small-steer`; 2 one-thread
+workers on the shared 2-core machine at load 6-9: 46:21 wall, 1,599.5 CPU-s, peak 547 MB).
+Worst position within T on the ~9,000 test stories; probe / gap slack: distance of the deciding
+inputs from their thresholds (margins 0.03 / 0.05; mechanism.threshold_slack):
+
+| condition | model | converged (worst) | label (at the thresholds) | cutoff | parity past cutoff [95%] | state/parity site | patch gap | slack probe / gap | steps | CPU-s |
+|-----------|-------|-------------------|---------------------------|--------|--------------------------|-------------------|-----------|-------------------|-------|-------|
+| none      | 0     | yes (0.9942)      | neither (neither)         | 9      | 0.644 [0.641, 0.648]     | 4 / 3             | 0.083     | 0.010 / -0.117    | 5,750 | 159   |
+| none      | 0 again | yes (0.9942)    | neither (neither)         | 9      | 0.644 [0.641, 0.648]     | 4 / 3             | 0.083     | 0.010 / -0.117    | 5,750 | 164   |
+| none      | 1     | no (0.9600)       | ambiguous (neither)       | 8      | 0.696 [0.692, 0.700]     | 4 / 4             | 0.573     | 0.012 / +0.373    | 6,000 | 167   |
+| none      | 2     | yes (0.9957)      | ambiguous (neither)       | 9      | 0.676 [0.672, 0.680]     | 4 / 3             | 0.174     | 0.047 / -0.026    | 3,750 | 111   |
+| none      | 3     | no (0.9622)       | PAA (PAA)                 | 8      | 0.630 [0.627, 0.633]     | 4 / 3             | 0.540     | 0.035 / +0.340    | 6,000 | 178   |
+| ntp       | 0     | no (0.6856)       | neither (neither)         | 7      | 0.654 [0.652, 0.657]     | - / 4             | 0.670     | 0.083 / +0.470    | 6,000 | 201   |
+| ntp       | 1     | no (0.9279)       | PAA (PAA)                 | 8      | 0.625 [0.622, 0.628]     | 4 / 3             | 0.438     | 0.035 / +0.238    | 6,000 | 202   |
+| ntp       | 2     | no (0.8190)       | neither (neither)         | 7      | 0.704 [0.701, 0.707]     | - / 4             | 0.061     | 0.059 / -0.139    | 6,000 | 200   |
+| ntp       | 3     | no (0.8183)       | neither (neither)         | 7      | 0.700 [0.697, 0.703]     | - / 4             | 0.102     | 0.097 / -0.098    | 6,000 | 204   |
+
+- Cost: 111-204 CPU-s per model with probes and patching (mean 178), under the 600 budget.
+  But the 6,000-step cap is too short: 2 of 4 `none` models converge (the other two stall at
+  0.96), and no `ntp` model does (0.69-0.93): 1,000 steps of next-token pre-training slow the
+  state task down. The tuning run (model 0) was the lucky one.
+- No AA: 0 AA among 8 models (2 converged). At width 64 the converged models read parity
+  before the state (probe) but show no parity route in patching (gaps 0.083 and 0.174 against
+  0.315 / 0.329 at width 128), so the two signatures disagree: "neither" or "ambiguous", where
+  width 128 gave PAA with both. The PAA models here are unconverged ones.
+- Same seed, same machine, twice: model 0 retrained in another worker is identical in every
+  result (label, accuracies, probe and patching grids; max abs difference 0). Its validation
+  trace also equals, to every printed digit through step 4,000, the tuning run of the same seed
+  (another process, started by hand). Labels here hang on thresholds, not on the last bit.
+- A longer cap does not rescue width 64 (validation only, training alone, a 10,000-step cosine
+  at lr 2e-3, one thread): model 1 reaches val worst 0.959 / 0.985 / 0.990 at steps 6,000 /
+  8,000 / 10,000, model 3 0.930 / 0.967 / 0.978; 268-269 CPU-s each, and neither reaches the
+  0.996 early stop. Width 64 is cheap per step but unreliable on the last positions.
+- Next, with CPU: width 128 at lr 2e-3 (the per-step cost of tiny, fewer steps if the lr
+  helps there as it does at 64; not measured), and depth (8 layers: about 1.5-1.9x the step
+  cost of 4, 60 steps measured) as the second lever, on `none` and `ntp`.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
