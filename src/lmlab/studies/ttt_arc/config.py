@@ -10,7 +10,7 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
   CPU-s on two threads (about 330 of them on the main thread, its wall time on a quiet machine),
   the 51 jobs ~288 CPU-s on 2 workers: ~8 minutes expected on a quiet 2-core machine, ~2.5 when
   the base comes from lmlab's cache (a second run);
-- `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
+- `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
 
@@ -155,6 +155,9 @@ class TTTArcConfig(StudyConfig):
     n_eval: int = 16  # held-out tasks per seed
     heldout: tuple[str, ...] = ()  # held-out compositions (empty: generator's default)
     max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
+    # the colour split (generator.py): "global" holds 3/6/9 out of every family, "family" a
+    # different third out of each (every colour is some training rule's new colour)
+    colours: Literal["global", "family"] = "family"
     n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
     model: ModelSpec = field(default_factory=ModelSpec)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
@@ -176,7 +179,7 @@ class TTTArcConfig(StudyConfig):
 
 
 TINY = TTTArcConfig(
-    backend="tiny", seeds=3, n_eval=16,
+    backend="tiny", seeds=3, n_eval=16, max_side=4, pretrain=PretrainSettings(steps=3000),
     lora=LoraSettings(r=32, alpha=32.0, lr=2e-3, epochs=2, batch_size=4),
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
@@ -185,12 +188,13 @@ TINY = TTTArcConfig(
 (~800 CPU-s; ~8 minutes on a quiet 2-core machine, ~2.5 with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
-    arc=ArcData(tasks=3, max_side=5),
+    arc=ArcData(tasks=5, max_side=5),
     lora=LoraSettings(r=16, alpha=16.0, lr=1e-4, epochs=1, batch_size=2),
     ttt=TTTData(max_tasks=4), infer=InferenceSettings(n_orderings=0),
     ablate=Ablations(no_transforms=False, shared=False), executor="serial", workers=1,
 )
-"""The embedded SmolLM2-135M on 3 small real ARC tasks, end to end (minutes on a CPU)."""
+"""The embedded SmolLM2-135M on the first 5 real ARC-AGI-1 evaluation tasks whose grids are at
+most 5 per side (6 test inputs), end to end; timings per task in result.json (`timing.task.*`)."""
 PAPER = TTTArcConfig(
     backend="hf", hf=HFSettings(model="meta-llama/Llama-3.2-1B-Instruct", max_tokens=8192),
     dtype="bfloat16", seeds=1, arc=ArcData(tasks=0, max_side=30), lora=LoraSettings.paper(1.0),

@@ -51,6 +51,15 @@ def _score(task: ArcTask, attempts: Sequence[Any]) -> float:
     return score_task([[None if a is None else np.asarray(a) for a in attempts]], sols[:1])
 
 
+def _task_timings(name: str, r: dict[str, Any]) -> dict[str, float]:
+    """One task's timings (`timing.task.<seed>.<id>.*`): base inference, TTT fit (wall and
+    CPU), inference with the adapter, and the whole job (wall and CPU of its worker)."""
+    out = {"base_infer_s": r.get("base_infer_s"), "ttt_fit.wall_s": r["ttt_fit"]["wall_s"],
+           "ttt_fit.cpu_s": r["ttt_fit"]["cpu_s"], "ttt_infer_s": r.get("ttt_infer_s"),
+           "job.wall_s": r.get("wall_s"), "job.cpu_s": r.get("cpu_s")}
+    return {f"timing.task.{name}.{k}": float(v) for k, v in out.items() if v is not None}
+
+
 def score_conditions(task: ArcTask, preds: dict[str, Sequence[Any]]) -> dict[str, float]:
     """`{condition.pass1, condition.pass2: 0/1}` for every condition's attempts, and
     `ttt_oracle.any` (solved by one of all of (d)'s distinct predictions)."""
@@ -94,6 +103,7 @@ def evaluate(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, Arc
         for tr in r["tasks"]:
             by_key[(r["rep"], tr["id"])] = tr["preds"]
     rows, times, cpu_times, predictions = [], [], [], {}
+    per_task_times, timings = c.backend == "hf", {}
     for (s, fam, task), r in zip(tasks, task_res, strict=True):
         preds = dict(r["preds"])
         preds.update(by_key.get((s, task.id), {}))
@@ -104,6 +114,8 @@ def evaluate(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, Arc
         cpu_times.append(fit["cpu_s"])
         if s == 0:
             predictions[task.id] = [np.asarray(a) for a in preds["ttt_vote"] if a is not None]
+        if per_task_times:
+            timings.update(_task_timings(f"seed{s}.{task.id}", r))
         run.log(task=task.id, family=fam, seed=s, **{f"score.{k}": v for k, v in scores.items()},
                 ttt_wall_s=fit["wall_s"], ttt_cpu_s=fit["cpu_s"], ttt_steps=fit["steps"],
                 ttt_seqs=fit.get("n_seqs", 0), ttt_loss=fit["train_loss"],
@@ -112,6 +124,7 @@ def evaluate(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, Arc
     digests = {r["ttt_fit"]["initial_digest"] for r in task_res}
     digests |= {r[k]["initial_digest"] for r in task_res for k in ("notf_fit",) if k in r}
     m["adapter.initial_digests"] = len(digests)  # 1: every task started from the same adapter
+    m.update(timings)
     if times:
         m["ttt_fit.wall.mean_s"] = statistics.fmean(times)
         m["ttt_fit.wall.median_s"] = statistics.median(times)

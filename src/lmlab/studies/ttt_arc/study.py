@@ -236,7 +236,8 @@ def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
     comps = c.heldout or HELDOUT_COMPOSITIONS
     return [(s, t.family, t.to_arc()) for s in range(c.seeds)
             for t in heldout_tasks(c.n_eval, derive(c.seed, "heldout", s), comps,
-                                   n_demos=c.n_demos or None, max_side=c.max_side)]
+                                   n_demos=c.n_demos or None, max_side=c.max_side,
+                                   colours=c.colours)]
 
 
 def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]:
