@@ -17,14 +17,14 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = [
-    "GPT_TARGETS", "LLAMA_TARGETS", "PAPER", "PRESETS", "SMOL", "TINY", "Ablations", "ArcData",
+    "GPT_TARGETS", "LLAMA_TARGETS", "PAPER", "PRESETS", "SMALL", "SMOL", "TINY", "Ablations", "ArcData",
     "HFSettings", "InferenceSettings", "LoraSettings", "ModelSpec", "PretrainSettings",
     "TTTArcConfig", "TTTData",
 ]
@@ -117,11 +117,16 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class Ablations:
-    """The paper's ablations: TTT without transforms, one adapter shared by all tasks."""
+    """The paper's ablations: TTT without transforms, one adapter shared by all tasks, and
+    (tiny backend) pre-training without similar tasks."""
 
     no_transforms: bool = True
     shared: bool = True
     shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
+    # a second base pre-trained on the single families alone (no composition: nothing similar
+    # to the held-out compositions), then the same conditions (a)-(d) on the same tasks; it
+    # costs a second pre-training, so only the `small` preset runs it
+    no_similar: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,4 +208,8 @@ PAPER = TTTArcConfig(
 )
 """Llama-3.2-1B with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks (GPUs)."""
 
-PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "smol": SMOL, "paper": PAPER}
+SMALL = replace(TINY, ablate=Ablations(no_similar=True))
+"""`tiny` plus the no-similar-tasks ablation: a second base pre-trained on single families alone
+(another ~900 CPU-s of pre-training), then (a)-(d) on the same held-out tasks."""
+
+PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "small": SMALL, "smol": SMOL, "paper": PAPER}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from lmlab.studies.ttt_arc.experiments import (
 from lmlab.studies.ttt_arc.scoring import merge_split_predictions, score_task, write_submission
 from lmlab.studies.ttt_arc.summary import summarize_scores
 
-__all__ = ["build_jobs", "evaluate", "run_any", "score_conditions"]
+__all__ = ["BASE_CONDITIONS", "build_jobs", "evaluate", "run_any", "score_conditions"]
 
 
 def run_any(job: TaskJob | SharedJob) -> dict[str, Any]:
@@ -73,6 +74,10 @@ def score_conditions(task: ArcTask, preds: dict[str, Sequence[Any]]) -> dict[str
     return scores
 
 
+# the conditions an ablation base (`extra_refs`) runs, kept under `<prefix>_<condition>`
+BASE_CONDITIONS = ("icl", "icl_vote", "ttt", "ttt_vote")
+
+
 def build_jobs(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, ArcTask]],
                settings: TTTSettings) -> tuple[list[SharedJob], list[TaskJob]]:
     """The shared-adapter jobs (one per seed, if ablated) and one job per task. Each seed's
@@ -90,18 +95,33 @@ def build_jobs(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, A
 
 
 def evaluate(c: TTTArcConfig, ref: ModelRef, tasks: Sequence[tuple[int, str, ArcTask]],
-             settings: TTTSettings, run: Any) -> dict[str, Any]:
-    """All conditions on `tasks` ((seed, family, task) triples); the study's metrics."""
+             settings: TTTSettings, run: Any, extra_refs: dict[str, ModelRef] | None = None
+             ) -> dict[str, Any]:
+    """All conditions on `tasks` ((seed, family, task) triples); the study's metrics.
+
+    `extra_refs` (prefix -> another base, e.g. the no-similar-tasks ablation's) runs
+    `BASE_CONDITIONS` on the same tasks with the same seeds from that base, scored as
+    `<prefix>_<condition>`."""
     shared, jobs = build_jobs(c, ref, tasks, settings)
+    plain = replace(settings, ablate_no_transforms=False)
+    extra = [(p, TaskJob(j.task, j.family, j.rep, j.seed, r, plain))
+             for p, r in (extra_refs or {}).items() for j in jobs]
     # The shared-adapter jobs are the longest: start them first so the pool finishes together.
-    todo = [*shared, *jobs]
+    todo = [*shared, *jobs, *(j for _, j in extra)]
+    names = [_job_name(j) for j in (*shared, *jobs)] + [f"{_job_name(j)} ({p} base)"
+                                                        for p, j in extra]
     results = map_jobs(run_any, todo, get_executor(c.executor, c.workers), run=run,
-                       progress="ttt-arc: tasks", describe=lambda i, r: _job_name(todo[i]))
-    shared_res, task_res = results[:len(shared)], results[len(shared):]
+                       progress="ttt-arc: tasks", describe=lambda i, r: names[i])
+    shared_res = results[:len(shared)]
+    task_res = results[len(shared):len(shared) + len(jobs)]
+    extra_res = results[len(shared) + len(jobs):]
     by_key: dict[tuple[int, str], dict[str, Any]] = {}
     for r in shared_res:
         for tr in r["tasks"]:
             by_key[(r["rep"], tr["id"])] = tr["preds"]
+    for (prefix, job), r in zip(extra, extra_res, strict=True):
+        by_key.setdefault((job.rep, job.task.id), {}).update(
+            {f"{prefix}_{k}": r["preds"][k] for k in BASE_CONDITIONS})
     rows, times, cpu_times, predictions = [], [], [], {}
     per_task_times, timings = c.backend == "hf", {}
     for (s, fam, task), r in zip(tasks, task_res, strict=True):

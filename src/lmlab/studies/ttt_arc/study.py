@@ -194,14 +194,18 @@ class TTTArcStudy(Study):
         assert isinstance(config, TTTArcConfig)
         c = config
         t0 = time.perf_counter()
+        extra: dict[str, Any] = {}
         if c.backend == "tiny":
             ref, tasks, pre = _prepare_tiny(c, run)
+            if c.ablate.no_similar:
+                extra["nosim"], more = _no_similar_base(c, run, ref)
+                pre.update(more)
         else:
             ref, tasks, pre = _prepare_hf(c)
         from lmlab.studies.ttt_arc.evaluate import evaluate
         from lmlab.studies.ttt_arc.experiments import TTTSettings
 
-        m = evaluate(c, ref, tasks, TTTSettings.from_config(c), run)
+        m = evaluate(c, ref, tasks, TTTSettings.from_config(c), run, extra_refs=extra)
         m.update(pre)
         m["run.wall_s"] = time.perf_counter() - t0
         return m
@@ -226,6 +230,20 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
     ref = ModelRef("tiny", str(path), spec, max_new=max_new, max_tokens=spec.block_size + 1,
                    dtype="float32", device="cpu")
     return ref, heldout_for(c), pre
+
+
+def _no_similar_base(c: TTTArcConfig, run: Any, ref: Any) -> tuple[Any, dict[str, Any]]:
+    """The no-similar-tasks ablation's base: the same recipe on single families alone (no
+    composition), pre-trained (or resumed, or taken from the cache) in the run's `no_similar`
+    sub-folder; its reference and `no_similar.pretrain.*` metrics."""
+    from dataclasses import replace
+
+    from lmlab.runs import Run
+    from lmlab.studies.ttt_arc.base import pretrained_base
+
+    c_ns = replace(c, pretrained="", pretrain=replace(c.pretrain, compositions=("none",)))
+    path, pre = pretrained_base(c_ns, Run(run.path / "no_similar", resume=run.resume))
+    return replace(ref, path=str(path)), {f"no_similar.{k}": v for k, v in pre.items()}
 
 
 def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
