@@ -163,6 +163,10 @@ class TTTArcConfig(StudyConfig):
     # the colour split (generator.py): "global" holds 3/6/9 out of every family, "family" a
     # different third out of each (every colour is some training rule's new colour)
     colours: Literal["global", "family"] = "family"
+    # the held-out tasks' colour parameters: "heldout" (unseen (family, colour) pairs as well as
+    # unseen compositions) or "train" (unseen compositions with training colour values; the tiny
+    # preset's choice, read on validation tasks: see study.py, "In-context headroom")
+    heldout_colours: Literal["heldout", "train"] = "heldout"
     n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
     model: ModelSpec = field(default_factory=ModelSpec)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
@@ -185,6 +189,7 @@ class TTTArcConfig(StudyConfig):
 
 TINY = TTTArcConfig(
     backend="tiny", seeds=3, n_eval=16, max_side=4, pretrain=PretrainSettings(steps=3000),
+    heldout_colours="train",
     lora=LoraSettings(r=32, alpha=32.0, lr=2e-3, epochs=2, batch_size=4),
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),

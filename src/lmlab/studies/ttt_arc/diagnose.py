@@ -4,11 +4,11 @@
 attempts, the demos in their given order and reversed) on sets of generated tasks that tell the
 walls apart:
 
-- `heldout`: the held-out compositions with held-out colour parameters (what the test draws);
+- `heldout`: the held-out compositions with held-out colour parameters;
 - `heldout_global`: the same compositions under the "global" colour split (3/6/9 out of every
   family), when the run uses another scheme;
 - `heldout_traincolours`: the held-out compositions with training colours (the composition
-  wall alone);
+  wall alone; what the test draws with `heldout_colours="train"`);
 - `train_single`, `train_comp`: the pre-training distribution (single families, training
   compositions).
 

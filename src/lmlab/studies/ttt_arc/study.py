@@ -255,7 +255,7 @@ def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
     return [(s, t.family, t.to_arc()) for s in range(c.seeds)
             for t in heldout_tasks(c.n_eval, derive(c.seed, "heldout", s), comps,
                                    n_demos=c.n_demos or None, max_side=c.max_side,
-                                   colours=c.colours)]
+                                   colours=c.colours, split=c.heldout_colours)]
 
 
 def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]:
