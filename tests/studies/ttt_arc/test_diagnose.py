@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from lmlab.seeding import derive
 from lmlab.studies.ttt_arc.backends import TinyBackend
 from lmlab.studies.ttt_arc.config import PRESETS, ModelSpec
@@ -24,8 +26,11 @@ def test_validation_sets_share_no_task_with_the_test_and_split_the_walls() -> No
     assert set(sets) == {"heldout", "heldout_traincolours", "train_single", "train_comp",
                          "heldout_global"}
     test = heldout_tasks(16, derive(c.seed, "heldout", 0), n_demos=c.n_demos,
-                         max_side=c.max_side, colours=c.colours)
-    assert [t.uid for t in test] == [t.id for _, _, t in heldout_for(c)]  # what the run tests
+                         max_side=c.max_side, colours=c.colours, split=c.heldout_colours)
+    ran = [t for _, _, t in heldout_for(c)]  # what the run tests
+    assert [t.uid for t in test] == [t.id for t in ran]
+    assert all(np.array_equal(t.demos[0][0], a.train[0].input) for t, a in
+               zip(test, ran, strict=True))
     test_grids = {_grids(t) for t in test}
     assert all(_grids(t) not in test_grids for ts in sets.values() for t in ts)
     assert all("+" not in t.family for t in sets["train_single"])
