@@ -5,11 +5,13 @@ defaults): `model` (the tiny decoder's shape), `pretrain`, `lora` (the per-task 
 training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `ablate`, `arc`
 (real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
-- `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks. Measured (2-core machine at load 10-19): 804 CPU-s, 34 minutes wall; pre-training 516
-  CPU-s on two threads (about 330 of them on the main thread, its wall time on a quiet machine),
-  the 51 jobs ~288 CPU-s on 2 workers: ~8 minutes expected on a quiet 2-core machine, ~2.5 when
-  the base comes from lmlab's cache (a second run);
+- `tiny`: a ~1M-parameter GPT pre-trained 3,000 steps on generated ARC-like tasks (grids up to
+  4, the "family" colour split), 3 seeds x 16 held-out compositions (training colour values).
+  Measured at load 7-8 on the 2-core machine: pre-training 1,065 CPU-s (34 minutes wall there;
+  ~11 estimated on a quiet machine), the 51 jobs 246 CPU-s on 2 workers (10 minutes wall
+  there): 1,311 CPU-s in all, ~14 minutes estimated quiet, the jobs alone when the base comes
+  from lmlab's cache (a second run);
+- `small`: `tiny` plus the no-similar-tasks ablation (a second pre-training, ~2,500 CPU-s);
 - `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
@@ -194,8 +196,9 @@ TINY = TTTArcConfig(
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
 )
-"""~1M-parameter GPT pre-trained 1,200 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
-(~800 CPU-s; ~8 minutes on a quiet 2-core machine, ~2.5 with the base from the cache)."""
+"""~1M-parameter GPT pre-trained 3,000 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
+(1,311 CPU-s measured; ~14 minutes estimated on a quiet 2-core machine, the jobs alone, ~250
+CPU-s, with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
     arc=ArcData(tasks=5, max_side=5),
