@@ -184,6 +184,26 @@ established: voting's gain with TTT, +0.062 [-0.021, +0.167], and without it, +0
 +0.104]. By family (pass@2, (a) -> (d)): fill+scale 0.22 -> 1.00, colormap+tile 0.22 -> 0.56,
 colormap+fill 0 -> 0.50, dihedral+fill and gravity+colormap 0 -> 0: TTT lifts the families the
 base half-knows and cannot create the ones it never learnt (a flip or a fall read from demos).
+
+The `smol` run (`lmlab run ttt-arc --preset smol`: the embedded SmolLM2-135M-Instruct, fp32, one
+thread, serial; the first 5 ARC-AGI-1 evaluation tasks whose grids are at most 5 per side,
+4cd1b7b2, 66e6c45b, 6ea4a07e (2 test inputs), be03b35f, ca8de6ea: 6 test inputs; TTT 4
+leave-one-out tasks, 2 steps, r=16; identity plus 6 transforms, 8 queries a test input; run on
+the code before the `ttt-2x-icl` and `ablation-no-similar` claims existed): 1,150 CPU-s, 55:23
+wall at load ~8 (serial, so ~20 minutes estimated on a quiet machine; peak RSS 7.2 GB). Every
+condition scores 0 of 6 at pass@1 and pass@2, the oracle too: a 135M chat model with 2 TTT steps
+does not write a right 3x3-5x5 grid. Per test input (`timing.task.seed0.<id>.*` in
+result.json), CPU-s of the whole job / wall s of base inference, TTT fit (wall, CPU), inference
+with the adapter:
+
+| test input  | job CPU-s | job wall s | base inference s | TTT fit wall s (CPU-s) | TTT inference s |
+|-------------|----------:|-----------:|-----------------:|-----------------------:|----------------:|
+| 4cd1b7b2-0  | 182 | 580 | 211 | 137 (41) | 233 |
+| 66e6c45b-0  | 143 | 427 | 184 |  54 (20) | 189 |
+| 6ea4a07e-0  | 247 | 807 | 271 | 178 (53) | 358 |
+| 6ea4a07e-1  | 246 | 874 | 247 | 245 (50) | 382 |
+| be03b35f-0  | 173 | 370 | 218 |  42 (27) | 110 |
+| ca8de6ea-0  | 155 | 241 |  95 |  45 (29) | 101 |
 """
 
 from __future__ import annotations
