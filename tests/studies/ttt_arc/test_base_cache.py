@@ -59,7 +59,8 @@ def test_the_key_follows_the_recipe_not_the_logging() -> None:
     assert base_key(_config("pretrain.log_every=7", "pretrain.ckpt_every=3", "n_eval=5",
                             "lora.r=8")) == k
     for change in ("pretrain.lr=0.002", "pretrain.steps=4", "seed=1", "model.d_model=64",
-                   "max_side=4", "pretrain.threads=1", "pretrain.buckets=1"):
+                   "max_side=5", "pretrain.threads=1", "pretrain.buckets=1", "colours=global",
+                   "pretrain.compositions=none"):
         assert base_key(_config(change)) != k, change
 
 

@@ -14,6 +14,7 @@ from lmlab.studies.ttt_arc.generator import (
     generate_task,
     heldout_tasks,
     train_tasks,
+    training_families,
 )
 
 ALL = (*FAMILIES, *TRAIN_COMPOSITIONS, *HELDOUT_COMPOSITIONS)
@@ -109,3 +110,31 @@ def test_deterministic_per_seed_and_to_arc_guards_the_answer() -> None:
 def test_unknown_family_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown family 'spin'"):
         generate_task("dihedral+spin", np.random.default_rng(0))
+
+
+def test_family_colour_split_holds_out_pairs_not_colours() -> None:
+    """Scheme "family": no held-out (family, target colour) pair occurs in training, yet every
+    colour 1-9 is some training rule's new colour (under "global", 3/6/9 never are)."""
+    def pairs(tasks) -> set[tuple[str, int]]:
+        out = set()
+        for t in tasks:
+            for fam, p in zip(t.family.split("+"), t.params, strict=True):
+                out |= {(fam, b) for _, b in p.get("map", [])} | ({(fam, p["c"])} if "c" in p
+                                                                 else set())
+        return out
+
+    train = pairs(train_tasks(300, seed=2, colours="family"))
+    held = pairs(heldout_tasks(80, seed=2, colours="family"))
+    assert held and not held & train
+    assert {c for _, c in train} == set(range(1, 10))
+    assert {c for f, c in held if f == "fill"} <= {3, 6, 9}
+    assert {c for f, c in held if f == "colormap"} <= {1, 4, 7}
+    assert {c for _, c in pairs(train_tasks(300, seed=2))}.isdisjoint({3, 6, 9})
+    with pytest.raises(ValueError, match="colours must be one of"):
+        heldout_tasks(1, seed=0, colours="rainbow")
+
+
+def test_singles_only_mix_has_no_composition() -> None:
+    assert training_families(("none",), 2) == list(FAMILIES) * 2
+    assert set(training_families(TRAIN_COMPOSITIONS)) - set(FAMILIES) == set(TRAIN_COMPOSITIONS)
+    assert all("+" not in t.family for t in train_tasks(40, seed=1, compositions=("none",)))

@@ -8,19 +8,21 @@ import numpy as np
 import pytest
 
 from lmlab.errors import LmlabError
-from lmlab.studies.ttt_arc.claims import DIFF_CLAIMS, checks, claims
+from lmlab.studies.ttt_arc.claims import DIFF_CLAIMS, SCALED_CLAIMS, checks, claims
 from lmlab.studies.ttt_arc.evaluate import score_conditions
 from lmlab.studies.ttt_arc.study import TTTArcConfig
 from lmlab.studies.ttt_arc.summary import summarize_scores
 from lmlab.study import apply_overrides, get_study
 
 MICRO_TINY = ["pretrain.steps=4", "model.n_layer=1", "model.d_model=32", "n_eval=2", "seeds=3",
-              "ttt.max_tasks=4", "lora.r=4", "executor=serial", "n_boot=200"]
+              "ttt.max_tasks=4", "lora.r=4", "executor=serial", "n_boot=200",
+              "ablate.no_similar=true"]
 
 
 def test_presets_and_overrides() -> None:
     study = get_study("ttt-arc")
-    assert set(study.presets) == {"tiny", "smol", "paper"}
+    assert set(study.presets) == {"tiny", "small", "smol", "paper"}
+    assert study.preset("small").ablate.no_similar and not study.preset("tiny").ablate.no_similar
     tiny, paper = study.preset("tiny"), study.preset("paper")
     assert isinstance(tiny, TTTArcConfig) and tiny.backend == "tiny" and tiny.seeds >= 3
     lo = paper.lora
@@ -51,9 +53,19 @@ def test_tiny_micro_end_to_end(cli, tmp_path) -> None:
     assert "diff.ttt_vote_vs_icl_vote.pass2.ci_lo" in m and "diff.ttt_vote_vs_icl.pass1.mean" in m
     assert m["adapter.initial_digests"] == 1
     assert m["ttt_fit.cpu.mean_s"] > 0 and m["pretrain.steps"] == 4
+    # the no-similar-tasks ablation: a second base (singles only) in its own sub-folder, then
+    # (a)-(d) from it on the same tasks
+    assert m["no_similar.pretrain.steps"] == 4 and m["no_similar.pretrain.source"] == "trained"
+    assert m["no_similar.pretrain.loss"] != m["pretrain.loss"]  # another mix, another base
+    assert (out / "no_similar" / "checkpoints" / "pretrained.safetensors").is_file()
+    for cond in ("nosim_icl", "nosim_ttt_vote"):
+        assert 0 <= m[f"heldout.{cond}.pass2.mean"] <= 1
+    assert "diff.ttt_vote_vs_nosim_ttt_vote.pass2.ci_lo" in m
+    assert "diff.ttt_vote_vs_2x_icl.pass2.ci_lo" in m
     assert {c["id"] for c in res["claims"]} >= {
         "ttt-beats-icl", "ttt-beats-icl-same-inference", "voting-adds",
-        "ablation-shared-adapter", "ablation-no-transforms"}
+        "ablation-shared-adapter", "ablation-no-transforms", "ablation-no-similar", "ttt-2x-icl"}
+    assert {c["id"]: c["holds"] for c in res["claims"]}["ablation-no-similar"] is not None
     assert {c["id"] for c in res["checks"]} == {"icl-headroom", "adapter-reset"}
     for fig in ("accuracy", "per_family", "ttt_time"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
@@ -116,8 +128,12 @@ def test_claims_computed_both_ways() -> None:
     assert good["ttt-beats-icl-same-inference"].holds
     assert good["voting-adds"].holds and good["ablation-shared-adapter"].holds
     assert good["ablation-no-transforms"].holds and good["icl-headroom"].holds
+    assert good["ttt-2x-icl"].holds  # (a) 0.2, (d) about 0.7
+    assert good["ablation-no-similar"].holds is None  # not run: the reason says where it is
+    assert "small" in str(good["ablation-no-similar"].measured)
     null = {c.id: c for c in claims(cfg, _metrics(0.0))}
     assert null["ttt-beats-icl"].holds is False and null["voting-adds"].holds is False
+    assert null["ttt-2x-icl"].holds is False
     assert null["ablation-shared-adapter"].holds is False
     assert "over 60 tasks" in str(null["ttt-beats-icl"].measured)
     assert "pass@1" in str(null["ttt-beats-icl"].measured)
@@ -129,10 +145,12 @@ def test_a_positive_point_estimate_whose_interval_holds_0_is_not_established() -
     """The shared-adapter ablation once "held" at +0.021 [-0.062, +0.125]: no longer."""
     cfg = TTTArcConfig()
     m = {"tasks.n": 48}
-    for _cid, a, b, _, _ in DIFF_CLAIMS:
+    diffs = [f"{a}_vs_{b}" for _cid, a, b, _, _ in DIFF_CLAIMS]
+    diffs += [f"{a}_vs_2x_{b}" for _cid, a, b, _, _ in SCALED_CLAIMS]
+    for d in diffs:
         for k in ("pass1", "pass2"):
-            m.update({f"diff.{a}_vs_{b}.{k}.mean": 0.021, f"diff.{a}_vs_{b}.{k}.ci_lo": -0.062,
-                      f"diff.{a}_vs_{b}.{k}.ci_hi": 0.125})
+            m.update({f"diff.{d}.{k}.mean": 0.021, f"diff.{d}.{k}.ci_lo": -0.062,
+                      f"diff.{d}.{k}.ci_hi": 0.125})
     verdicts = {c.id: c.holds for c in claims(cfg, m)}
     assert verdicts and set(verdicts.values()) == {False}
     for k in ("pass1", "pass2"):
@@ -141,16 +159,20 @@ def test_a_positive_point_estimate_whose_interval_holds_0_is_not_established() -
 
 
 def test_icl_headroom_is_not_decided_by_one_task() -> None:
-    """One task of 48 solved in context (0.021) once passed the headroom check: no longer."""
+    """One task of 48 solved in context (0.021) once passed the headroom check: no longer; nor
+    does a base that solves most held-out tasks in context (no room for TTT)."""
     cfg = TTTArcConfig()
     one = [{"seed": 0, "family": "f", "id": str(i), "scores": {
         "icl.pass1": float(i == 0), "icl.pass2": float(i == 0)}} for i in range(48)]
     m = summarize_scores(one, n_boot=500)
-    assert abs(m["heldout.icl.pass1.mean"] - 1 / 48) < 1e-9
+    assert abs(m["heldout.icl.pass2.mean"] - 1 / 48) < 1e-9
     assert {c.id: c.holds for c in checks(cfg, m)}["icl-headroom"] is False
     some = [{**r, "scores": {k: float(int(r["id"]) % 4 == 0) for k in r["scores"]}} for r in one]
     assert {c.id: c.holds for c in checks(cfg, summarize_scores(some, n_boot=500))}[
         "icl-headroom"] is True
+    most = [{**r, "scores": {k: float(int(r["id"]) % 4 != 0) for k in r["scores"]}} for r in one]
+    assert {c.id: c.holds for c in checks(cfg, summarize_scores(most, n_boot=500))}[
+        "icl-headroom"] is False
 
 
 def test_pass_at_1_and_2_score_the_same_attempts_alike() -> None:

@@ -59,7 +59,7 @@ def base_key(c: TTTArcConfig) -> str:
     recipe = {k: v for k, v in asdict(c.pretrain).items() if k not in CADENCE}
     return BASES.key({"model": asdict(c.model), "pretrain": recipe,
                       "seed": derive(c.seed, "pretrain"), "max_side": c.max_side,
-                      "n_demos": c.n_demos, "vocab": GridTokenizer.vocab_size})
+                      "n_demos": c.n_demos, "colours": c.colours, "vocab": GridTokenizer.vocab_size})
 
 
 def cache_path(key: str) -> Path:
@@ -118,7 +118,8 @@ def _pretrain_job(c: TTTArcConfig, run_dir: str, resume: bool, path: str) -> dic
     with torch_threads(max(1, c.pretrain.threads)), \
             step_progress(run, "ttt-arc: pre-training", c.pretrain.steps) as watched:
         model, out = pretrain(GridTokenizer(), c.model, c.pretrain, derive(c.seed, "pretrain"),
-                              max_side=c.max_side, n_demos=c.n_demos or None, run=watched)
+                              max_side=c.max_side, n_demos=c.n_demos or None, run=watched,
+                              colours=c.colours)
     pre = {"pretrain.loss": out["train_loss"], "pretrain.steps": out["steps_done"],
            "pretrain.wall_s": out["pretrain_wall_s"], "pretrain.cpu_s": out["pretrain_cpu_s"],
            "pretrain.n_params": count_params(model), "pretrain.threads": c.pretrain.threads}

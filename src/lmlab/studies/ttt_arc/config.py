@@ -5,26 +5,28 @@ defaults): `model` (the tiny decoder's shape), `pretrain`, `lora` (the per-task 
 training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `ablate`, `arc`
 (real ARC tasks for the `hf` backend) and `hf`. `--set lora.r=8` reaches a nested field.
 
-- `tiny`: a ~1M-parameter GPT pre-trained on generated ARC-like tasks, 3 seeds x 16 held-out
-  tasks. Measured (2-core machine at load 10-19): 804 CPU-s, 34 minutes wall; pre-training 516
-  CPU-s on two threads (about 330 of them on the main thread, its wall time on a quiet machine),
-  the 51 jobs ~288 CPU-s on 2 workers: ~8 minutes expected on a quiet 2-core machine, ~2.5 when
-  the base comes from lmlab's cache (a second run);
-- `smol`: SmolLM2-135M-Instruct on 3 small real ARC tasks (minutes on a CPU);
+- `tiny`: a ~1M-parameter GPT pre-trained 3,000 steps on generated ARC-like tasks (grids up to
+  4, the "family" colour split), 3 seeds x 16 held-out compositions (training colour values).
+  Measured at load 7-8 on the 2-core machine: pre-training 1,065 CPU-s (34 minutes wall there;
+  ~11 estimated on a quiet machine), the 51 jobs 246 CPU-s on 2 workers (10 minutes wall
+  there): 1,311 CPU-s in all, ~14 minutes estimated quiet, the jobs alone when the base comes
+  from lmlab's cache (a second run);
+- `small`: `tiny` plus the no-similar-tasks ablation (a second pre-training, ~2,500 CPU-s);
+- `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from lmlab.executor import ExecutorName
 from lmlab.study import StudyConfig
 
 __all__ = [
-    "GPT_TARGETS", "LLAMA_TARGETS", "PAPER", "PRESETS", "SMOL", "TINY", "Ablations", "ArcData",
+    "GPT_TARGETS", "LLAMA_TARGETS", "PAPER", "PRESETS", "SMALL", "SMOL", "TINY", "Ablations", "ArcData",
     "HFSettings", "InferenceSettings", "LoraSettings", "ModelSpec", "PretrainSettings",
     "TTTArcConfig", "TTTData",
 ]
@@ -117,11 +119,16 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class Ablations:
-    """The paper's ablations: TTT without transforms, one adapter shared by all tasks."""
+    """The paper's ablations: TTT without transforms, one adapter shared by all tasks, and
+    (tiny backend) pre-training without similar tasks."""
 
     no_transforms: bool = True
     shared: bool = True
     shared_steps_per_task: int = 0  # shared adapter: steps per pooled task (0: as per-task TTT)
+    # a second base pre-trained on the single families alone (no composition: nothing similar
+    # to the held-out compositions), then the same conditions (a)-(d) on the same tasks; it
+    # costs a second pre-training, so only the `small` preset runs it
+    no_similar: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,13 @@ class TTTArcConfig(StudyConfig):
     n_eval: int = 16  # held-out tasks per seed
     heldout: tuple[str, ...] = ()  # held-out compositions (empty: generator's default)
     max_side: int = 5  # largest grid side of pre-training and held-out tasks (3..6)
+    # the colour split (generator.py): "global" holds 3/6/9 out of every family, "family" a
+    # different third out of each (every colour is some training rule's new colour)
+    colours: Literal["global", "family"] = "family"
+    # the held-out tasks' colour parameters: "heldout" (unseen (family, colour) pairs as well as
+    # unseen compositions) or "train" (unseen compositions with training colour values; the tiny
+    # preset's choice, read on validation tasks: see study.py, "In-context headroom")
+    heldout_colours: Literal["heldout", "train"] = "heldout"
     n_demos: int = 3  # demonstrations per generated task (0: 3 or 4 at random)
     model: ModelSpec = field(default_factory=ModelSpec)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
@@ -176,21 +190,24 @@ class TTTArcConfig(StudyConfig):
 
 
 TINY = TTTArcConfig(
-    backend="tiny", seeds=3, n_eval=16,
+    backend="tiny", seeds=3, n_eval=16, max_side=4, pretrain=PretrainSettings(steps=3000),
+    heldout_colours="train",
     lora=LoraSettings(r=32, alpha=32.0, lr=2e-3, epochs=2, batch_size=4),
     ttt=TTTData(max_tasks=48, transforms=("rot90", "rot270", "rot180", "flipud", "fliplr",
                                           "transpose")),
 )
-"""~1M-parameter GPT pre-trained 1,200 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
-(~800 CPU-s; ~8 minutes on a quiet 2-core machine, ~2.5 with the base from the cache)."""
+"""~1M-parameter GPT pre-trained 3,000 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
+(1,311 CPU-s measured; ~14 minutes estimated on a quiet 2-core machine, the jobs alone, ~250
+CPU-s, with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
-    arc=ArcData(tasks=3, max_side=5),
+    arc=ArcData(tasks=5, max_side=5),
     lora=LoraSettings(r=16, alpha=16.0, lr=1e-4, epochs=1, batch_size=2),
     ttt=TTTData(max_tasks=4), infer=InferenceSettings(n_orderings=0),
     ablate=Ablations(no_transforms=False, shared=False), executor="serial", workers=1,
 )
-"""The embedded SmolLM2-135M on 3 small real ARC tasks, end to end (minutes on a CPU)."""
+"""The embedded SmolLM2-135M on the first 5 real ARC-AGI-1 evaluation tasks whose grids are at
+most 5 per side (6 test inputs), end to end; timings per task in result.json (`timing.task.*`)."""
 PAPER = TTTArcConfig(
     backend="hf", hf=HFSettings(model="meta-llama/Llama-3.2-1B-Instruct", max_tokens=8192),
     dtype="bfloat16", seeds=1, arc=ArcData(tasks=0, max_side=30), lora=LoraSettings.paper(1.0),
@@ -199,4 +216,8 @@ PAPER = TTTArcConfig(
 )
 """Llama-3.2-1B with the paper's TTT settings on the 400 ARC-AGI-1 evaluation tasks (GPUs)."""
 
-PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "smol": SMOL, "paper": PAPER}
+SMALL = replace(TINY, ablate=Ablations(no_similar=True))
+"""`tiny` plus the no-similar-tasks ablation: a second base pre-trained on single families alone
+(another ~900 CPU-s of pre-training), then (a)-(d) on the same held-out tasks."""
+
+PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "small": SMALL, "smol": SMOL, "paper": PAPER}

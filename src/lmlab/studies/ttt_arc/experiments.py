@@ -211,7 +211,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
     max_prompt = backend.max_tokens - backend.max_new
     preds: dict[str, list] = {}
     info: dict[str, Any] = {"id": task.id, "family": job.family, "rep": job.rep}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with host.model.disable_adapter():
         preds["icl"] = _identity_attempts(backend, host.model, task)
         aug, nq = _augmented(backend, host.model, task, job.seed, s, max_prompt)
@@ -235,6 +235,7 @@ def run_task_job(job: TaskJob) -> dict[str, Any]:
         info[f"{name}_infer_s"] = time.perf_counter() - t1
     host.reset()
     info["preds"] = {k: _as_lists(v) for k, v in preds.items()}
+    info["wall_s"], info["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     return info
 
 

@@ -10,7 +10,11 @@ The held-out evaluation set differs from the training distribution in two ways:
 - **unseen compositions**: the pairs in `HELDOUT_COMPOSITIONS` never occur in training (the
   single families they are made of do, and so do other compositions using them);
 - **unseen parameters**: the colour-valued parameters (colour maps, fill and recolour colours)
-  are split by a fixed rule, `_colour_split`, into training and held-out values.
+  are split by a fixed rule, `_colour_split`, into training and held-out values. Two schemes:
+  `"global"` holds colours 3, 6 and 9 out of every family (no training task ever introduces
+  them as a rule's new colour), `"family"` holds a different third out of each family (fill
+  3/6/9, colour-map targets 1/4/7, recolour 2/5/8), so each (family, colour) pair of a held-out
+  task is unseen while every colour is some training rule's new colour.
   Families with a handful of parameters (the 7 dihedral transforms, 4 gravity directions,
   tiling and scaling factors) use all of them in both splits: holding one of them out would
   test a rule the model was never shown, not generalization.
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "COLOUR_SCHEMES",
     "FAMILIES",
     "HELDOUT_COMPOSITIONS",
     "TRAIN_COMPOSITIONS",
@@ -37,6 +42,7 @@ __all__ = [
     "generate_tasks",
     "heldout_tasks",
     "train_tasks",
+    "training_families",
 ]
 
 Params = dict[str, Any]
@@ -114,28 +120,36 @@ def apply_rule(family: str, params: Params, g: np.ndarray) -> np.ndarray:
 
 
 # -- parameters -------------------------------------------------------------------------------
-def _colour_split(c: int, split: str) -> bool:
-    """Whether colour `c` (1-9) may be a target colour in `split`: held-out uses 3, 6 and 9."""
-    return (c % 3 == 0) == (split == "heldout")
+COLOUR_SCHEMES = ("global", "family")
+# scheme "family": the held-out target colours of a family are those c with c % 3 == offset
+_FAMILY_OFFSET = {"fill": 0, "colormap": 1, "recolor": 2}
 
 
-def _colours(split: str) -> list[int]:
-    return [c for c in range(1, 10) if _colour_split(c, split)]
+def _colour_split(c: int, split: str, family: str = "fill", scheme: str = "global") -> bool:
+    """Whether colour `c` (1-9) may be a target colour of `family` in `split`: "global" holds
+    3, 6 and 9 out of every family, "family" a different third per family (module docstring)."""
+    offset = _FAMILY_OFFSET.get(family, 0) if scheme == "family" else 0
+    return (c % 3 == offset) == (split == "heldout")
 
 
-def _sample_params(family: str, rng: np.random.Generator, split: str) -> Params:
+def _colours(split: str, family: str = "fill", scheme: str = "global") -> list[int]:
+    return [c for c in range(1, 10) if _colour_split(c, split, family, scheme)]
+
+
+def _sample_params(family: str, rng: np.random.Generator, split: str, scheme: str = "global"
+                   ) -> Params:
     if family == "dihedral":
         return {"k": str(rng.choice(DIHEDRAL))}
     if family == "colormap":
         # Map one or two source colours to targets of this split's target colours.
         n = int(rng.integers(1, 3))
-        targets = rng.choice(_colours(split), size=n, replace=False)
+        targets = rng.choice(_colours(split, family, scheme), size=n, replace=False)
         sources = rng.choice([c for c in range(1, 10) if c not in targets], size=n, replace=False)
         return {"map": [(int(a), int(b)) for a, b in zip(sources, targets, strict=True)]}
     if family == "gravity":
         return {"dir": str(rng.choice(GRAVITY))}
     if family in ("fill", "recolor"):
-        return {"c": int(rng.choice(_colours(split)))}
+        return {"c": int(rng.choice(_colours(split, family, scheme)))}
     if family == "crop":
         return {}
     if family == "tile":
@@ -249,21 +263,24 @@ def _valid_pair(steps: Sequence[str], params: Sequence[Params], x: np.ndarray,
 
 
 def generate_task(family: str, rng: np.random.Generator, *, split: str = "train",
-                  n_demos: int | None = None, uid: str = "", max_side: int = MAX_SIDE) -> GenTask:
+                  n_demos: int | None = None, uid: str = "", max_side: int = MAX_SIDE,
+                  colours: str = "global") -> GenTask:
     """Sample one task of `family` (a single family or "a+b"), 3-4 demos and one test pair.
 
-    Every grid is at most `max_side` per side (3..6)."""
+    Every grid is at most `max_side` per side (3..6); `colours` is the colour split's scheme."""
     if not MIN_SIDE <= max_side <= MAX_SIDE:
         raise ValueError(f"max_side must be in {MIN_SIDE}..{MAX_SIDE}, got {max_side}")
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if colours not in COLOUR_SCHEMES:
+        raise ValueError(f"colours must be one of {COLOUR_SCHEMES}, got {colours!r}")
     steps = family.split("+")
     for s in steps:
         if s not in FAMILIES:
             raise ValueError(f"unknown family {s!r} in {family!r}; families: {FAMILIES}")
     n = n_demos if n_demos is not None else int(rng.integers(3, 5))
     for _ in range(200):  # parameters: retry when no input works with them
-        params = tuple(_sample_params(s, rng, split) for s in steps)
+        params = tuple(_sample_params(s, rng, split, colours) for s in steps)
         side = _max_input_side(steps, params, max_side)
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
         seen: set[bytes] = set()
@@ -283,24 +300,34 @@ def generate_task(family: str, rng: np.random.Generator, *, split: str = "train"
 
 def generate_tasks(families: Sequence[str], n: int, seed: int, *, split: str,
                    prefix: str = "t", n_demos: int | None = None,
-                   max_side: int = MAX_SIDE) -> list[GenTask]:
+                   max_side: int = MAX_SIDE, colours: str = "global") -> list[GenTask]:
     """`n` tasks cycling through `families`, deterministic in `seed`."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7 if split == "train" else 11]))
     return [generate_task(families[i % len(families)], rng, split=split, n_demos=n_demos,
-                          max_side=max_side,
+                          max_side=max_side, colours=colours,
                           uid=f"{prefix}{seed}-{i:05d}-{families[i % len(families)]}")
             for i in range(n)]
 
 
+def training_families(compositions: Sequence[str] = TRAIN_COMPOSITIONS, single_weight: int = 1
+                      ) -> list[str]:
+    """The pre-training mix: every single family `single_weight` times, then `compositions`
+    (`("none",)`: singles only, the no-similar-tasks ablation's mix)."""
+    comps = [] if tuple(compositions) == ("none",) else list(compositions)
+    return list(FAMILIES) * single_weight + comps
+
+
 def train_tasks(n: int, seed: int, compositions: Sequence[str] = TRAIN_COMPOSITIONS,
-                single_weight: int = 1) -> list[GenTask]:
+                single_weight: int = 1, colours: str = "global") -> list[GenTask]:
     """Pre-training tasks: every single family and the training compositions."""
-    fams = list(FAMILIES) * single_weight + list(compositions)
-    return generate_tasks(fams, n, seed, split="train", prefix="train")
+    return generate_tasks(training_families(compositions, single_weight), n, seed,
+                          split="train", prefix="train", colours=colours)
 
 
 def heldout_tasks(n: int, seed: int, compositions: Sequence[str] = HELDOUT_COMPOSITIONS, *,
-                  n_demos: int | None = None, max_side: int = MAX_SIDE) -> list[GenTask]:
-    """Evaluation tasks: held-out compositions with held-out colour parameters."""
-    return generate_tasks(list(compositions), n, seed, split="heldout", prefix="heldout",
-                          n_demos=n_demos, max_side=max_side)
+                  n_demos: int | None = None, max_side: int = MAX_SIDE, colours: str = "global",
+                  split: str = "heldout") -> list[GenTask]:
+    """Evaluation tasks: held-out compositions with held-out colour parameters (`split`
+    "train": with training colours, a diagnosis of the composition wall alone)."""
+    return generate_tasks(list(compositions), n, seed, split=split, prefix="heldout",
+                          n_demos=n_demos, max_side=max_side, colours=colours)

@@ -20,7 +20,12 @@ import torch
 from lmlab.nn import GPT
 from lmlab.nn.train import TrainConfig, Trainer, bucketed_loss
 from lmlab.studies.ttt_arc.config import ModelSpec, PretrainSettings
-from lmlab.studies.ttt_arc.generator import FAMILIES, TRAIN_COMPOSITIONS, GenTask, generate_task
+from lmlab.studies.ttt_arc.generator import (
+    TRAIN_COMPOSITIONS,
+    GenTask,
+    generate_task,
+    training_families,
+)
 from lmlab.studies.ttt_arc.model import build_model
 
 __all__ = ["collate", "encode_gen_task", "pretrain"]
@@ -56,12 +61,12 @@ def collate(seqs: Sequence[tuple[list[int], list[int]]], pad_id: int,
 
 
 def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainSettings, seed: int, *,
-             max_side: int = 6, n_demos: int | None = None, run: Any = None
-             ) -> tuple[GPT, dict[str, Any]]:
+             max_side: int = 6, n_demos: int | None = None, run: Any = None,
+             colours: str = "global") -> tuple[GPT, dict[str, Any]]:
     """Train a fresh tiny GPT on generated tasks (grids up to `max_side`, `n_demos` demos each,
-    None: 3 or 4 at random); return it and its training metrics."""
-    comps = cfg.compositions or TRAIN_COMPOSITIONS
-    fams = list(FAMILIES) * cfg.single_weight + list(comps)
+    None: 3 or 4 at random; `colours`: the colour split's scheme); return it and its training
+    metrics. `cfg.compositions` `("none",)` pre-trains on single families alone."""
+    fams = training_families(cfg.compositions or TRAIN_COMPOSITIONS, cfg.single_weight)
     model = build_model(spec, tokenizer.vocab_size, seed)
     pad = int(tokenizer.PAD)
     coords_fn = tokenizer.coords if spec.coords else None
@@ -73,7 +78,8 @@ def pretrain(tokenizer: Any, spec: ModelSpec, cfg: PretrainSettings, seed: int, 
             fam = fams[int(rng.integers(len(fams)))]
             ids, mask = encode_gen_task(tokenizer, generate_task(fam, rng, split="train",
                                                                 n_demos=n_demos,
-                                                                max_side=max_side))
+                                                                max_side=max_side,
+                                                                colours=colours))
             if len(ids) <= spec.block_size + 1:
                 seqs.append((ids, mask))
         return collate(seqs, pad, coords_fn)

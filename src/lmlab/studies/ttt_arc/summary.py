@@ -7,6 +7,7 @@ tasks on both sides, so the variation both conditions share cancels out).
 
 Keys (dotted, general to particular): `heldout.<condition>.<pass1|pass2>.{mean,ci_lo,ci_hi,seedN}`,
 `heldout.ttt_oracle.any.*`, `diff.<a>_vs_<b>.<pass1|pass2>.{mean,ci_lo,ci_hi}`,
+`diff.<a>_vs_2x_<b>.*` (a - 2b: "a is at least twice b"),
 `family.<family>.<condition>.<pass1|pass2>`, `family.<family>.n`, `tasks.n`, `tasks.seeds`.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from lmlab.stats import bootstrap_ci, bootstrap_diff
 
-__all__ = ["CONDITIONS", "DIFFS", "KS", "summarize_scores"]
+__all__ = ["CONDITIONS", "DIFFS", "KS", "SCALED_DIFFS", "summarize_scores"]
 
 # name -> what it is (the order of the figures and the table)
 CONDITIONS: dict[str, str] = {
@@ -34,6 +35,10 @@ CONDITIONS: dict[str, str] = {
     "shared_vote": "ablation: one shared adapter + voting",
     "ttt_flat": "(d)'s predictions with a flat majority vote",
     "ttt_oracle": "oracle bound: any of (d)'s distinct predictions right",
+    "nosim_icl": "ablation: (a) from the base pre-trained without similar tasks (singles only)",
+    "nosim_icl_vote": "ablation: (b) from the base pre-trained without similar tasks",
+    "nosim_ttt": "ablation: (c) from the base pre-trained without similar tasks",
+    "nosim_ttt_vote": "ablation: (d) from the base pre-trained without similar tasks",
 }
 KS = ("pass1", "pass2")  # first attempt; either of the first two
 # (a, b) pairs whose difference a - b gets a paired interval at pass@1 and pass@2
@@ -46,7 +51,10 @@ DIFFS = (
     ("ttt_vote", "shared_vote"), ("ttt", "shared"),  # per-task against one shared adapter
     ("ttt_vote", "notf_vote"), ("ttt", "notf"),  # the transforms in TTT
     ("ttt_vote", "ttt_flat"),  # hierarchical against flat voting
+    ("ttt_vote", "nosim_ttt_vote"), ("icl", "nosim_icl"),  # pre-training on similar tasks
 )
+# (a, b, f): the paired interval of a - f * b ("a is at least f times b" when it lies above 0)
+SCALED_DIFFS = (("ttt_vote", "icl", 2.0),)
 
 
 def _put(m: dict[str, Any], key: str, value: float, lo: float, hi: float) -> None:
@@ -74,6 +82,13 @@ def summarize_scores(rows: Sequence[dict[str, Any]], n_boot: int = 2000, seed: i
             if ka in table and kb in table:
                 iv = bootstrap_diff(table[ka], table[kb], paired=True, n_boot=n_boot, seed=seed)
                 _put(m, f"diff.{a}_vs_{b}.{k}", iv.value, iv.lo, iv.hi)
+    for a, b, f in SCALED_DIFFS:
+        for k in KS:
+            ka, kb = f"{a}.{k}", f"{b}.{k}"
+            if ka in table and kb in table:
+                iv = bootstrap_diff(table[ka], f * table[kb], paired=True, n_boot=n_boot,
+                                    seed=seed)
+                _put(m, f"diff.{a}_vs_{f:g}x_{b}.{k}", iv.value, iv.lo, iv.hi)
     fams: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
         fams[r["family"]].append(i)
