@@ -28,6 +28,7 @@ __all__ = [
     "Pretrain",
     "Rules",
     "Smol",
+    "SmolTaskName",
     "Task",
 ]
 
@@ -114,26 +115,36 @@ class Rules:
     about_none: float = 0.5  # "about none": at most this many intruders per model
     acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
     mitigation_max_drop: float = 0.05
+    matched_acc: float = 0.03  # smol: LoRA and full FT "at matched accuracy" within this
+
+
+SmolTaskName = Literal["topic", "code_first", "code_last"]  # smol_data.SMOL_TASKS
 
 
 @dataclass(frozen=True)
 class Smol:
-    """The `smol` experiment: SmolLM2-135M-Instruct, full FT against LoRA."""
+    """The `smol` experiment: SmolLM2-135M-Instruct, full FT against LoRA (single task, then
+    continual learning over several tasks in sequence)."""
 
     model: str = "smollm2-135m-instruct"
-    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
+    # the single task; `topic` (4 topic names the model knows) was learned with tiny updates:
+    # 240 steps, every method at 0.99-1.00, no intruders, no forgetting (-0.03 to -0.003 nats);
+    # `code_first` (an arbitrary 24-way cipher) needs the weights to move
+    task: SmolTaskName = "code_first"
+    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "alpha2r:64", "rslora:64")
     full_lr: float = 1e-5
-    lora_lr: float = 3e-4
-    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
-    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
-    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
+    lora_lr: float = 3e-4  # at r = 1, alpha = 2 (finetune.lr_rule scales it for other ranks)
     steps: int = 240
     batch: int = 8
     n_train: int = 320
+    n_val: int = 128  # settings were chosen on this split's accuracy (`val_acc`)
     n_test: int = 128
     text_len: int = 12
     prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
     gen_tokens: int = 32
+    continual_tasks: tuple[SmolTaskName, ...] = ("code_first", "code_last", "topic")
+    continual_methods: tuple[str, ...] = ("full", "alpha2r:1")
+    continual_steps: int = 120  # per task
 
 
 @dataclass(frozen=True)
@@ -231,7 +242,7 @@ PRESETS: dict[str, IntruderConfig] = {
     #   run of the preset saves about 90 CPU-s (3 seeds) with identical metrics.
     "tiny": IntruderConfig(),
     # smol: SmolLM2-135M on the CPU, one seed (about 11 min wall, 1,300 CPU-s on 2 cores).
-    "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
+    "smol": IntruderConfig(experiment="smol", executor="process", workers=2, seeds=1),
     # paper: RoBERTa-base on GLUE with the official settings; a GPU with hub access (hours).
     "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
 }

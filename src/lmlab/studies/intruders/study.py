@@ -53,6 +53,7 @@ class IntruderStudy(Study):
         c = config
         specs = [("continual.methods", s) for s in c.continual.methods]
         specs += [("smol.methods", s) for s in c.smol.methods]
+        specs += [("smol.continual_methods", s) for s in c.smol.continual_methods]
         specs += [("mitigation.method", c.mitigation.method)]
         for name, spec in specs:
             try:
