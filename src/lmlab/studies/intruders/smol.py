@@ -90,8 +90,12 @@ def _load(s: Smol) -> tuple[nn.Module, Any, int]:
 
 
 def _answer_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return logits[torch.arange(len(logits)), batch["last"]]  # (B, V)
+    """The next-token logits at each row's last real token (B, V); the LM head runs on those
+    positions only (on the whole sequence it would be a fifth of the model's work)."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
+    hidden = core.model(input_ids=batch["input_ids"],
+                        attention_mask=batch["attention_mask"]).last_hidden_state
+    return core.lm_head(hidden[torch.arange(len(hidden)), batch["last"]])
 
 
 @torch.no_grad()
