@@ -37,7 +37,7 @@ def checks(config: IntruderConfig, metrics: dict[str, Any]) -> list[Check]:
         return [Check.untestable("matched-accuracy", statement, "this implementation",
                                  "needs full FT and LoRA single-task runs")]
     accs = ", ".join(f"{k[len('finetune.'):-len('.acc')]} {v:.3f}" for k, v in sorted(metrics.items())
-                     if k.startswith("finetune.") and k.endswith(".acc") and k.count(".") in (2, 3))
+                     if k.startswith("finetune.") and k.endswith(".acc") and ".seed" not in k)
     return [Check.check("matched-accuracy", statement, "this implementation",
                         f"largest gap {gap:.3f}; test accuracy {accs}", gap <= band)]
 
