@@ -236,22 +236,33 @@ def test_kill_and_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path) -> 
                                marker="jobs/lmlab.studies.intruders.experiments.run_finetune/*.pkl")
 
 
+@pytest.mark.slow
 def test_smol_path_with_a_micro_override(tmp_path, converted, monkeypatch) -> None:
-    """Full FT and LoRA on the embedded SmolLM2 for one step each: every metric is produced."""
+    """Full FT and LoRA on the embedded SmolLM2 for one step each, single-task and over two
+    tasks in sequence: every metric, figure, claim and the matched-accuracy check is produced."""
     from lmlab.runner import execute
 
     monkeypatch.setenv("LMLAB_CACHE", str(converted["root"]))
     result = execute("intruders", "smol", out=tmp_path / "smol", overrides=[
-        "smol.methods=full,alpha2r:1", "smol.steps=1", "smol.batch=2", "smol.n_train=4",
-        "smol.n_test=4", "smol.prompts=1", "smol.gen_tokens=4", "smol.text_len=6"])
+        "executor=serial", "smol.methods=full,alpha2r:1", "smol.steps=1", "smol.batch=2",
+        "smol.n_train=4", "smol.n_val=4", "smol.n_test=4", "smol.prompts=1",
+        "smol.gen_tokens=4", "smol.text_len=6", "smol.continual_tasks=code_first,topic",
+        "smol.continual_methods=full,alpha2r:1", "smol.continual_steps=1"])
     m = result["metrics"]
+    smol = get_study("intruders").preset("smol").smol
     for name in ("finetune.full", "finetune.alpha2r.r1"):
         assert m[f"{name}.steps"] == 1
         assert 0.0 <= m[f"{name}.acc"] <= 1.0 and m[f"{name}.intruders"] >= 0
         assert m[f"{name}.forgetting"] == m[f"{name}.forgetting"]  # a number, not NaN
-    assert m["finetune.alpha2r.r1.lr"] == pytest.approx(3e-4)
-    assert (tmp_path / "smol" / "figures" / "cosine_lora.png").is_file()
-    assert {c["id"] for c in result["claims"]} >= {"lowrank-intruders", "forgetting-intruders"}
+        assert m[f"{name}.dw.q_proj.max"] >= m[f"{name}.dw.q_proj.median"] > 0
+    assert m["finetune.alpha2r.r1.lr"] == pytest.approx(smol.lora_lr)
+    assert m["finetune.full.lr"] == pytest.approx(smol.full_lr)
+    assert 0.0 <= m["continual.alpha2r.r1.t2.first_task_acc"] <= 1.0
+    assert m["diff.over"] == "matrices" and m["diff.lowrank_vs_full.matrices"] == 30 * 7
+    for fig in ("update_sizes", "intruders_vs_rank", "continual"):
+        assert (tmp_path / "smol" / "figures" / f"{fig}.png").is_file()
+    assert {c["id"] for c in result["claims"]} >= {"lowrank-intruders", "continual"}
+    assert [c["id"] for c in result["checks"]] == ["matched-accuracy"]
 
 
 def test_paper_preset_fails_offline_in_one_line(cli, tmp_path, monkeypatch) -> None:

@@ -10,8 +10,9 @@ every pre-trained one) that full fine-tuning does not. The tools work on any pai
 Modules: `detect` (the detector), `loading` (models, adapters, checkpoints), `mitigate` (scaling
 intruders by lambda), `figures`, `cli` (`lmlab intruders BASE TUNED`), `bench`; the study:
 `data` (synthetic language and tasks), `experiments` (pre-training and fine-tuning jobs), `tiny`,
-`smol`, `paper` (the three experiments), `summary` (metrics), `plots`; `config` (the config
-and presets), `claims` (claims and checks), `study` (orchestration).
+`smol` (with its tasks in `smol_data`), `paper` (the three experiments), `summary` (metrics),
+`plots`; `config` (the config and presets), `claims` (claims and checks), `study`
+(orchestration).
 """
 
 from lmlab.studies.intruders.study import STUDY, IntruderConfig, IntruderStudy

@@ -7,6 +7,7 @@ for paired differences, over runs for correlations) excludes the null; each stat
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,21 @@ def claims(config: IntruderConfig, metrics: dict[str, Any]) -> list[Claim]:
 
 
 def checks(config: IntruderConfig, metrics: dict[str, Any]) -> list[Check]:
-    """Invariants of this implementation measured by a run (none yet)."""
-    return []
+    """Preconditions of the comparison a run measured: at `smol`, that LoRA and full FT end at
+    matched accuracy (the claims compare them "at equal accuracy")."""
+    if config.experiment != "smol":
+        return []
+    band = config.rules.matched_acc
+    statement = (f"Every LoRA run's test accuracy is within {band:g} of full fine-tuning's "
+                 "(matched accuracy)")
+    gap = get_metric(metrics, "smol.matched.max_gap")
+    if gap is None:
+        return [Check.untestable("matched-accuracy", statement, "this implementation",
+                                 "needs full FT and LoRA single-task runs")]
+    accs = ", ".join(f"{k[len('finetune.'):-len('.acc')]} {v:.3f}" for k, v in sorted(metrics.items())
+                     if k.startswith("finetune.") and k.endswith(".acc") and ".seed" not in k)
+    return [Check.check("matched-accuracy", statement, "this implementation",
+                        f"largest gap {gap:.3f}; test accuracy {accs}", gap <= band)]
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,12 @@ def _dw(m: dict[str, Any]) -> str:
         median = m.get(f"{pre}{n}.dw_over_sigma_k_median", float("nan"))
         parts.append(f"{n} {m[f'{pre}{n}{post}']:.1f}/{median:.2f}")
     return "; ||dW||_2/sigma_k max/median over matrices: " + ", ".join(parts) if parts else ""
+
+
+def _over(m: dict[str, Any]) -> str:
+    """What a paired difference's interval is over: seeds (tiny), or the model's matrices
+    (smol, one seed: the per-matrix differences, summed, bootstrapped over matrices)."""
+    return str(m.get("diff.over", "seeds"))
 
 
 def _ranks(m: dict[str, Any], scheme: str) -> list[int]:
@@ -109,8 +129,8 @@ def _lowrank(m: dict[str, Any], r: Rules, c: _Count = ALL) -> Claim:
     cid = "lowrank-intruders" + c.suffix
     statement = c.restriction + (f"Low-rank LoRA (alpha = 2r, r <= {r.low_rank_max}) has intruder dimensions "
                  f"(at least 1 per model at every such rank, more than full FT: the 95% interval "
-                 f"of the paired difference over seeds above 0); full fine-tuning has about none "
-                 f"(at most {r.about_none:g} per model)")
+                 f"of the paired difference over {_over(m)} above 0); full fine-tuning has about "
+                 f"none (at most {r.about_none:g} per model)")
     full = get_metric(m, f"finetune.full.{c.key}")
     low = [k for k in _ranks(m, "alpha2r") if k <= r.low_rank_max]
     counts = [v for k in low if (v := get_metric(m, f"finetune.alpha2r.r{k}.{c.key}")) is not None]
@@ -139,6 +159,9 @@ def _rank_trend(m: dict[str, Any], c: _Count = ALL) -> Claim:
     statement = c.restriction + ("The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r): "
                  "Spearman rho(rank, intruders) over the runs, its 95% bootstrap interval below 0")
     t = f"{c.prefix}trend.alpha2r"
+    drop, dlo, dhi = _ci(m, f"{t}.drop")
+    if drop is not None and dlo is not None and dhi is not None:  # one seed: over matrices
+        return _rank_drop(m, cid, t, (drop, dlo, dhi))
     rho, lo, hi = (get_metric(m, f"{t}.{k}") for k in ("rho", "ci_lo", "ci_hi"))
     low, high = (get_metric(m, f"{t}.{k}_rank_intruders") for k in ("lowest", "highest"))
     if None in (rho, lo, hi, low, high):
@@ -149,6 +172,23 @@ def _rank_trend(m: dict[str, Any], c: _Count = ALL) -> Claim:
         cid, statement, PAPER,
         f"rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] over {int(m[f'{t}.runs'])} runs; lowest "
         f"rank {low:.2f}, r={int(m[f'{t}.highest_rank'])} {high:.2f} per model", hi < 0)
+
+
+def _rank_drop(m: dict[str, Any], cid: str, t: str, iv: tuple[float, float, float]) -> Claim:
+    """The rank trend of a one-seed run: lowest rank minus highest, over the matrices."""
+    ranks = _ranks(m, "alpha2r")
+    counts = [get_metric(m, f"finetune.alpha2r.r{k}.intruders") or 0.0 for k in ranks]
+    statement = ("The number of intruder dimensions falls as the LoRA rank grows (alpha = 2r): "
+                 "it never rises from one rank to the next, and the lowest rank's count minus "
+                 "the highest's (per matrix, summed; 95% bootstrap interval over the matrices) "
+                 "is above 0")
+    falls = all(b <= a for a, b in itertools.pairwise(counts))
+    return Claim.check(
+        cid, statement, PAPER,
+        "per model " + ", ".join(f"r={k} {v:.0f}" for k, v in zip(ranks, counts, strict=True))
+        + f"; r={ranks[0]} - r={ranks[-1]} {_iv(*iv)} over "
+        f"{int(m.get('diff.lowrank_vs_full.matrices', 0))} matrices" + _dw(m),
+        falls and iv[1] > 0)
 
 
 def _forgetting(m: dict[str, Any], c: _Count = ALL) -> Claim:
@@ -175,7 +215,7 @@ def _rslora(m: dict[str, Any], r: Rules, c: _Count = ALL) -> Claim:
     ranks = _ranks(m, "rslora")
     top = ranks[-1] if ranks else 0
     statement = c.restriction + ("High-rank rank-stabilized LoRA is close to full fine-tuning in intruder "
-                 "dimensions (the 95% interval of rsLoRA - full, paired over seeds, within "
+                 f"dimensions (the 95% interval of rsLoRA - full, paired over {_over(m)}, within "
                  "+-max(1, a quarter of low-rank LoRA's count)) and has fewer than low-rank LoRA "
                  "(the interval of low-rank - rsLoRA above 0)")
     near, near_lo, near_hi = _ci(m, f"{c.prefix}diff.rslora_vs_full")

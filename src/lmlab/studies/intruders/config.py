@@ -28,6 +28,7 @@ __all__ = [
     "Pretrain",
     "Rules",
     "Smol",
+    "SmolTaskName",
     "Task",
 ]
 
@@ -114,26 +115,55 @@ class Rules:
     about_none: float = 0.5  # "about none": at most this many intruders per model
     acc_band: float = 0.05  # runs within this of target_acc count as "equal accuracy"
     mitigation_max_drop: float = 0.05
+    matched_acc: float = 0.03  # smol: LoRA and full FT "at matched accuracy" within this
+
+
+SmolTaskName = Literal["topic", "code_first", "code_last"]  # smol_data.SMOL_TASKS
 
 
 @dataclass(frozen=True)
 class Smol:
-    """The `smol` experiment: SmolLM2-135M-Instruct, full FT against LoRA."""
+    """The `smol` experiment: SmolLM2-135M-Instruct, full FT against LoRA (single task, then
+    continual learning over several tasks in sequence)."""
 
+    # Measured (2-core machine at load 6-8, 1 torch thread per job; "ratio" = ||dW||_2 /
+    # sigma_10 of the base, median / max over the 210 targeted matrices; k = 10, eps = 0.5):
+    # - `topic` (4 topic names the model knows), 240 steps, full 1e-5, LoRA 3e-4: every method
+    #   at 0.99-1.00, no intruders, no forgetting (-0.03 to -0.003 nats). At 40 steps (234 CPU-s):
+    #   full FT acc 0.86, ratio 0.004 / 0.008; LoRA r=1 acc 0.58, ratio 0.011 / 0.029; no
+    #   intruders. Updates two orders of magnitude below sigma_10: the measured reason.
+    # - `code_first` (an arbitrary 24-way cipher of the first noun; base 0.10, chance 0.04),
+    #   60 steps, 640 examples: full FT at 1e-5 acc 0.08 (ratio 0.005 / 0.016); LoRA r=1 at
+    #   3e-3 acc 0.18 (val 0.25), ratio 0.095 / 0.31, 0 intruders, forgetting 1.9 nats; at 1e-2
+    #   acc 0.68 (val 0.67), ratio 0.40 / 1.53, 9 intruders (eps 0.3-0.7: 1 / 3 / 9 / 15 / 28),
+    #   forgetting 8.8 nats. So LoRA lr 1e-2 (best on validation of the two) and full FT 1e-4
+    #   (1e-5 does not learn the cipher in this budget); 100x apart, as the paper's 3e-4 / 1e-5
+    #   are 30x apart, with 300x fewer steps than its runs. CPU: ~1.4 CPU-s a LoRA step,
+    #   ~1.8 a full-FT step, ~15 CPU-s per analysis (210 matrices) and accuracy pass.
+    # - This preset (64 steps; continual 3 x 40 steps): 1,239 CPU-s, 32 min wall at load 5-8
+    #   (about 11 min on a quiet 2-core machine: 2 workers). Test accuracy full FT 0.984, LoRA
+    #   r=1 0.992, r=8 1.000, r=64 1.000, rsLoRA r=64 1.000 (matched: gap 0.016). Intruders
+    #   0 / 9 / 0 / 0 / 3; ratio median/max full 0.020/0.085, r=1 0.43/1.30, r=8 0.29/0.88,
+    #   r=64 0.20/0.56, rsLoRA 0.36/0.79; forgetting 0.40 nats for full FT, 8.9-12.9 for LoRA
+    #   (lr 1e-2 wrecks the model's own text). Continual: first-task accuracy after task 2 / 3
+    #   full 0.10 / 0.06, LoRA r=1 0.04 / 0.12 (both at chance, 0.04; task 1 ended at 0.76 /
+    #   0.72); LoRA intruders 2 -> 1 -> 5, full 0.
     model: str = "smollm2-135m-instruct"
-    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "rslora:64")
-    full_lr: float = 1e-5
-    lora_lr: float = 3e-4
-    # 240 steps (6 epochs): every method at 0.99-1.00 accuracy, 11 min wall / 1,281 CPU-s on 2
-    # cores; still no intruders (k=10, eps=0.5) and no forgetting (-0.03 to -0.003 nats). At 40
-    # steps LoRA r=1 and r=8 reached only 0.40 and 0.48 (full FT 0.90).
-    steps: int = 240
+    task: SmolTaskName = "code_first"
+    methods: tuple[str, ...] = ("full", "alpha2r:1", "alpha2r:8", "alpha2r:64", "rslora:64")
+    full_lr: float = 1e-4
+    lora_lr: float = 1e-2  # at r = 1, alpha = 2 (finetune.lr_rule scales it for other ranks)
+    steps: int = 64
     batch: int = 8
-    n_train: int = 320
+    n_train: int = 640
+    n_val: int = 128  # settings were chosen on this split's accuracy (`val_acc`)
     n_test: int = 128
     text_len: int = 12
     prompts: int = 8  # generic prompts whose greedy continuations measure forgetting
     gen_tokens: int = 32
+    continual_tasks: tuple[SmolTaskName, ...] = ("code_first", "code_last", "topic")
+    continual_methods: tuple[str, ...] = ("full", "alpha2r:1")
+    continual_steps: int = 40  # per task
 
 
 @dataclass(frozen=True)
@@ -231,7 +261,7 @@ PRESETS: dict[str, IntruderConfig] = {
     #   run of the preset saves about 90 CPU-s (3 seeds) with identical metrics.
     "tiny": IntruderConfig(),
     # smol: SmolLM2-135M on the CPU, one seed (about 11 min wall, 1,300 CPU-s on 2 cores).
-    "smol": IntruderConfig(experiment="smol", executor="serial", seeds=1),
+    "smol": IntruderConfig(experiment="smol", executor="process", workers=2, seeds=1),
     # paper: RoBERTa-base on GLUE with the official settings; a GPU with hub access (hours).
     "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),
 }

@@ -14,7 +14,7 @@ from lmlab.plotting import pyplot
 plt = pyplot()  # the Agg backend, chosen in one place (lmlab.plotting)
 
 __all__ = ["continual_curves", "forgetting_vs_intruders", "intruders_vs_rank", "lambda_sweep",
-           "spectral_gaps"]
+           "spectral_gaps", "update_sizes"]
 
 
 def intruders_vs_rank(results: list[dict[str, Any]]) -> Figure:
@@ -139,4 +139,30 @@ def spectral_gaps(gaps: dict[int, dict[str, dict[str, Any]]], sets: dict[int, li
     a2.set_ylabel(f"intruders (eps = {eps:g}), summed over seeds")
     a2.set_title("intruders per matrix against the null", fontsize=9)
     a2.legend(fontsize=7)
+    return fig
+
+
+def update_sizes(results: list[dict[str, Any]]) -> Figure:
+    """Per method and matrix kind, ||dW||_2 / sigma_k (median over the kind's matrices, the bar's
+    top; the maximum, a tick), with the method's intruders in its legend label: whether the
+    updates were large enough for intruders (about 1 and above) or not."""
+    fig, ax = plt.subplots(figsize=(7.4, 3.4), layout="constrained")
+    kinds = sorted({k for r in results for k in r["stages"][0]["dw_kind"]},
+                   key=lambda k: ("q", "k", "v", "o", "g", "u", "d").index(k[0])
+                   if k[0] in "qkvogud" else 9)
+    width = 0.8 / max(len(results), 1)
+    for j, r in enumerate(results):
+        s = r["stages"][0]
+        xs = [x + (j - (len(results) - 1) / 2) * width for x in range(len(kinds))]
+        med = [s["dw_kind"].get(k, [0.0, 0.0])[0] for k in kinds]
+        top = [s["dw_kind"].get(k, [0.0, 0.0])[1] for k in kinds]
+        ax.bar(xs, med, width, color=f"C{j}",
+               label=f"{r['method']} ({s['intruders']} intruders, acc {s['acc']:.2f})")
+        ax.plot(xs, top, "_", color=f"C{j}", markersize=9, mew=2)
+    ax.axhline(1.0, color="grey", lw=0.7, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(kinds)), kinds, fontsize=8)
+    ax.set_ylabel("||dW||_2 / sigma_k (bar: median, tick: max)")
+    ax.set_title("update size against the base's k-th singular value, per matrix kind", fontsize=9)
+    ax.legend(fontsize=6)
     return fig

@@ -11,7 +11,10 @@ Three experiments, chosen by `experiment`:
   the `-decidable` claims count only the other matrices. Each seed's pre-trained base is kept
   in lmlab's cache folder, so a second run of the same recipe skips pre-training
   (`pretrain.source` = "cache"; `cache_base=false` pre-trains anew).
-- `smol`: full FT against LoRA on the embedded SmolLM2-135M-Instruct (`smol.py`).
+- `smol`: full FT against LoRA on the embedded SmolLM2-135M-Instruct (`smol.py`): an arbitrary
+  24-way cipher (`smol_data.py`) that needs the weights to move, ||dW||_2 / sigma_k per method
+  and matrix kind, and continual learning over 3 tasks; one seed, so the paired differences'
+  intervals are over the model's matrices.
 - `paper`: RoBERTa-base on the paper's classification tasks with the official settings, for a
   GPU with hub access (`paper.py`).
 
@@ -53,6 +56,7 @@ class IntruderStudy(Study):
         c = config
         specs = [("continual.methods", s) for s in c.continual.methods]
         specs += [("smol.methods", s) for s in c.smol.methods]
+        specs += [("smol.continual_methods", s) for s in c.smol.continual_methods]
         specs += [("mitigation.method", c.mitigation.method)]
         for name, spec in specs:
             try:

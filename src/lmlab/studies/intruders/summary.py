@@ -32,7 +32,7 @@ import numpy as np
 from lmlab.stats import Interval, bootstrap_ci, spearman
 
 __all__ = ["continual_metrics", "key_number", "mitigation_metrics", "rho_interval",
-           "single_metrics"]
+           "single_metrics", "smol_metrics"]
 
 PAPER = "Shuttleworth et al. 2024"
 STAGE_KEYS = ("acc", "intruders", "forgetting", "dw_over_sigma_k_max", "dw_over_sigma_k_mean",
@@ -188,6 +188,63 @@ def _differences(results: list[dict[str, Any]], low_rank_max: int, count: str = 
     return m
 
 
+def smol_metrics(results: list[dict[str, Any]], low_rank_max: int = 8) -> dict[str, Any]:
+    """The `smol` experiment's single-task metrics beside `single_metrics`: update sizes per
+    matrix kind, and with one seed, the differences the claims judge with intervals over the
+    model's matrices instead of over seeds.
+
+    - `finetune.{method}.dw.{kind}.{median,max}`: ||dW||_2 / sigma_k over the kind's matrices
+      (`q_proj` ... `down_proj`); `finetune.{method}.val_acc`: the validation accuracy;
+    - `diff.{lowrank_vs_full,rslora_vs_full,lowrank_vs_rslora}.*`: per matrix, the count of one
+      method minus the other's (low-rank: the mean over alpha = 2r, r <= low_rank_max); the
+      per-model difference is their sum, its interval a bootstrap over the matrices;
+    - `trend.alpha2r.drop.*`: the lowest rank's count minus the highest's, the same way;
+    - `smol.matched.max_gap`: the largest |LoRA accuracy - full FT's| (test split).
+
+    An interval over matrices says whether the difference is spread over the model's matrices
+    or carried by a few; with one seed it cannot say whether another seed's training run would
+    give the same counts.
+    """
+    m: dict[str, Any] = {"diff.over": "matrices"}
+    if not results:
+        return m
+    first = {r["method"]: r["stages"][0] for r in results}
+    for name, s in first.items():
+        for kind, (med, top) in sorted(s.get("dw_kind", {}).items()):
+            m[f"finetune.{name}.dw.{kind}.median"], m[f"finetune.{name}.dw.{kind}.max"] = med, top
+        if "val_acc" in s:
+            m[f"finetune.{name}.val_acc"] = float(s["val_acc"])
+    full = first.get("full")
+    if full is not None:
+        gaps = [abs(float(s["acc"]) - float(full["acc"])) for n, s in first.items() if n != "full"]
+        if gaps:
+            m["smol.matched.max_gap"] = max(gaps)
+    names = list(next(iter(first.values()))["per_matrix"])
+
+    def counts(method: str) -> np.ndarray:
+        return np.array([float(first[method]["per_matrix"][n]) for n in names])
+
+    low = sorted({r["rank"] for r in results if r["scheme"] == "alpha2r"
+                  and r["rank"] <= low_rank_max})
+    rs = sorted({r["rank"] for r in results if r["scheme"] == "rslora"})
+    lowrank = np.mean([counts(f"alpha2r.r{k}") for k in low], axis=0) if low else None
+    rsl = counts(f"rslora.r{rs[-1]}") if rs else None
+    full_c = counts("full") if full is not None else None
+    for key, a, b in (("lowrank_vs_full", lowrank, full_c), ("rslora_vs_full", rsl, full_c),
+                      ("lowrank_vs_rslora", lowrank, rsl)):
+        if a is not None and b is not None:
+            _put(m, f"diff.{key}", bootstrap_ci(a - b, np.sum))
+            m[f"diff.{key}.matrices"] = len(names)
+    if low:
+        m["diff.lowrank.ranks"] = ",".join(str(k) for k in low)
+    ranks = sorted({r["rank"] for r in results if r["scheme"] == "alpha2r"})
+    if len(ranks) >= 2:
+        _put(m, "trend.alpha2r.drop",
+             bootstrap_ci(counts(f"alpha2r.r{ranks[0]}") - counts(f"alpha2r.r{ranks[-1]}"),
+                          np.sum))
+    return m
+
+
 def mitigation_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy, forgetting and intruders at each lambda (means over the runs that swept it),
     and per lambda < 1 the cut in forgetting and the drop in accuracy against lambda = 1, paired
@@ -244,6 +301,7 @@ def continual_metrics(results: list[dict[str, Any]], n_test: int = 0) -> dict[st
             m[f"{p}.intruders"] = _mean([float(s["intruders"]) for s in st])
             m[f"{p}.forgetting"] = _mean([float(s["forgetting"]) for s in st])
             m[f"{p}.acc"] = _mean([float(s["acc"]) for s in st])
+            m[f"{p}.first_task_acc"] = _mean([_label_acc(s, tasks[0]) for s in st])
             if i:  # earlier tasks scored among their own labels (a head per task)
                 m[f"{p}.earlier_acc"] = _mean([
                     _mean([_label_acc(s, t) for t in tasks[:i]]) for s in st])
