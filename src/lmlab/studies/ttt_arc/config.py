@@ -11,7 +11,8 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
   ~11 estimated on a quiet machine), the 51 jobs 246 CPU-s on 2 workers (10 minutes wall
   there): 1,311 CPU-s in all, ~14 minutes estimated quiet, the jobs alone when the base comes
   from lmlab's cache (a second run);
-- `small`: `tiny` plus the no-similar-tasks ablation (a second pre-training, ~2,500 CPU-s);
+- `small`: `tiny` plus the no-similar-tasks ablation (a second pre-training: 1,353 CPU-s with
+  the first base from the cache, ~2,400 without);
 - `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (minutes on a CPU);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
@@ -218,6 +219,6 @@ PAPER = TTTArcConfig(
 
 SMALL = replace(TINY, ablate=Ablations(no_similar=True))
 """`tiny` plus the no-similar-tasks ablation: a second base pre-trained on single families alone
-(another ~900 CPU-s of pre-training), then (a)-(d) on the same held-out tasks."""
+(another 1,048 CPU-s of pre-training, measured), then (a)-(d) on the same held-out tasks."""
 
 PRESETS: dict[str, TTTArcConfig] = {"tiny": TINY, "small": SMALL, "smol": SMOL, "paper": PAPER}
