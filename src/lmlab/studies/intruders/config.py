@@ -141,7 +141,7 @@ class Smol:
     #   are 30x apart, with 300x fewer steps than its runs. CPU: ~1.4 CPU-s a LoRA step,
     #   ~1.8 a full-FT step, ~15 CPU-s per analysis (210 matrices) and accuracy pass.
     # - This preset (64 steps; continual 3 x 40 steps): 1,239 CPU-s, 32 min wall at load 5-8
-    #   (about 11 min on a quiet 2-core machine: 2 workers). Test accuracy full FT 0.984, LoRA
+    #   (13:16 and 1,422 CPU-s on a quiet 2-core machine, 2 workers). Test accuracy full FT 0.984, LoRA
     #   r=1 0.992, r=8 1.000, r=64 1.000, rsLoRA r=64 1.000 (matched: gap 0.016). Intruders
     #   0 / 9 / 0 / 0 / 3; ratio median/max full 0.020/0.085, r=1 0.43/1.30, r=8 0.29/0.88,
     #   r=64 0.20/0.56, rsLoRA 0.36/0.79; forgetting 0.40 nats for full FT, 8.9-12.9 for LoRA
@@ -260,7 +260,8 @@ PRESETS: dict[str, IntruderConfig] = {
     #   30.3 CPU-s (1 thread, load ~10); reading it back from the cache 0.2 CPU-s, so a second
     #   run of the preset saves about 90 CPU-s (3 seeds) with identical metrics.
     "tiny": IntruderConfig(),
-    # smol: SmolLM2-135M on the CPU, one seed (about 11 min wall, 1,300 CPU-s on 2 cores).
+    # smol: SmolLM2-135M on the CPU, one seed: 13:16 wall, 1,422 CPU-s on a quiet 2-core machine
+    # (2 workers; peak RSS 3.3 GB), every metric as in the run at load 5-8 noted at `Smol`.
     "smol": IntruderConfig(experiment="smol", executor="process", workers=2, seeds=1),
     # paper: RoBERTa-base on GLUE with the official settings; a GPU with hub access (hours).
     "paper": IntruderConfig(experiment="paper", executor="serial", seed=42, seeds=1),

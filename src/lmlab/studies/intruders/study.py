@@ -43,7 +43,9 @@ class IntruderStudy(Study):
     id = "intruders"
     Config = IntruderConfig
     presets = PRESETS
-    expected_s = {"tiny": 460}  # wall s measured in `make demo` on a fresh clone, quiet 2-core machine (807 CPU-s)
+    # wall s on a quiet 2-core machine: tiny in `make demo` on a fresh clone (807 CPU-s); smol
+    # `lmlab run intruders --preset smol` alone, 2 workers (1,422 CPU-s, peak RSS 3.3 GB)
+    expected_s = {"tiny": 460, "smol": 800}
 
     def validate(self, config: StudyConfig) -> None:
         """The Literal fields, then every method spec and the paper's runs (before any work)."""
