@@ -7,13 +7,13 @@ training), `ttt` (the leave-one-out TTT data), `infer` (augmented inference), `a
 
 - `tiny`: a ~1M-parameter GPT pre-trained 3,000 steps on generated ARC-like tasks (grids up to
   4, the "family" colour split), 3 seeds x 16 held-out compositions (training colour values).
-  Measured at load 7-8 on the 2-core machine: pre-training 1,065 CPU-s (34 minutes wall there;
-  ~11 estimated on a quiet machine), the 51 jobs 246 CPU-s on 2 workers (10 minutes wall
-  there): 1,311 CPU-s in all, ~14 minutes estimated quiet, the jobs alone when the base comes
-  from lmlab's cache (a second run);
+  Measured alone on a quiet 2-core machine from scratch: 17:43 wall, 1,506 CPU-s (pre-training
+  on 2 threads 935 s wall, 1,263 CPU-s; the 51 jobs on 2 workers); a second run takes the base
+  from lmlab's cache and runs the jobs alone (~250 CPU-s);
 - `small`: `tiny` plus the no-similar-tasks ablation (a second pre-training: 1,353 CPU-s with
   the first base from the cache, ~2,400 without);
-- `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (minutes on a CPU);
+- `smol`: SmolLM2-135M-Instruct on 5 small real ARC-AGI-1 evaluation tasks (about 19 minutes on
+  2 cores, 1,063 CPU-s, 6.9 GB);
 - `paper`: Llama-3.2-1B-Instruct on the 400 ARC-AGI-1 evaluation tasks (GPUs).
 """
 
@@ -198,7 +198,7 @@ TINY = TTTArcConfig(
                                           "transpose")),
 )
 """~1M-parameter GPT pre-trained 3,000 steps (2 threads, cached), then 3 seeds x 16 held-out tasks
-(1,311 CPU-s measured; ~14 minutes estimated on a quiet 2-core machine, the jobs alone, ~250
+(17:43 wall and 1,506 CPU-s measured alone on a quiet 2-core machine; the jobs alone, ~250
 CPU-s, with the base from the cache)."""
 SMOL = TTTArcConfig(
     backend="hf", seeds=1, hf=HFSettings(model="smollm2-135m-instruct", max_tokens=2048),
