@@ -54,3 +54,62 @@ def test_lora_wraps_trains_only_adapters_and_merges():
     torch.testing.assert_close(logits_merged, logits_lora, rtol=1e-5, atol=1e-5)
     # The adapters mattered: the merged weights are not the base weights.
     assert not torch.equal(merged.blocks[0].attn.q_proj.weight, base["blocks.0.attn.q_proj.weight"])
+
+
+def _gpt() -> GPT:
+    return GPT(GPTConfig(vocab_size=V, block_size=16, n_layer=2, n_head=2, d_model=32))
+
+
+def test_add_lora_freezes_the_base_and_seeds_the_adapter_alone():
+    import pytest
+
+    from lmlab.nn.lora import add_lora
+
+    torch.manual_seed(0)
+    base = _gpt()
+    weights = base.state_dict()
+
+    def initial_a(seed: int | None, global_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        model = _gpt()
+        model.load_state_dict(weights)
+        torch.manual_seed(global_seed)
+        wrapped = add_lora(model, 2, 4, ["q_proj", "v_proj"], init_seed=seed)
+        after = torch.rand(1)  # the global generator after the wrap
+        a = next(p for n, p in wrapped.named_parameters() if "lora_A" in n)
+        trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+        assert trainable and all("lora_" in n for n in trainable)
+        return a.detach().clone(), after
+
+    a1, after1 = initial_a(7, global_seed=1)
+    a2, after2 = initial_a(7, global_seed=2)
+    assert torch.equal(a1, a2)  # the adapter is a function of init_seed alone
+    torch.manual_seed(1)
+    assert torch.equal(after1, torch.rand(1))  # the caller's generator is left where it was
+    a3, _ = initial_a(8, global_seed=1)
+    assert not torch.equal(a1, a3)
+    u1, _ = initial_a(None, global_seed=1)
+    u2, _ = initial_a(None, global_seed=2)
+    assert not torch.equal(u1, u2)  # no init_seed: PEFT's draw from the global generator
+
+    with pytest.raises(ValueError, match="rank"):
+        add_lora(_gpt(), 0, 1, ["q_proj"])
+
+
+def test_add_lora_keeps_modules_to_save_trainable_and_is_quiet_on_hf_models():
+    import warnings
+
+    import transformers
+
+    from lmlab.nn.lora import add_lora
+
+    cfg = transformers.LlamaConfig(vocab_size=V, hidden_size=16, intermediate_size=32,
+                                   num_hidden_layers=1, num_attention_heads=2,
+                                   num_key_value_heads=2)
+    model = transformers.LlamaForCausalLM(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the is_gradient_checkpointing one
+        wrapped = add_lora(model, 2, 4, ["q_proj", "v_proj"], modules_to_save=["lm_head"])
+    trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable)
+    assert any("lm_head" in n and "modules_to_save" in n for n in trainable)
+    assert not any("embed_tokens" in n for n in trainable)

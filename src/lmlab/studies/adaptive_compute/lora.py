@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lmlab.errors import require
+from lmlab.nn.lora import add_lora
 
 __all__ = ["LoraProbe"]
 
@@ -63,14 +63,11 @@ class LoraProbe:
 
     def fit(self, prompts: Sequence[str], labels: np.ndarray, val_prompts: Sequence[str],
             val_labels: np.ndarray) -> LoraProbe:
-        peft = require("peft", extra="hf")
         torch.manual_seed(self.seed)
         y = torch.as_tensor(np.asarray(labels, dtype=np.float32).reshape(len(prompts), -1))
         yv = torch.as_tensor(np.asarray(val_labels, dtype=np.float32).reshape(len(val_prompts), -1))
         self.device_ = next(self.lm.parameters()).device
-        cfg = peft.LoraConfig(r=self.r, lora_alpha=self.alpha, target_modules=list(self.target_modules),
-                              lora_dropout=0.0, bias="none")
-        self.model_ = peft.get_peft_model(self.lm, cfg)
+        self.model_ = add_lora(self.lm, self.r, self.alpha, self.target_modules)
         d = self.lm.config.hidden_size
         self.head_ = nn.Linear(d, y.shape[1]).to(self.device_)
         params = [p for p in self.model_.parameters() if p.requires_grad] + list(self.head_.parameters())

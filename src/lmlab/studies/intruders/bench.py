@@ -64,16 +64,12 @@ def lora_tuned_copy(
     noise: float = 1e-3,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(base, tuned) state dicts: `spec` and a deterministic PEFT LoRA of it, merged."""
-    from lmlab.errors import require
     from lmlab.models import load_model
-
-    peft = require("peft", extra="hf")
+    from lmlab.nn.lora import add_lora
 
     model, _ = load_model(spec, with_tokenizer=False)
     base = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    torch.manual_seed(seed)  # PEFT's A initialisation draws from the global generator
-    pm = peft.get_peft_model(model, peft.LoraConfig(r=r, lora_alpha=alpha,
-                                                    target_modules="all-linear"))
+    pm = add_lora(model, r, alpha, "all-linear", init_seed=seed)
     gen = torch.Generator().manual_seed(seed)
     layers = sorted((n, m) for n, m in pm.named_modules()
                     if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {}))

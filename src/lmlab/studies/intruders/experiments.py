@@ -39,6 +39,7 @@ from lmlab.errors import LmlabError
 from lmlab.executor import job_threads
 from lmlab.nn import GPT, GPTConfig
 from lmlab.nn.basecache import BaseCache, tensor_shapes
+from lmlab.nn.lora import add_lora
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import derive, numpy_rng
 from lmlab.studies.intruders.config import Detect, Finetune, GPTShape, Pretrain
@@ -288,11 +289,7 @@ def _wrap(model: GPT, method: Method) -> nn.Module:
         for n, p in model.named_parameters():
             p.requires_grad_(n in names)
         return model
-    import peft
-
-    cfg = peft.LoraConfig(r=method.rank, lora_alpha=method.alpha, lora_dropout=0.0,
-                          target_modules=list(TARGET_MODULES), use_rslora=method.use_rslora)
-    return peft.get_peft_model(model, cfg)
+    return add_lora(model, method.rank, method.alpha, TARGET_MODULES, rslora=method.use_rslora)
 
 
 def _train(model: nn.Module, job: FinetuneJob, train: TaskData, val: TaskData, stage: int

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError, require
+from lmlab.nn.lora import add_lora
 from lmlab.studies.intruders.config import IntruderConfig
 from lmlab.studies.intruders.experiments import Method, parse_method
 
@@ -96,11 +97,8 @@ def _prepare(model: nn.Module, method: Method) -> nn.Module:
             p.requires_grad_(n.startswith("classifier.") or (
                 "encoder.layer." in n and p.ndim == 2 and n.endswith(".weight")))
         return model
-    import peft
-
-    return peft.get_peft_model(model, peft.LoraConfig(
-        r=method.rank, lora_alpha=method.alpha, lora_dropout=0.0, use_rslora=method.use_rslora,
-        target_modules=list(PAPER_TARGETS), modules_to_save=["classifier"]))
+    return add_lora(model, method.rank, method.alpha, PAPER_TARGETS, rslora=method.use_rslora,
+                    modules_to_save=["classifier"], freeze=False)
 
 
 def _encode(tok: Any, rows: Any, fields: tuple[str, ...], max_length: int) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from torch import nn
 
 from lmlab.errors import LmlabError
 from lmlab.executor import job_threads
+from lmlab.nn.lora import add_lora
 from lmlab.seeding import derive
 from lmlab.studies.intruders.config import Detect, IntruderConfig, Smol
 from lmlab.studies.intruders.experiments import EPS_SWEEP, Method, lora_lr, parse_method
@@ -164,13 +165,8 @@ def _finetune(model: nn.Module, method: Method, lr: float, steps: int, batch: in
             p.requires_grad_(n in names)
         wrapped: nn.Module = model
     else:
-        import peft
-
-        for p in model.parameters():
-            p.requires_grad_(False)
-        wrapped = peft.get_peft_model(model, peft.LoraConfig(
-            r=method.rank, lora_alpha=method.alpha, lora_dropout=0.0,
-            target_modules=list(SMOL_TARGETS), use_rslora=method.use_rslora))
+        wrapped = add_lora(model, method.rank, method.alpha, SMOL_TARGETS,
+                           rslora=method.use_rslora)
 
     def batches(step: int, g: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, len(train), (batch,), generator=g)

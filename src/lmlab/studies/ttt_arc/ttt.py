@@ -1,7 +1,7 @@
 """Per-task test-time training: one PEFT LoRA adapter, reset to the same weights for every task.
 
-`AdapterHost` wraps a base model (lmlab's GPT or a Hugging Face causal LM) once in
-`peft.get_peft_model` with the paper's targets (q_proj, v_proj and the MLP, not the
+`AdapterHost` wraps a base model (lmlab's GPT or a Hugging Face causal LM) once with
+`lmlab.nn.lora.add_lora` (PEFT) with the paper's targets (q_proj, v_proj and the MLP, not the
 unembedding) and keeps a copy of the freshly initialized adapter. `train(seqs, seed)` first
 restores that copy, then trains with a fresh AdamW on the task's TTT sequences (the data layer's
 leave-one-out tasks, already tokenized with their loss masks). Because every task starts from the
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lmlab.nn import GPT
+from lmlab.nn.lora import add_lora
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import numpy_rng
 from lmlab.studies.ttt_arc.config import GPT_TARGETS, LLAMA_TARGETS, LoraSettings
@@ -48,24 +49,12 @@ class AdapterHost:
 
     def __init__(self, model: nn.Module, settings: LoraSettings, pad_id: int,
                  coords_fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        import peft
-
         self.settings = settings
         self.pad_id = pad_id
         self.coords_fn = coords_fn  # per-token coordinates for a GPT with coord_sizes
-        for p in model.parameters():
-            p.requires_grad_(False)
-        cfg = peft.LoraConfig(r=settings.r, lora_alpha=settings.alpha,
-                              lora_dropout=settings.dropout, target_modules=list(settings.targets or GPT_TARGETS),
-                              bias="none")
-        # PEFT draws lora_A from torch's global generator: seed it so that the initial adapter is
-        # a function of init_seed alone, the same in every process.
-        state = torch.get_rng_state()
-        torch.manual_seed(settings.init_seed)
-        try:
-            self.model = peft.get_peft_model(model, cfg)
-        finally:
-            torch.set_rng_state(state)
+        # init_seed: the initial adapter is a function of it alone, the same in every process
+        self.model = add_lora(model, settings.r, settings.alpha, settings.targets or GPT_TARGETS,
+                              dropout=settings.dropout, init_seed=settings.init_seed)
         self.model.eval()
         self._initial = {n: p.detach().clone() for n, p in self._adapter_params()}
 
