@@ -59,6 +59,14 @@ def test_intermediate_tasks() -> None:
     b = intermediate_batch("ntp", d, gen, 16, topic_word=tw, bos=8)
     assert (b["input_ids"][:, 0] == 8).all()
     assert torch.equal(b["input_ids"][:, 1:], b["targets"][:, :-1])  # next-token prediction
+    for bos in (None, 8):  # pairs: the product of the last two actions (the first: itself)
+        b = intermediate_batch("pairs", d, gen, 16, bos=bos)
+        off = 0 if bos is None else 1
+        x, y = b["input_ids"][:, off:].numpy(), b["targets"][:, off:].numpy()
+        assert np.array_equal(y[:, 0], x[:, 0])
+        assert np.array_equal(y[:, 1:], G.compose(np.stack([x[:, :-1], x[:, 1:]], -1))[..., 1])
+        if bos is not None:
+            assert (b["targets"][:, 0] == -100).all() and not b["loss_mask"][:, 0].any()
     with pytest.raises(ValueError, match="unknown intermediate"):
         intermediate_batch("copy", d, gen, 4)
 

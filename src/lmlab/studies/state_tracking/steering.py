@@ -9,6 +9,10 @@
   Its mass sits mostly on the odd permutations and the identity. Other groups (or
   `topic_mapping = "seeded"`) draw a seeded matrix, each row from a Dirichlet(0.3), the
   official generator's default; `topic_matrix_for` says which one a run used.
+- `pairs` (ours, not the paper's): the model is first trained to output the product of the last
+  two actions at every position (the action itself at the first), the first step of an
+  associative scan. It trains the AA's first layer directly, where `parity` trains the PAA's
+  shortcut; issue #22 asks what makes AA appear at small scale.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from lmlab.studies.state_tracking.groups import Group
 __all__ = ["INTERMEDIATE_TASKS", "PAPER_MAPPING", "intermediate_batch", "paper_topic_mapping",
            "topic_documents", "topic_matrix_for", "topic_word_matrix"]
 
-INTERMEDIATE_TASKS = ("none", "parity", "ntp")
+INTERMEDIATE_TASKS = ("none", "parity", "ntp", "pairs")
 TOPIC_MAPPINGS = ("paper", "seeded")
 # the released matrix: file, SHA-256, and the label runs record (repository @ pinned commit)
 PAPER_MAPPING = "paper_topic_mapping.json"
@@ -93,6 +97,13 @@ def intermediate_batch(
         t = b["targets"]
         parity = torch.from_numpy(data.group.parity)[t.clamp_min(0)]
         b["targets"] = torch.where(t >= 0, data.group.order + parity, t)
+        return b
+    if task == "pairs":
+        b = data.batch(generator, batch_size, bos=bos)
+        actions = b["input_ids"][:, 0 if bos is None else 1:].numpy()
+        pairs = torch.from_numpy(data.group.product_of_last(actions, 2))
+        t = b["targets"]
+        b["targets"] = torch.cat([t[:, : t.shape[1] - pairs.shape[1]], pairs], 1)
         return b
     if task == "ntp":
         if topic_word is None:
