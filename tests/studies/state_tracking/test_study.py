@@ -314,3 +314,15 @@ def test_training_progress_reads_the_jobs_logs(tmp_path, monkeypatch, capsys) ->
     err = capsys.readouterr().err.strip().splitlines()
     # model 0 finished (its whole budget, 100) + model 1's 40 + 20 logged steps
     assert len(err) == 1 and "[160/250 steps]" in err[0] and "none seed 0: PAA" in err[0]
+
+
+def test_parity_first_reads_the_validation_trace() -> None:
+    """The first evaluation with the parity right at every position, and the state then."""
+    from lmlab.studies.state_tracking.study import _parity_first
+
+    log = [{"step": 10, "loss": 1.0},  # a training-loss record: no validation fields
+           {"step": 250, "val_acc_min": 0.18, "val_parity_min": 0.52},
+           {"step": 500, "val_acc_min": 0.31, "val_parity_min": 0.985},
+           {"step": 750, "val_acc_min": 0.40, "val_parity_min": 0.99}]
+    assert _parity_first([r for r in log if "val_acc_min" in r]) == (500, 0.31)
+    assert _parity_first(log[:2]) == (None, None)

@@ -5,7 +5,9 @@ Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
 - `model.<condition>.<metric>.seed<i>`: one model (its label, accuracy, cutoffs, signature,
   steps, cost, and `slack_probe|slack_gap|slack_converged`: how far the deciding inputs sit
   from their thresholds, see mechanism.threshold_slack); `i` is the model's index (its seed is
-  `derive(seed, "model", i)`);
+  `derive(seed, "model", i)`); `steps_to_parity` / `state_at_parity`: the first evaluation
+  where the predictions' parity is right at every position (validation worst >= 0.98) and the
+  worst state accuracy then (the parity-first dynamics of a PAA; `_parity_first`);
 - `mechanism.<condition|all>.n_models|n_converged|n_excluded|n_AA|n_PAA|n_neither|n_ambiguous|
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
@@ -72,6 +74,19 @@ def _steps_to_converge(trace: list[tuple[int, float]], target: float) -> int | N
     return None
 
 
+def _parity_first(
+    records: list[dict[str, Any]], level: float = CUTOFF,
+) -> tuple[int | None, float | None]:
+    """When the parity of the predictions is right at every position (validation worst >= level)
+    and how good the state is then: (step, worst state accuracy). A model that takes the parity
+    shortcut (PAA's training signature) gets there long before the state, with the worst position
+    near 1/3 (the state given its parity); an associative scan has no such plateau."""
+    for r in records:
+        if r.get("step") is not None and float(r.get("val_parity_min", -1.0)) >= level:
+            return int(r["step"]), float(r["val_acc_min"])
+    return None, None
+
+
 def _fresh_run(path: Path) -> Run:
     """A training log folder owned by one job: emptied first (a killed earlier try's logs go)."""
     shutil.rmtree(path, ignore_errors=True)
@@ -110,8 +125,10 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
             val_stories=val, intermediate=condition, intermediate_steps=c.intermediate_steps,
             topic_word=topic, model=base, intermediate_run=inter_run)
         # the validation accuracy per evaluation gives the steps to convergence
-        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in state_run.read_metrics()
-                 if "val_acc_min" in r and r.get("step") is not None]
+        records = [r for r in state_run.read_metrics() if "val_acc_min" in r]
+        trace = [(int(r["step"]), float(r["val_acc_min"])) for r in records
+                 if r.get("step") is not None]
+        parity_step, state_at_parity = _parity_first(records)
     train_s = time.perf_counter() - t0
     bos = bos_token(group, c.model)
     skip = 0 if bos is None else 1  # the BOS position is not analysed
@@ -183,6 +200,7 @@ def train_and_analyze(job: ModelJob, log_dir: str | None = None) -> dict[str, An
         "aa_probe": int(e.aa_probe), "aa_patch": int(e.aa_patch),
         "steps_done": tm["steps_done"], "steps_to_converge": _steps_to_converge(trace,
                                                                                 c.accuracy_target),
+        "steps_to_parity": parity_step, "state_at_parity": state_at_parity,
         "val_test_overlap": int(overlap), "topic_mapping": topic_label,
         "wall_s": time.perf_counter() - t0, "train_wall_s": train_s,
         "cpu_s": time.process_time() - c0,  # this process's CPU time (torch runs 1 thread)
