@@ -61,7 +61,12 @@ def _recovered(result, p: dict[str, float], loss: np.ndarray) -> None:
     assert are(loss, result.predict(N, D)) < 1e-4
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Most draws of `laws` are not identifiable on this grid (about 1 in 7 passes `_identifiable`),
+# so the filter health check would fail some runs at random; the filtering is intended.
+FILTERED = [HealthCheck.too_slow, HealthCheck.filter_too_much]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=FILTERED)
 @given(laws)
 def test_least_squares_recovers_noise_free_laws(p):
     assume(_identifiable(p))
@@ -69,7 +74,7 @@ def test_least_squares_recovers_noise_free_laws(p):
     _recovered(fit_least_squares(ChinchillaForm(), N, D, loss), p, loss)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=FILTERED)
 @given(laws)
 def test_huber_grid_recovers_noise_free_laws(p):
     assume(_identifiable(p))
