@@ -205,14 +205,16 @@ PRESETS: dict[str, StateTrackingConfig] = {
     "tiny-t16": StateTrackingConfig(
         T=16, n_seeds=3, executor="process",
         train=dataclasses.replace(_TINY_RECIPE, steps=30000, batch_size=32, eval_every=500)),
-    # The steering sweep (section 5.3) on the tiny recipe: each model trains 1,000 steps of an
-    # intermediate task (none / parity / ntp), then the state task. Measured with the old seeds
-    # (seed+i) and the old rule (2 seeds each, 20:47 wall / 2,424 CPU-s on 2 cores): none 2 PAA;
-    # ntp 2 "AA" (patch gap < 0.006); parity 1 PAA and 1 mixed, neither converged in 12,000
-    # steps (worst position 0.97 and 0.83). About 6 models x 400 CPU-s. That ntp run drew a
-    # seeded topic matrix; ntp now uses the paper's released one (not rerun since).
-    "tiny-steer": StateTrackingConfig(T=8, n_seeds=2, executor="process",
-                                      conditions=("none", "parity", "ntp"), train=_TINY_RECIPE),
+    # The steering sweep (section 5.3) on the tiny recipe, 6 models per condition: each trains
+    # 1,000 steps of an intermediate task (none; pairs, ours: the product of the last two
+    # actions; ntp on the paper's topic mapping), then the state task. Measured (seed 0, issue
+    # #22; training.py's RECIPE, "tiny-steer, measured"): 11,242 CPU-s, 1:52 wall on 2 cores
+    # (the first 35 minutes beside the test suite); 329-797 CPU-s per model; converged none 5,
+    # pairs 5, ntp 4 of 6; PAA none 5 of 5, pairs 2 of 5, ntp 0 of 4; no AA. Add the paper's
+    # parity curriculum with --set conditions=none,parity,ntp (last measured with 2 old seeds:
+    # neither model converged in 12,000 steps).
+    "tiny-steer": StateTrackingConfig(T=8, n_seeds=6, executor="process",
+                                      conditions=("none", "pairs", "ntp"), train=_TINY_RECIPE),
     # The steering sweep of issue #22 on the cheap recipe (_SMALL_RECIPE): T = 8, a 4-layer GPT
     # of width 64 at lr 2e-3; 4 models per condition (the floor for the shift claim's interval)
     # with no intermediate task and with 1,000 steps of next-token pre-training on the paper's
