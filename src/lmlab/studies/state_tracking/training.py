@@ -115,6 +115,31 @@ inputs from their thresholds (margins 0.03 / 0.05; mechanism.threshold_slack):
   helps there as it does at 64; not measured), and depth (8 layers: about 1.5-1.9x the step
   cost of 4, 60 steps measured) as the second lever, on `none` and `ntp`.
 
+tiny-steer, measured (issue #22; seed 0, `lmlab run state-tracking --preset tiny-steer`, T = 8,
+the tiny recipe, 2 one-thread workers; 11,242 CPU-s, 1:52 wall, the first 35 minutes beside the
+test suite). "Parity first": the first evaluation with the predictions' parity right at every
+position (validation worst >= 0.98) and the worst state accuracy then (`steps_to_parity`,
+`state_at_parity`); 1/3 there is "parity right, state at chance given it":
+
+| condition | converged | labels of the converged        | patch gap (range) | parity first: step (state)     | steps      | CPU-s   |
+|-----------|-----------|--------------------------------|-------------------|--------------------------------|------------|---------|
+| none      | 5 of 6    | 5 PAA                          | 0.31-0.58         | 1,000-1,250 (0.32-0.36)        | 7,750-12,000 | 475-760 |
+| pairs     | 5 of 6    | 2 PAA, 2 neither, 1 ambiguous  | -0.03-0.60        | 750-1,500 (0.34-0.63)          | 4,000-12,000 | 329-797 |
+| ntp       | 4 of 6    | 4 neither                      | 0.006-0.48        | 1,500-9,500 (0.46-0.98)        | 9,250-12,000 | 628-767 |
+
+- The shift holds: PAA fraction ntp - none -1.00 [-1.00, -1.00] (5 of 5 against 0 of 4;
+  Fisher's exact test p = 1/126), pairs - none -0.60 [-1.00, -0.20]. Without an intermediate
+  task every model learns the parity first (right everywhere by step 1,000-1,250 while the
+  state sits at 1/3); after next-token pre-training on the paper's topic mapping no model does
+  so at 1/3, two only once the state is at 0.98, and 5 of 6 show no parity route in patching.
+- No AA: every ntp model and both pairs "neither" models fail the AA probe signature on the
+  windows (the products of the last 2 and 4 actions are not linearly decodable: best site
+  0.62-0.98 and 0.21-0.27 against 0.9), and three of them also on the depth profile; ntp 0
+  meets every other AA criterion (parity at the state's site, depth growing, no parity route).
+- Cost: the ntp models and the unconverged ones run past 600 CPU-s (1,000 steps more, and the
+  12,000-step cap); `tiny` (the none condition's models 0 and 1, 593 and 475 CPU-s here,
+  identical results to the tiny run) stays within it.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
