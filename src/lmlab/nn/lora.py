@@ -4,8 +4,8 @@ Every study that fine-tunes with LoRA (intruders, ttt-arc, adaptive-compute) cal
 of building `peft.LoraConfig` and `peft.get_peft_model` itself, so the adapter is made the same
 way everywhere:
 
-- the base weights are frozen (PEFT freezes them too; `freeze=False` leaves `requires_grad` as
-  the caller set it, for a head trained beside the adapter);
+- only the adapter trains: the base weights are frozen (`modules_to_save` get trainable copies,
+  PEFT's own rule);
 - `init_seed` draws the adapter's initial A matrices from that seed without touching the
   caller's global generator (PEFT draws them from torch's global generator); without it they
   come from the global generator, as with a bare `get_peft_model`;
@@ -40,7 +40,6 @@ def add_lora(
     rslora: bool = False,
     modules_to_save: Sequence[str] | None = None,
     init_seed: int | None = None,
-    freeze: bool = True,
 ) -> nn.Module:
     """`model` wrapped in a PEFT LoRA adapter of rank `r` and scale `alpha` (alpha / r, or
     alpha / sqrt(r) with `rslora`) on the modules named by `targets` (a list of names, or a
@@ -48,9 +47,8 @@ def add_lora(
     peft = require("peft", extra="hf")
     if r < 1:
         raise ValueError(f"LoRA rank must be >= 1; got {r}")
-    if freeze:
-        for p in model.parameters():
-            p.requires_grad_(False)
+    for p in model.parameters():
+        p.requires_grad_(False)
     cfg = peft.LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", use_rslora=rslora,
         target_modules=targets if isinstance(targets, str) else list(targets),

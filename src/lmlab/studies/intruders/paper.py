@@ -98,7 +98,7 @@ def _prepare(model: nn.Module, method: Method) -> nn.Module:
                 "encoder.layer." in n and p.ndim == 2 and n.endswith(".weight")))
         return model
     return add_lora(model, method.rank, method.alpha, PAPER_TARGETS, rslora=method.use_rslora,
-                    modules_to_save=["classifier"], freeze=False)
+                    modules_to_save=["classifier"])
 
 
 def _encode(tok: Any, rows: Any, fields: tuple[str, ...], max_length: int) -> list[dict[str, Any]]:
