@@ -147,6 +147,12 @@ def test_classification_rules_thresholds_and_ambiguity() -> None:
     aa = _profile(OracleScan(G, 4, "AA"))
     assert classify(*aa[:4], aa[4]).label == "AA"
     assert classify(*aa[:4]).label == "neither"
+    # the paper's probes (state and parity only): the AA signature without the window products
+    blind = {k: np.zeros_like(w) for k, w in aa[4].items()}
+    assert classify(*aa[:4], blind).label == "neither"
+    assert classify(*aa[:4], blind, aa_windows=False).label == "AA"
+    assert classify(*aa[:4], aa_windows=False).label == "AA"
+    assert classify(state, parity, ps, po, aa_windows=False).label == "PAA"
     with pytest.raises(ValueError, match="rule"):
         classify(state, parity, ps, po, rule="vote")
     with pytest.raises(ValueError, match="shape"):

@@ -10,7 +10,7 @@ from lmlab.studies.state_tracking.config import Recipe
 from lmlab.studies.state_tracking.data import make_stories, make_story_data
 from lmlab.studies.state_tracking.evaluation import cutoff
 from lmlab.studies.state_tracking.groups import make_group
-from lmlab.studies.state_tracking.steering import intermediate_batch, topic_word_matrix
+from lmlab.studies.state_tracking.steering import intermediate_batch, topic_word_matrix, window_size
 from lmlab.studies.state_tracking.training import curriculum_length
 
 G = make_group("S3")
@@ -69,6 +69,20 @@ def test_intermediate_tasks() -> None:
             assert (b["targets"][:, 0] == -100).all() and not b["loss_mask"][:, 0].any()
     with pytest.raises(ValueError, match="unknown intermediate"):
         intermediate_batch("copy", d, gen, 4)
+
+
+def test_windows_curriculum_trains_each_level_of_a_scan() -> None:
+    # k = 2, 4, ... below T, an equal share of the steps each
+    assert [window_size(8, p) for p in (0.0, 0.49, 0.5, 0.99)] == [2, 2, 4, 4]
+    assert [window_size(16, p) for p in (0.0, 0.34, 0.67, 0.99)] == [2, 4, 8, 8]
+    assert window_size(2, 0.5) == window_size(4, 0.9) == 2
+    d = make_story_data(G, 6, 500, 0.1, 12, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for progress, k in ((0.2, 2), (0.7, 4)):  # T = 6: k = 2, then 4
+        b = intermediate_batch("windows", d, gen, 16, bos=8, progress=progress)
+        x, y = b["input_ids"][:, 1:].numpy(), b["targets"][:, 1:].numpy()
+        for t in range(x.shape[1]):  # the product of the last k actions (all of them before k)
+            assert np.array_equal(y[:, t], G.compose(x[:, max(0, t - k + 1): t + 1])[:, -1])
 
 
 def test_cutoff() -> None:

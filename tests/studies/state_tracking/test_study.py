@@ -199,27 +199,32 @@ def test_steering_conditions_run_end_to_end(tmp_path) -> None:
         "T=4", "model.n_layer=2", "model.d_model=16", "model.n_head=2", "train.steps=10",
         "intermediate_steps=10", "n_stories=600", "analysis.probe_stories=60",
         "analysis.patch_pairs=10", "n_seeds=1", "train.eval_every=5",
-        "conditions=none,parity,ntp", "executor=serial", "recheck=2",
+        "conditions=none,parity,ntp,windows", "executor=serial", "recheck=2",
     ], out=out)
     m = result["metrics"]
     # two models trained a second time from their seeds: identical to the bit, and kept apart
-    # from the counts (3 models, not 5)
-    assert m["mechanism.all.n_models"] == 3
+    # from the counts (4 models, not 6)
+    assert m["mechanism.all.n_models"] == 4
     assert m["stability.all.n_rechecked"] == 2 and m["stability.all.n_identical"] == 2
     assert m["stability.none.same_label.seed0"] == 1 and m["stability.none.max_abs_diff.seed0"] == 0
     assert (out / "analysis" / "none.seed0.repeat1.json").exists()
     same = next(c for c in result["checks"] if c["id"] == "same-seed-identical")
     assert same["holds"] is True
-    for cond in ("none", "parity", "ntp"):
+    for cond in ("none", "parity", "ntp", "windows"):
         assert m[f"mechanism.{cond}.n_models"] == 1
         assert m[f"mechanism.{cond}.n_converged"] + m[f"mechanism.{cond}.n_excluded"] == 1
-    assert (out / "train" / "parity.seed0" / "intermediate" / "metrics.jsonl").exists()
+        # the sensitivity (the paper's probes, no window products) counts the same models
+        assert sum(m[f"mechanism.{cond}.paper_probes.n_{lab}"] for lab in
+                   ("AA", "PAA", "neither", "ambiguous")) == m[f"mechanism.{cond}.n_converged"]
+        assert m[f"model.{cond}.label_paper_probes.seed0"] in ("AA", "PAA", "neither", "ambiguous")
+    for cond in ("parity", "windows"):
+        assert (out / "train" / f"{cond}.seed0" / "intermediate" / "metrics.jsonl").exists()
     shift = next(c for c in result["claims"] if c["id"] == "intermediate-tasks-shift")
     assert shift["holds"] is None  # one model per condition: too few for an interval
     # S3's ntp task used the paper's released topic mapping (packaged), and says so
     assert m["steering.ntp.topic_mapping"].startswith("paper (belindal/state-tracking@fc63e2d")
     assert "model.ntp.topic_mapping.seed0" not in m
-    assert {m[f"sweep.{cond}.label.seed0"] for cond in ("none", "parity", "ntp")} <= {
+    assert {m[f"sweep.{cond}.label.seed0"] for cond in ("none", "parity", "ntp", "windows")} <= {
         "AA", "PAA", "neither", "ambiguous"}
 
 

@@ -85,7 +85,7 @@ class StateTrackingConfig(StudyConfig):
     fresh_data: bool = True
     val_stories: int = 1000  # analysis stories held for validation / early stop (not tested on)
     n_seeds: int = 3  # models per condition (model i's seed: derive(seed, "model", i))
-    conditions: tuple[Literal["none", "parity", "ntp", "pairs"], ...] = ("none",)  # intermediate tasks
+    conditions: tuple[Literal["none", "parity", "ntp", "pairs", "windows"], ...] = ("none",)  # intermediate tasks
     intermediate_steps: int = 1000
     # the ntp task's topic-word matrix: the paper's released one (S3; packaged, see
     # steering.py) or a seeded one; other groups fall back to seeded, labelled in the metrics

@@ -25,6 +25,10 @@ absence of the other's:
 its margin (probe accuracy +-probe_margin, patch gap +-gap_margin) changes the label, the label
 hangs on the threshold and is "ambiguous".
 
+The window products are our addition to the AA probe signature: the paper reads AA from the
+state and parity probes and patching alone. `aa_windows=False` classifies that way; the study
+reports that label beside its own as a sensitivity (`paper_probes`), never in the claims.
+
 Stability at `tiny` (issue #22.2). Each model records how far its deciding inputs sit from their
 thresholds (`threshold_slack`; metrics `model.*.slack_probe|slack_gap|slack_converged`). In the
 last tiny run (seed 0, derived model seeds, read back from its analysis files):
@@ -128,7 +132,7 @@ def _never_falls(xs: list[float], tol: float = 0.0) -> bool:
 def gather_evidence(
     state_probe: np.ndarray, parity_probe: np.ndarray, windows: Mapping[int, np.ndarray],
     patch_same: np.ndarray, patch_opposite: np.ndarray, probe_threshold: float,
-    patch_gap_threshold: float,
+    patch_gap_threshold: float, aa_windows: bool = True,
 ) -> Evidence:
     """The signatures of one model at one pair of thresholds (arrays as in `classify`)."""
     S, L = state_probe.shape
@@ -153,7 +157,8 @@ def gather_evidence(
                   and _never_falls([float(d) for d in grown])  # type: ignore[arg-type]
                   and grown[-1] > grown[0])  # type: ignore[operator]
     wl = list(window_layers.values())
-    windows_tree = bool(wl) and all(w is not None for w in wl) and _never_falls([float(w) for w in wl])  # type: ignore[arg-type]
+    windows_tree = not aa_windows or (
+        bool(wl) and all(w is not None for w in wl) and _never_falls([float(w) for w in wl]))  # type: ignore[arg-type]
     aa_probe = tracks and parity_layer == state_layer and depth_tree and windows_tree
     carried = (all(c is not None for c in carrier)
                and _never_falls([float(c) for c in carrier], tol=0.5))  # type: ignore[arg-type]
@@ -212,6 +217,7 @@ def classify(
     rule: str = "both",
     probe_margin: float = 0.03,
     gap_margin: float = 0.05,
+    aa_windows: bool = True,
 ) -> Signature:
     """Label a model from its probe accuracies and patching NLDs, all (sites, L) arrays.
 
@@ -229,13 +235,13 @@ def classify(
         if a.shape != state_probe.shape:
             raise ValueError(f"{name} has shape {a.shape}, state_probe {state_probe.shape}")
     args = (state_probe, parity_probe, windows, patch_same, patch_opposite)
-    base = gather_evidence(*args, probe_threshold, patch_gap_threshold)
+    base = gather_evidence(*args, probe_threshold, patch_gap_threshold, aa_windows)
     label = label_of(base, rule)
     moved = []
     for dp, dg in itertools.product((-probe_margin, 0.0, probe_margin),
                                     (-gap_margin, 0.0, gap_margin)):
         if dp or dg:
             moved.append(label_of(gather_evidence(*args, probe_threshold + dp,
-                                                  patch_gap_threshold + dg), rule))
+                                                  patch_gap_threshold + dg, aa_windows), rule))
     final = label if all(m == label for m in moved) else "ambiguous"
     return Signature(final, label, base, moved)

@@ -13,6 +13,10 @@
   two actions at every position (the action itself at the first), the first step of an
   associative scan. It trains the AA's first layer directly, where `parity` trains the PAA's
   shortcut; issue #22 asks what makes AA appear at small scale.
+- `windows` (ours): a curriculum over the scan's intermediates: the model is trained to output
+  the product of the last k actions (fewer at the start) for k = 2, then 4, ... (the powers of 2
+  below T), each for an equal share of the intermediate steps. It trains every level of an
+  associative scan, where `pairs` trains the first only.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from lmlab.studies.state_tracking.data import StoryData, with_bos
 from lmlab.studies.state_tracking.groups import Group
 
 __all__ = ["INTERMEDIATE_TASKS", "PAPER_MAPPING", "intermediate_batch", "paper_topic_mapping",
-           "topic_documents", "topic_matrix_for", "topic_word_matrix"]
+           "topic_documents", "topic_matrix_for", "topic_word_matrix", "window_size"]
 
-INTERMEDIATE_TASKS = ("none", "parity", "ntp", "pairs")
+INTERMEDIATE_TASKS = ("none", "parity", "ntp", "pairs", "windows")
 TOPIC_MAPPINGS = ("paper", "seeded")
 # the released matrix: file, SHA-256, and the label runs record (repository @ pinned commit)
 PAPER_MAPPING = "paper_topic_mapping.json"
@@ -87,23 +91,38 @@ def topic_documents(
     return np.minimum((u > cdf).sum(-1), V - 1).astype(np.int64)  # (n, length)
 
 
+def window_size(T: int, progress: float) -> int:
+    """The `windows` task's k at `progress` (the fraction of its steps done, in [0, 1)):
+    2, 4, ... (the powers of 2 below T; 2 alone for T <= 2), each for an equal share."""
+    sizes = [2 ** i for i in range(1, max(2, T).bit_length()) if 2 ** i < T] or [2]
+    return sizes[min(len(sizes) - 1, max(0, int(progress * len(sizes))))]
+
+
+def _last_products(b: dict[str, torch.Tensor], group: Group, k: int, bos: int | None) -> None:
+    """Replace the state targets of batch `b` with the products of the last k actions."""
+    actions = b["input_ids"][:, 0 if bos is None else 1:].numpy()
+    products = torch.from_numpy(group.product_of_last(actions, k))
+    t = b["targets"]
+    b["targets"] = torch.cat([t[:, : t.shape[1] - products.shape[1]], products], 1)
+
+
 def intermediate_batch(
     task: str, data: StoryData, generator: torch.Generator, batch_size: int,
     topic_word: np.ndarray | None = None, alpha: float = 0.3, bos: int | None = None,
+    progress: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """One batch of an intermediate task over the same token ids as the state task."""
+    """One batch of an intermediate task over the same token ids as the state task
+    (`progress`: the fraction of the task's steps done, for the `windows` curriculum)."""
     if task == "parity":
         b = data.batch(generator, batch_size, bos=bos)
         t = b["targets"]
         parity = torch.from_numpy(data.group.parity)[t.clamp_min(0)]
         b["targets"] = torch.where(t >= 0, data.group.order + parity, t)
         return b
-    if task == "pairs":
+    if task in ("pairs", "windows"):
         b = data.batch(generator, batch_size, bos=bos)
-        actions = b["input_ids"][:, 0 if bos is None else 1:].numpy()
-        pairs = torch.from_numpy(data.group.product_of_last(actions, 2))
-        t = b["targets"]
-        b["targets"] = torch.cat([t[:, : t.shape[1] - pairs.shape[1]], pairs], 1)
+        k = 2 if task == "pairs" else window_size(data.T, progress)
+        _last_products(b, data.group, k, bos)
         return b
     if task == "ntp":
         if topic_word is None:

@@ -10,6 +10,10 @@ Metric keys (dotted, `group.condition.metric[.seedN]`; README "metric keys"):
   worst state accuracy then (the parity-first dynamics of a PAA; `_parity_first`);
 - `mechanism.<condition|all>.n_models|n_converged|n_excluded|n_AA|n_PAA|n_neither|n_ambiguous|
   paa_frac`: the labels of the converged models (worst position within T >= accuracy_target);
+  `mechanism.<condition|all>.paper_probes.n_AA|n_PAA|n_neither|n_ambiguous`, and
+  `model.<condition>.label_paper_probes.seed<i>`: a sensitivity, the labels when the AA probe
+  signature leaves out our window products (the paper's probes: state and parity only;
+  `paper_probe_label`); the claims use the labels above;
 - `accuracy.<condition|all>.min_within_T|mean_within_T`;
 - `cutoff.<AA|PAA>.mean`, `cutoff.aa_minus_paa.diff|ci_lo|ci_hi|n_AA|n_PAA`;
 - `sweep.<condition>.converged|label|cutoff|parity_past_cutoff|cpu_s.seed<i>`: the sweep
@@ -46,7 +50,12 @@ from lmlab.runs import Run, atomic_write_json, last_logged_step
 from lmlab.seeding import derive
 from lmlab.stats import bootstrap_ci, bootstrap_diff
 from lmlab.studies.state_tracking.claims import MIN_MODELS, checks, claims
-from lmlab.studies.state_tracking.config import PRESETS, ModelJob, StateTrackingConfig
+from lmlab.studies.state_tracking.config import (
+    PRESETS,
+    AnalysisConfig,
+    ModelJob,
+    StateTrackingConfig,
+)
 from lmlab.studies.state_tracking.data import make_story_data, with_bos
 from lmlab.studies.state_tracking.evaluation import CUTOFF, cutoff
 from lmlab.studies.state_tracking.groups import make_group
@@ -419,10 +428,20 @@ def sweep_table(results: list[dict[str, Any]]) -> dict[str, Any]:
             for r in results for name, key in SWEEP_FIELDS.items() if r.get(key) is not None}
 
 
+def paper_probe_label(r: dict[str, Any], a: AnalysisConfig) -> str:
+    """A model's label (from its result's probe and patching grids) when the AA probe signature
+    leaves out the window products, as the paper does (mechanism.classify, aa_windows=False)."""
+    P, Q = r["probes"], r["patches"]
+    return classify(np.asarray(P["state"]), np.asarray(P["parity"]), np.asarray(Q["same"]),
+                    np.asarray(Q["opposite"]), None, a.probe_threshold, a.patch_gap_threshold,
+                    a.rule, a.probe_margin, a.gap_margin, aa_windows=False).label
+
+
 def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's metrics (keys in the module docstring) from the per-model results."""
     c = config
     m: dict[str, Any] = {}
+    results = [{**r, "label_paper_probes": paper_probe_label(r, c.analysis)} for r in results]
     for r in results:
         for k, v in r.items():
             if isinstance(v, (int, float, str)) and k not in ("index", "condition", "repeat",
@@ -440,8 +459,10 @@ def summarize(config: StateTrackingConfig, results: list[dict[str, Any]]) -> dic
         m[f"{prefix}.n_models"] = len(rs)
         m[f"{prefix}.n_converged"] = len(ok)
         m[f"{prefix}.n_excluded"] = len(rs) - len(ok)
+        paper = [r["label_paper_probes"] for r in ok]
         for lab in ("AA", "PAA", "neither", "ambiguous"):
             m[f"{prefix}.n_{lab}"] = labels.count(lab)
+            m[f"{prefix}.paper_probes.n_{lab}"] = paper.count(lab)
         if ok:
             m[f"{prefix}.paa_frac"] = labels.count("PAA") / len(ok)
 

@@ -237,7 +237,8 @@ def train_state_model(
                           seed=derive(seed, "intermediate"), device=device)
 
         def pre_batches(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-            return intermediate_batch(intermediate, data, gen, r.batch_size, topic_word, bos=bos)
+            return intermediate_batch(intermediate, data, gen, r.batch_size, topic_word, bos=bos,
+                                      progress=(step - 1) / intermediate_steps)
 
         Trainer(model, tc0, pre_batches, run=intermediate_run).fit()
 
