@@ -104,13 +104,16 @@ class StateTrackingConfig(StudyConfig):
 
     def jobs(self) -> list[ModelJob]:
         """One job per (condition, model index); model i has the same seed in every condition,
-        so the conditions are compared on the same initializations."""
-        return [ModelJob(self, cond, i) for cond in self.conditions for i in range(self.n_seeds)]
+        so the conditions are compared on the same initializations. Index-major (model 0 of
+        every condition, then model 1, ...): a sweep stopped early, or grown with a larger
+        n_seeds, has every condition equally far along."""
+        return [ModelJob(self, cond, i) for i in range(self.n_seeds) for cond in self.conditions]
 
     def rechecks(self) -> list[ModelJob]:
-        """The `recheck` models trained a second time (spread evenly over `jobs()`), as jobs
-        of their own (`repeat=1`: a separate cached result, so a killed run resumes them)."""
-        jobs = self.jobs()
+        """The `recheck` models trained a second time (spread evenly over the conditions'
+        models, condition by condition), as jobs of their own (`repeat=1`: a separate cached
+        result, so a killed run resumes them)."""
+        jobs = sorted(self.jobs(), key=lambda j: (self.conditions.index(j.condition), j.index))
         n = min(self.recheck, len(jobs))
         picks = sorted({i * len(jobs) // n for i in range(n)}) if n else []
         return [dataclasses.replace(jobs[i], repeat=1) for i in picks]
@@ -205,15 +208,15 @@ PRESETS: dict[str, StateTrackingConfig] = {
     "tiny-t16": StateTrackingConfig(
         T=16, n_seeds=3, executor="process",
         train=dataclasses.replace(_TINY_RECIPE, steps=30000, batch_size=32, eval_every=500)),
-    # The steering sweep (section 5.3) on the tiny recipe, 6 models per condition: each trains
+    # The steering sweep (section 5.3) on the tiny recipe, 8 models per condition: each trains
     # 1,000 steps of an intermediate task (none; pairs, ours: the product of the last two
     # actions; ntp on the paper's topic mapping), then the state task. Measured (seed 0, issue
-    # #22; training.py's RECIPE, "tiny-steer, measured"): 11,242 CPU-s, 1:52 wall on 2 cores
-    # (the first 35 minutes beside the test suite); 329-797 CPU-s per model; converged none 5,
-    # pairs 5, ntp 4 of 6; PAA none 5 of 5, pairs 2 of 5, ntp 0 of 4; no AA. Add the paper's
-    # parity curriculum with --set conditions=none,parity,ntp (last measured with 2 old seeds:
-    # neither model converged in 12,000 steps).
-    "tiny-steer": StateTrackingConfig(T=8, n_seeds=6, executor="process",
+    # #22; training.py's RECIPE, "tiny-steer at 8 models"): about 15,100 CPU-s (2 one-thread
+    # workers: about 2:06 wall alone); 329-882 CPU-s per model; converged none 7, pairs 7,
+    # ntp 4 of 8; PAA none 7 of 7, pairs 2 of 7, ntp 0 of 4; no AA. Other conditions: --set
+    # conditions=none,windows (ours, a curriculum over the scan's windows; measured at 6 models)
+    # or none,parity,ntp (the paper's parity curriculum; 2 old seeds did not converge).
+    "tiny-steer": StateTrackingConfig(T=8, n_seeds=8, executor="process",
                                       conditions=("none", "pairs", "ntp"), train=_TINY_RECIPE),
     # The steering sweep of issue #22 on the cheap recipe (_SMALL_RECIPE): T = 8, a 4-layer GPT
     # of width 64 at lr 2e-3; 4 models per condition (the floor for the shift claim's interval)

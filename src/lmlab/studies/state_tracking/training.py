@@ -140,6 +140,43 @@ position (validation worst >= 0.98) and the worst state accuracy then (`steps_to
   12,000-step cap); `tiny` (the none condition's models 0 and 1, 593 and 475 CPU-s here,
   identical results to the tiny run) stays within it.
 
+tiny-steer at 8 models, and two more levers (issue #22; seed 0, the tiny recipe, T = 8; the
+first 6 models per condition are the run above, the same models; CPU-s per model with probes
+and patching, 2 one-thread workers, the 2-core machine shared by up to 8 such processes).
+`paper probes`: the label when the AA probe signature leaves out our window products (the
+paper's own probes; the `paper_probes` metrics, a sensitivity outside the claims):
+
+| run (conditions)                  | converged        | labels of the converged                        | paper probes (AA) | CPU-s per model |
+|-----------------------------------|------------------|------------------------------------------------|-------------------|-----------------|
+| tiny-steer, 8 models: none        | 7 of 8           | 7 PAA                                          | 0                 | 475-760         |
+|   pairs                           | 7 of 8           | 2 PAA, 3 neither, 2 ambiguous                  | 1 (model 7)       | 329-797         |
+|   ntp                             | 4 of 8           | 4 neither                                      | 1 (model 0)       | 628-882         |
+| none,windows (6 models): windows  | 6 of 6           | 2 PAA, 4 neither                               | 0                 | 517-663         |
+| 6 layers (2 models each): none    | 1 of 2           | 1 PAA (the other PAA, unconverged)             | 0                 | 1,132-1,162     |
+|   ntp                             | 1 of 2           | 1 PAA                                          | 0                 | 1,016-1,258     |
+
+- Claims at 8 models (24 models, 15,134 CPU-s): `intermediate-tasks-shift` holds (ntp - none
+  -1.00 [-1.00, -1.00], pairs - none -0.71 [-1.00, -0.29], Bonferroni 97.5%);
+  `paa-parity-above-chance` holds (9 PAA, lowest lower bound 0.521); no AA, so `aa-or-paa`
+  and `both-mechanisms` fail and `aa-generalizes-further` is untestable; `paa-keeps-parity`
+  fails (worst 0.524).
+- ntp converges least: 4 of 8 within the 12,000-step cap (the other four end at 0.966-0.989),
+  so 6 converged ntp models would need about 12 seeds; none and pairs have 7 each.
+- windows (ours: 500 steps on the product of the last 2 actions, then 500 on the last 4): all
+  6 converge and 4 avoid PAA (shift windows - none -0.67 [-1.00, -0.33]), but the curriculum
+  does not leave the scan's intermediates in the model: after the state task the product of
+  the last 4 actions is decodable at no site (best 0.20-0.28), of the last 2 at 0.57-0.84. The
+  last-4 stage itself ended at a training loss of 0.58-1.06 (chance ln 6 = 1.79): 500 steps
+  at the decaying end of the schedule did not teach it.
+- 6 layers (twice log2 8) change nothing toward AA: none stays parity-first and PAA, and the
+  converged ntp model is PAA too (parity right everywhere at step 1,500 with the state at
+  0.56), at about twice the cost per model.
+- So at T = 8 on S3, 0 of 26 distinct converged models (18 + 6 + 2) show our AA signature,
+  and 2 show the paper's probe signature
+  (ntp 0, pairs 7: parity at the state's site, depth growing, no parity route, but no window
+  product decodable). pairs 7 converged fastest of all (4,500 steps, 385 CPU-s), in line with
+  the paper's "AA converges faster", but one model is not a test of it.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
