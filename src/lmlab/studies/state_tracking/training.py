@@ -160,8 +160,11 @@ paper's own probes; the `paper_probes` metrics, a sensitivity outside the claims
   `paa-parity-above-chance` holds (9 PAA, lowest lower bound 0.521); no AA, so `aa-or-paa`
   and `both-mechanisms` fail and `aa-generalizes-further` is untestable; `paa-keeps-parity`
   fails (worst 0.524).
-- ntp converges least: 4 of 8 within the 12,000-step cap (the other four end at 0.966-0.989),
-  so 6 converged ntp models would need about 12 seeds; none and pairs have 7 each.
+- ntp converges least: 4 of 8 within the 12,000-step cap (the other four end at 0.966-0.989);
+  none and pairs have 7 each. More seeds do not fix it: grown to 12 models (`--set
+  conditions=ntp --set n_seeds=12`, models 8-11 new, 774-783 CPU-s each) ntp has 4 of 12, the
+  new four ending at 0.959-0.989, all "neither" with no parity route. Six converged ntp models
+  need a longer cap (not measured how long), past the 600 CPU-s budget.
 - windows (ours: 500 steps on the product of the last 2 actions, then 500 on the last 4): all
   6 converge and 4 avoid PAA (shift windows - none -0.67 [-1.00, -0.33]), but the curriculum
   does not leave the scan's intermediates in the model: after the state task the product of
