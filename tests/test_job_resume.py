@@ -110,3 +110,28 @@ def test_study_runs_harness_on_the_toy_study(tmp_path: Path) -> None:
                                       marker="jobs/**/*.pkl", count=2, timeout=120,
                                       LMLAB_PLUGINS="tests.plugins.toy_jobs")
     assert full["metrics"]
+
+
+def test_resume_grows_a_run_by_its_growable_fields_only(tmp_path: Path) -> None:
+    """`--resume --set n_jobs=6` on a finished 3-job run keeps the 3 finished jobs, runs the
+    other 3, and gives a fresh 6-job run's metrics; a non-growable change is still refused."""
+    def lmlab_run(out: Path, *sets: str, resume: bool = False) -> subprocess.CompletedProcess:
+        args = [a for s in ("sleep=0", *sets) for a in ("--set", s)]
+        p = _lmlab("run", "toy-jobs", *args, "--out", str(out), *(["--resume"] if resume else []))
+        stdout, stderr = p.communicate(timeout=120)
+        return subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+
+    assert lmlab_run(tmp_path / "fresh", "n_jobs=6").returncode == 0
+    expected = json.loads((tmp_path / "fresh" / "result.json").read_text())["metrics"]
+    grown = tmp_path / "grown"
+    assert lmlab_run(grown, "n_jobs=3").returncode == 0
+    small = json.loads((grown / "result.json").read_text())
+    assert small["config"]["n_jobs"] == 3 and len(small["metrics"]) == 3
+
+    refused = lmlab_run(grown, "n_jobs=6", "sleep=0.01", resume=True)
+    assert refused.returncode != 0 and "only n_jobs may change" in refused.stderr
+    done = lmlab_run(grown, "n_jobs=6", resume=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((grown / "result.json").read_text())
+    assert result["config"]["n_jobs"] == 6 and result["metrics"] == expected
+    assert sorted((grown / "calls.txt").read_text().split()) == [str(i) for i in range(6)]

@@ -281,7 +281,10 @@ class JobCache:
 
     @staticmethod
     def key(item: Any) -> str:
-        return hashlib.sha256(pickle.dumps(item, protocol=4)).hexdigest()[:24]
+        """A hash of the pickled job, or of `item.cache_key()` where the job defines one (what
+        the result depends on, leaving out what a grown run may change: `Study.growable`)."""
+        spec = item.cache_key() if hasattr(item, "cache_key") else item
+        return hashlib.sha256(pickle.dumps(spec, protocol=4)).hexdigest()[:24]
 
     def load(self, items: Sequence[Any]) -> dict[int, Any]:
         """The kept results of `items` (by index), when the run is resumed; else none."""

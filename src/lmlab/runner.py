@@ -101,7 +101,8 @@ def execute(
     """Run a study and return its result (also written to `out/result.json`).
 
     A finished run is never overwritten without `force`; `resume` continues an interrupted run
-    with the same configuration from its last checkpoint (or returns the result of a finished one).
+    with the same configuration from its last checkpoint (or returns the result of a finished one),
+    or grows a run where only the study's `growable` fields differ (its finished jobs are kept).
     Progress shows the ETA by `expected_s` until the study's own stages measure their pace
     (default: the study's declared `expected_s` for the preset, when nothing is overridden).
     """
@@ -123,13 +124,18 @@ def execute(
             )
         old = read_json(out / CONFIG)
         stored = {k: old.get(k) for k in ("study", "preset", "seed", "config")}
-        if stored != record:
-            changed = _diff(stored.get("config") or {}, record["config"]) or _diff(stored, record)
+        top = [k for k in ("study", "preset", "seed") if stored.get(k) != record[k]]
+        changed = top or _diff(stored.get("config") or {}, record["config"])
+        grown = bool(changed) and not top and set(changed) <= set(study.growable)
+        if changed and not grown:
+            growable = f" (only {', '.join(study.growable)} may change)" if study.growable else ""
             raise LmlabError(
-                f"cannot resume {out}: its configuration differs in {', '.join(changed)}"
+                f"cannot resume {out}: its configuration differs in {', '.join(changed)}{growable}"
             )
         if (out / RESULT).is_file():
-            return read_json(out / RESULT)
+            if not grown:
+                return read_json(out / RESULT)
+            (out / RESULT).unlink()  # the smaller run's result; the grown run writes its own
     elif resume and not (out / CONFIG).is_file():
         raise LmlabError(f"nothing to resume in {out}: no {CONFIG}")
     if force:

@@ -91,6 +91,10 @@ class Study:
     # Optional: expected wall seconds of a preset on a quiet 2-core machine, e.g. {"tiny": 240};
     # `lmlab reproduce` runs the fastest studies first (a recorded result's time wins).
     expected_s: ClassVar[dict[str, float]] = {}
+    # Optional: top-level config fields that `--resume` may change, growing the run (e.g.
+    # ("n_seeds",): more models). The finished jobs are kept, so the study's job cache keys must
+    # not depend on these fields (`executor.JobCache.key`); the result is computed anew.
+    growable: ClassVar[tuple[str, ...]] = ()
 
     def run(self, config: StudyConfig, run: Run) -> dict[str, Any]:
         """Do the work in the run folder `run` (a `lmlab.runs.Run`: the one interface a study

@@ -94,6 +94,37 @@ def test_cosine_halfway_is_the_midpoint():
                                  min_lr_ratio=0.2)) == pytest.approx(0.6)
 
 
+def test_decay_steps_ends_the_schedule_early_and_keeps_the_final_rate():
+    short = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    longer = TrainConfig(steps=250, lr=1.0, warmup_steps=10, min_lr_ratio=0.1, decay_steps=100)
+    assert [lr_at(s, longer) for s in range(1, 101)] == [lr_at(s, short) for s in range(1, 101)]
+    assert all(lr_at(s, longer) == pytest.approx(0.1) for s in range(100, 251))
+    with pytest.raises(LmlabError, match="decay_steps"):
+        TrainConfig(decay_steps=-1)
+
+
+def test_a_run_past_its_schedule_repeats_the_shorter_run_then_goes_on():
+    """`decay_steps`: the first `decay_steps` steps are the shorter run's, bit for bit."""
+    task = reverse_task(n_digits=4, batch_size=16, n_eval=64)
+
+    def trained(cfg, batches):
+        torch.manual_seed(0)
+        model = gpt(task, d_model=32)
+        try:
+            out = Trainer(model, cfg, batches).fit()
+        except Killed:
+            out = None
+        return model.state_dict(), out
+
+    short, _ = trained(TrainConfig(steps=12, lr=3e-3, warmup_steps=3, seed=2), task)
+    longer = TrainConfig(steps=20, lr=3e-3, warmup_steps=3, seed=2, decay_steps=12)
+    at_12, _ = trained(longer, killing(task, 13))
+    assert all(torch.equal(short[k], at_12[k]) for k in short)
+    done, out = trained(longer, task)
+    assert out["steps_done"] == 20
+    assert not all(torch.equal(short[k], done[k]) for k in short)
+
+
 @pytest.mark.parametrize(
     "bad", [{"schedule": "step"}, {"stop_mode": "best"}, {"stop_metric": "acc"}, {"lr": 0.0},
             {"min_lr_ratio": 1.5}, {"grad_clip": 0.0}, {"log_every": 0}],

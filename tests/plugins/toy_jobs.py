@@ -39,6 +39,7 @@ class ToyJobs(Study):
     id = "toy-jobs"
     Config = JobsConfig
     presets = {"tiny": JobsConfig()}
+    growable = ("n_jobs",)
 
     def run(self, config: JobsConfig, run: Any) -> dict[str, Any]:
         log = os.path.join(run.path, "calls.txt")

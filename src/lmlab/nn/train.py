@@ -56,6 +56,9 @@ class TrainConfig:
     warmup_steps: int = 0
     schedule: str = "cosine"  # "cosine" | "linear" | "constant"
     min_lr_ratio: float = 0.1  # cosine/linear decay ends at lr * min_lr_ratio
+    # the step where the decay ends (None: `steps`); steps after it keep the final rate, so a
+    # run may go on past its schedule (e.g. until an early stop) with the same first steps
+    decay_steps: int | None = None
     grad_clip: float | None = 1.0  # max global grad norm; None turns clipping off
     log_every: int = 50
     eval_every: int = 0  # 0: evaluate only at the end
@@ -80,6 +83,8 @@ class TrainConfig:
             bad = f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"
         elif self.warmup_steps < 0:
             bad = f"warmup_steps must be >= 0, got {self.warmup_steps}"
+        elif self.decay_steps is not None and self.decay_steps < 0:
+            bad = f"decay_steps must be >= 0 or None, got {self.decay_steps}"
         elif self.grad_clip is not None and not self.grad_clip > 0:
             bad = f"grad_clip must be > 0 or None, got {self.grad_clip}"
         elif self.log_every < 1:
@@ -100,14 +105,15 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     """The learning rate of optimizer step `step` (1-based).
 
     Warmup rises linearly, reaching `cfg.lr` at step `warmup_steps`; then the schedule decays
-    monotonically to `cfg.lr * cfg.min_lr_ratio` at step `cfg.steps` (cosine or linear) or stays
-    at `cfg.lr` (constant). Steps past the end keep the final rate.
+    monotonically to `cfg.lr * cfg.min_lr_ratio` at step `cfg.decay_steps` (default `cfg.steps`;
+    cosine or linear) or stays at `cfg.lr` (constant). Steps past the end keep the final rate.
     """
     if cfg.warmup_steps and step <= cfg.warmup_steps:
         return cfg.lr * max(step, 0) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.lr
-    span = cfg.steps - cfg.warmup_steps
+    end = cfg.steps if cfg.decay_steps is None else cfg.decay_steps
+    span = end - cfg.warmup_steps
     progress = 1.0 if span <= 0 else min(1.0, (step - cfg.warmup_steps) / span)
     if cfg.schedule == "cosine":
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -41,6 +41,10 @@ def test_presets_overrides_and_jobs() -> None:
     other = apply_overrides(c, ["seed=1"]).jobs()
     assert not {j.seed for j in jobs} & {j.seed for j in other}
     assert jobs[1].budget == c.intermediate_steps + 7 and jobs[0].budget == 7
+    longer = apply_overrides(c, ["train.extra_steps=5"])
+    assert longer.jobs()[0].budget == 12
+    with pytest.raises(LmlabError, match=r"train\.extra_steps"):
+        STUDY.validate(apply_overrides(c, ["train.extra_steps=-1"]))
 
 
 def _metrics(labels: dict[str, list[str]], converged: dict[str, list[int]] | None = None,
@@ -331,3 +335,19 @@ def test_parity_first_reads_the_validation_trace() -> None:
            {"step": 750, "val_acc_min": 0.40, "val_parity_min": 0.99}]
     assert _parity_first([r for r in log if "val_acc_min" in r]) == (500, 0.31)
     assert _parity_first(log[:2]) == (None, None)
+
+
+def test_a_grown_sweep_keeps_its_finished_models() -> None:
+    """A model's cache key ignores the growable fields (more models, conditions or rechecks),
+    and nothing else: `--resume --set n_seeds=12` retrains none of the first models."""
+    from lmlab.executor import JobCache
+
+    c = STUDY.preset("tiny")
+    grown = apply_overrides(c, ["n_seeds=5", "conditions=ntp,none", "recheck=1"])
+    assert set(STUDY.growable) == {"n_seeds", "conditions", "recheck"}
+    first = {(j.condition, j.index): JobCache.key(j) for j in c.jobs()}
+    later = {(j.condition, j.index): JobCache.key(j) for j in grown.jobs()}
+    assert all(later[k] == v for k, v in first.items()) and len(set(later.values())) == 10
+    assert JobCache.key(grown.rechecks()[0]) not in later.values()
+    other = apply_overrides(c, ["train.extra_steps=100"]).jobs()[0]
+    assert JobCache.key(other) != first[("none", 0)]

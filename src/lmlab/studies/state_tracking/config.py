@@ -54,6 +54,9 @@ class Recipe:
     eval_every: int = 250  # validation stories scored every this many steps
     log_every: int = 20  # training loss logged (and progress shown) every this many steps
     stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
+    # a model short of stop_at when the schedule ends goes on at the final lr for up to this
+    # many steps more (the first `steps` are unchanged, so a model that stops early is too)
+    extra_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ class ModelJob:
     index: int
     repeat: int = 0  # 1: the same model trained again from the same seed (stability check)
 
+    def cache_key(self) -> tuple[StateTrackingConfig, str, int, int]:
+        """What the job's result depends on (`executor.JobCache.key`): the run's config without
+        its growable fields (a run grown to more models or conditions keeps this job)."""
+        bare = dataclasses.replace(self.config, n_seeds=0, conditions=(), recheck=0)
+        return bare, self.condition, self.index, self.repeat
+
     @property
     def seed(self) -> int:
         """This model's seed (initialization, batches): derived from the run seed and index."""
@@ -147,7 +156,7 @@ class ModelJob:
     def budget(self) -> int:
         """Training steps at most (intermediate task and state task)."""
         extra = self.config.intermediate_steps if self.condition != "none" else 0
-        return extra + self.config.train.steps
+        return extra + self.config.train.steps + self.config.train.extra_steps
 
 
 def _paper(group: Literal["S3", "S5"]) -> StateTrackingConfig:

@@ -295,6 +295,8 @@ class StateTrackingStudy(Study):
     id = "state-tracking"
     Config = StateTrackingConfig
     presets = PRESETS
+    # `--resume --set n_seeds=12` grows a sweep: the finished models are kept (ModelJob.cache_key)
+    growable = ("n_seeds", "conditions", "recheck")
     # tiny: measured 1,068 CPU-s for 2 models on 2 one-thread workers (575 s in `make demo`,
     # 1,021 CPU-s); tiny-steer: about 15,100 CPU-s over 2 workers (24 models); gpu: an
     # estimate for one H100 (config.GPU_ESTIMATE; `lmlab bench state-tracking` measures the pace)
@@ -336,8 +338,9 @@ class StateTrackingStudy(Study):
             raise bad("analysis_frac", "must lie in (0, 1)")
         if c.model.name == "gpt" and c.model.d_model % c.model.n_head:
             raise bad("model.d_model", f"must be divisible by model.n_head = {c.model.n_head}")
-        for name in ("analysis.probe_margin", "analysis.gap_margin"):
-            if getattr(c.analysis, name.split(".")[1]) < 0:
+        for name in ("analysis.probe_margin", "analysis.gap_margin", "train.extra_steps"):
+            part, attr = name.split(".")
+            if getattr(getattr(c, part), attr) < 0:
                 raise bad(name, "must be >= 0")
 
     def run(self, config: StateTrackingConfig, run: Run) -> dict[str, Any]:  # type: ignore[override]

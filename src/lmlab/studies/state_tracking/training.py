@@ -291,7 +291,8 @@ def train_state_model(
                 "val_parity_min": float(par.min())}
 
     stop = r.stop_at > 0
-    tc = TrainConfig(steps=r.steps, lr=r.lr, warmup_steps=r.warmup_steps,
+    tc = TrainConfig(steps=r.steps + r.extra_steps, decay_steps=r.steps, lr=r.lr,
+                     warmup_steps=r.warmup_steps,
                      weight_decay=r.weight_decay, eval_every=r.eval_every, log_every=r.log_every,
                      seed=seed, device=device,
                      stop_metric="val_acc_min" if stop else None,
