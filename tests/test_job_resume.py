@@ -125,6 +125,8 @@ def test_resume_grows_a_run_by_its_growable_fields_only(tmp_path: Path) -> None:
     expected = json.loads((tmp_path / "fresh" / "result.json").read_text())["metrics"]
     grown = tmp_path / "grown"
     assert lmlab_run(grown, "n_jobs=3").returncode == 0
+    again = lmlab_run(grown, "n_jobs=6")
+    assert again.returncode != 0 and "--resume to grow it (n_jobs)" in again.stderr
     small = json.loads((grown / "result.json").read_text())
     assert small["config"]["n_jobs"] == 3 and len(small["metrics"]) == 3
 
@@ -132,6 +134,7 @@ def test_resume_grows_a_run_by_its_growable_fields_only(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "only n_jobs may change" in refused.stderr
     done = lmlab_run(grown, "n_jobs=6", resume=True)
     assert done.returncode == 0, done.stderr
+    assert "growing" in done.stderr and "n_jobs 3 -> 6" in done.stderr
     result = json.loads((grown / "result.json").read_text())
     assert result["config"]["n_jobs"] == 6 and result["metrics"] == expected
     assert sorted((grown / "calls.txt").read_text().split()) == [str(i) for i in range(6)]

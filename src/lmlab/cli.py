@@ -77,7 +77,7 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the preset's).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/STUDY/PRESET-seedN).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint (or grow a finished one by a study's growable fields, e.g. --set n_seeds=12).")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a finished run.")] = False,
 ) -> None:
     """Run one study and write OUT/result.json."""

@@ -13,6 +13,7 @@ import json
 import math
 import resource
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -116,7 +117,8 @@ def execute(
     record = _config_record(study_id, preset, config)
 
     if (out / RESULT).is_file() and not force and not resume:
-        raise LmlabError(f"{out} already holds a finished run; pass --force to run it again")
+        grow = f", or --resume to grow it ({', '.join(study.growable)})" if study.growable else ""
+        raise LmlabError(f"{out} already holds a finished run; pass --force to run it again{grow}")
     if (out / CONFIG).is_file() and not force:
         if not resume:
             raise LmlabError(
@@ -132,10 +134,16 @@ def execute(
             raise LmlabError(
                 f"cannot resume {out}: its configuration differs in {', '.join(changed)}{growable}"
             )
-        if (out / RESULT).is_file():
-            if not grown:
-                return read_json(out / RESULT)
-            (out / RESULT).unlink()  # the smaller run's result; the grown run writes its own
+        if (out / RESULT).is_file() and not grown:
+            return read_json(out / RESULT)
+        if grown:  # the smaller run's result and figures go; the grown run makes its own
+            what = "; ".join(f"{k} {stored['config'].get(k)} -> {record['config'][k]}"
+                             for k in changed)
+            print(f"growing {out}: {what}; finished jobs are kept, the result is computed anew",
+                  file=sys.stderr)
+            for name in (RESULT, "figures"):
+                p = out / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     elif resume and not (out / CONFIG).is_file():
         raise LmlabError(f"nothing to resume in {out}: no {CONFIG}")
     if force:

@@ -52,7 +52,8 @@ def bench_steps(preset: str = "gpu", steps: int = 3, device: str = "auto",
     val = data.analysis[:64]
 
     def train(n: int) -> None:
-        r = dataclasses.replace(c.train, steps=n, stop_at=0.0, eval_every=0, log_every=n)
+        r = dataclasses.replace(c.train, steps=n, extra_steps=0, stop_at=0.0, eval_every=0,
+                                log_every=n)
         train_state_model(data, c.model, r, seed=0, device=dev, val_stories=val)
 
     if cuda:

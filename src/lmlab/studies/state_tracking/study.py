@@ -350,9 +350,12 @@ class StateTrackingStudy(Study):
             # the log folder is bound, not part of the job: a moved run folder still resumes
             everything = map_jobs(partial(train_and_analyze, log_dir=str(log_dir)), jobs,
                                   config.executor, on_result, run=run)
+        analysis = Path(run.path) / "analysis"
+        for stale in set(analysis.glob("*.json")) - {analysis / f"{j.tag}.json" for j in jobs}:
+            stale.unlink()  # a model of the run before it was grown or cut down
         for job, r in zip(jobs, everything, strict=True):
             # the arrays behind the figures, so a later analysis can re-classify without training
-            atomic_write_json(Path(run.path) / "analysis" / f"{job.tag}.json", r)
+            atomic_write_json(analysis / f"{job.tag}.json", r)
         results = [r for r in everything if not r.get("repeat")]
         metrics = summarize(config, results)
         metrics.update(stability(results, [r for r in everything if r.get("repeat")]))
