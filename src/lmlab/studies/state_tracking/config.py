@@ -55,7 +55,8 @@ class Recipe:
     log_every: int = 20  # training loss logged (and progress shown) every this many steps
     stop_at: float = 0.995  # stop when the validation min-over-positions accuracy reaches this
     # a model short of stop_at when the schedule ends goes on at the final lr for up to this
-    # many steps more (the first `steps` are unchanged, so a model that stops early is too)
+    # many steps more (the first `steps` are unchanged, so a model that stops early is too,
+    # when `steps` is a multiple of eval_every: the shorter run evaluates at its last step)
     extra_steps: int = 0
 
 
@@ -115,7 +116,7 @@ class StateTrackingConfig(StudyConfig):
     def rechecks(self) -> list[ModelJob]:
         """The `recheck` models trained a second time (spread evenly over the conditions'
         models, condition by condition), as jobs of their own (`repeat=1`: a separate cached
-        result, so a killed run resumes them)."""
+        result, so a killed run resumes them). A grown run may pick other models."""
         jobs = sorted(self.jobs(), key=lambda j: (self.conditions.index(j.condition), j.index))
         n = min(self.recheck, len(jobs))
         picks = sorted({i * len(jobs) // n for i in range(n)}) if n else []
@@ -226,7 +227,8 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # conditions=none,windows (ours, a curriculum over the scan's windows; measured at 6 models)
     # or none,parity,ntp (the paper's parity curriculum; 2 old seeds did not converge).
     "tiny-steer": StateTrackingConfig(T=8, n_seeds=8, executor="process",
-                                      conditions=("none", "pairs", "ntp"), train=_TINY_RECIPE),
+                                      conditions=("none", "pairs", "ntp"),
+                                      train=dataclasses.replace(_TINY_RECIPE, extra_steps=8000)),
     # The steering sweep of issue #22 on the cheap recipe (_SMALL_RECIPE): T = 8, a 4-layer GPT
     # of width 64 at lr 2e-3; 4 models per condition (the floor for the shift claim's interval)
     # with no intermediate task and with 1,000 steps of next-token pre-training on the paper's
