@@ -43,6 +43,7 @@ def test_run_writes_result_in_the_design_schema(cli, toy_plugins, tmp_path):
     env = res["environment"]
     assert env["lmlab"] == lmlab.__version__ and env["seed"] == 3 and env["device"] == "cpu"
     assert "torch" in env and "git" in env
+    assert env["cpu"] and env["cpu_capability"]  # e.g. "AVX2": machines differ in float results
     assert (out / "config.json").is_file() and (out / "metrics.jsonl").is_file()
     assert (out / "figures" / "histogram.png").stat().st_size > 0
     assert "mean" in r.out  # the claims table is printed

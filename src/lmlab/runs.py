@@ -132,6 +132,18 @@ def git_sha(path: str | os.PathLike | None = None) -> str | None:
     return sha + ("+dirty" if dirty else "") if sha else None
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what `platform` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(seed: int | None = None, device: str | None = None) -> dict[str, Any]:
     """Versions, git commit, seed and device: what is needed to reproduce a number."""
     import numpy
@@ -149,6 +161,10 @@ def environment(seed: int | None = None, device: str | None = None) -> dict[str,
         "device": device,
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
+        # the CPU and the vector kernels torch picked there: float results (and so a long
+        # training's trajectory) can differ between machines that differ here
+        "cpu": _cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
