@@ -58,10 +58,16 @@ def test_tiny_preset_reproduces_the_papers_effects(tmp_path):
     # Two more seeds of the largest fitted model against one run of the next width (compute
     # ratio 1.01) win 72% [56, 88] of 32 pairs: "sometimes more useful" holds.
     assert holds["grown.seeds"] is True and 0.9 < m["grown.seeds.compute_ratio"] < 1.1
-    # Measured and reported as not holding with this corpus: 5 models 3.4% against 1.0% with 2
-    # (with the corpus of seed 0: 1.7%, the best); the fit beats the best-seen baseline on only
-    # 28% [15, 40] of the cells (seed-0 corpus 57% [42, 72]); E 1.499 vs 1.586 (5.5% off).
-    assert holds["grown.five_models"] is False and holds["grown.baselines"] is False
+    # Five models: 3.4% on two machines, but the verdict hangs on the luckiest other count,
+    # which float noise decides: 2 models gave 1.0% on one machine (the best, so the claim did
+    # not hold: 2.4 points behind) and 44.8% on another (AMD EPYC, AVX2 kernels; best 2.68%
+    # with 6, so it held). The test pins the measurement and the rule, not the verdict.
+    k5, best = m["grown.models.k5_pct"], m["grown.models.best_pct"]
+    assert k5 < 5.0 and holds["grown.five_models"] is (k5 < 10.0 and k5 - best <= 2.0)
+    # Measured and reported as not holding with this corpus: the fit beats the best-seen
+    # baseline on only 28% [15, 40] of the cells (22% [10, 35] on the AVX2 machine; seed-0
+    # corpus 57% [42, 72]); E 1.499 vs 1.586 (5.5% off).
+    assert holds["grown.baselines"] is False
     assert m["grown.law.least_squares.E"] == pytest.approx(m["grown.entropy_rate"], rel=0.1)
     assert m["grown.law.huber_grid.E"] == pytest.approx(m["grown.entropy_rate"], rel=0.1)
     # Measured and reported as not holding at this scale: every run has the same token budget,
