@@ -62,8 +62,8 @@ def _check_out(out: Path) -> None:
         raise LmlabError(f"--out {out} is a file, not a folder")
 
 
-def _clear_run(out: Path) -> None:
-    for name in RUN_FILES:
+def _clear_run(out: Path, names: tuple[str, ...] = RUN_FILES) -> None:
+    for name in names:
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -141,9 +141,7 @@ def execute(
                              for k in changed)
             print(f"growing {out}: {what}; finished jobs are kept, the result is computed anew",
                   file=sys.stderr)
-            for name in (RESULT, "figures"):
-                p = out / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            _clear_run(out, (RESULT, "figures"))
     elif resume and not (out / CONFIG).is_file():
         raise LmlabError(f"nothing to resume in {out}: no {CONFIG}")
     if force:
