@@ -214,6 +214,41 @@ on another machine. CPU-s per model with probes and patching, 2-4 one-thread pro
 - Cost: the tail is paid by unconverged models only, up to 8,000 steps (about 560-800 CPU-s
   here).
 
+Three more levers for AA: a length curriculum, 3 layers, learned positions (issue #22; seed 0,
+the tiny-steer recipe with its tail, T = 8, the same AVX2 EPYC; `--set` on the preset, 2-5
+one-thread processes on the 2 cores, so CPU-s are inflated by contention). "w2 / w4": the best
+site's mean accuracy of the probes for the products of the last 2 / 4 actions (0.9 needed):
+
+| lever (`--set`)                                  | model  | converged (worst) | label | state / parity site | patch gap | parity first: step (state) | w2 / w4     | steps  | CPU-s |
+|--------------------------------------------------|--------|-------------------|-------|---------------------|-----------|----------------------------|-------------|--------|-------|
+| length curriculum 2 -> 8 over the first 3,000 steps (`train.curriculum_start=2 train.curriculum_frac=0.25`) | none 0 | yes (0.9939) | PAA | 4 / 3 | 0.377 | 3,750 (0.867) | 0.86 / 0.21 | 8,250  | 732   |
+|                                                  | none 1 | no (0.9894)       | PAA   | 4 / 2               | 0.660     | 2,750 (0.637)              | 0.69 / 0.22 | 20,000 | 1,708 |
+|                                                  | none 2 | yes (0.9968)      | PAA   | 4 / 3               | 0.551     | 2,750 (0.690)              | 0.78 / 0.21 | 12,250 | 1,034 |
+| 3 layers = log2 T (`model.n_layer=3`)            | none 0 | yes (0.9974)      | PAA   | 3 / 2               | 0.339     | 1,250 (0.561)              | 0.67 / 0.21 | 9,750  | 656   |
+|                                                  | ntp 0  | (stopped at 10,250: val 0.911) | - | -              | -         | 1,250 (0.351)              | -           | -      | -     |
+| learned absolute positions (`model.pos=learned`) | none 0 | (stopped at 9,500: val 0.919)  | - | -              | -         | 1,250 (0.420)              | -           | -      | -     |
+|                                                  | none 1 | (stopped at 9,250: val 0.828)  | - | -              | -         | 1,500 (0.384)              | -           | -      | -     |
+
+- All four classified models are PAA, on both signatures (parity decoded a site before the
+  state; a parity route of 0.34-0.66 in patching), as every `none` model without these levers.
+- The curriculum delays the parity: positions outside the loss stay at chance (parity too),
+  so parity is right everywhere only at 2,750-3,750 steps, when the state is already at
+  0.64-0.87. The model still ends PAA. So "parity learned first" in the training dynamics is
+  not what decides the mechanism. It did not speed training either (8,250-20,000 steps).
+- 3 layers (the least depth a scan of 8 needs) leaves no spare layer, yet the model computes
+  the parity at site 2 and the state at site 3 (PAA), and converges as fast as 4 layers
+  (9,750 steps). With ntp first, 3 layers learn the parity first (right everywhere at step
+  1,250 with the state at 0.35), which no 4-layer ntp model did; stopped unconverged.
+- Learned positions (GPT-2's; the paper's Pythia uses rotary) learn the parity first too
+  (right everywhere at step 1,250-1,500, state 0.38-0.42) and train slower than rotary (worst 0.83-0.92 at 9,250-9,500
+  steps, where rotary models stop at 7,000-9,750); stopped before the end for CPU.
+- Why no window products: per position, the product of the last 4 actions is at chance
+  (0.13-0.31, chance 0.17) at every site and every position past 4, in all four models, while
+  positions 1-4 (where that window is the whole prefix) are decoded. The models compose the
+  state without ever holding a 4-action window: not the Hillis-Steele scan our window
+  criterion looks for. Aligned blocks (a Sklansky-style scan: positions 4 and 8 only) would
+  show as one position in four; none shows.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
