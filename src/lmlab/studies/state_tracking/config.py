@@ -211,7 +211,8 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # T = 16 does not reach the accuracy target in 10 CPU-minutes per seed (training.py's
     # RECIPE), so tiny trains on T = 8, the longest that does (the fallback rule).
     # Two models; measured (derived seeds): 583 and 476 CPU-s each with probes and patching,
-    # 1,068 CPU-s for the run (training.py's RECIPE).
+    # 1,068 CPU-s for the run; on an AVX2 EPYC alone 919 (model 0 needs all 12,000 steps
+    # there) and 553, 1,484 CPU-s (training.py's RECIPE).
     "tiny": StateTrackingConfig(T=8, n_seeds=2, executor="process", train=_TINY_RECIPE),
     # The T = 16 setting with the same recipe, for a budget well past 10 CPU-minutes
     # per seed (not measured to convergence; 3,000 steps solved positions 1-4 only).

@@ -249,6 +249,28 @@ site's mean accuracy of the probes for the products of the last 2 / 4 actions (0
   criterion looks for. Aligned blocks (a Sklansky-style scan: positions 4 and 8 only) would
   show as one position in four; none shows.
 
+`tiny` alone on the AVX2 EPYC (seed 0, `lmlab run state-tracking --preset tiny`, nothing else
+running: 15:34 wall, 1,484 CPU-s, peak RSS 607 MB): model 0 ran the whole 12,000 steps (the
+0.996 stop never reached; 0.99 on validation first at 11,750; test worst 0.9907, converged) in
+919 CPU-s, over the 600 budget; model 1 stopped at 7,000 (0.9981, PAA) in 553 CPU-s, as in the
+table above (the same steps and accuracy; trained again alone: 557 CPU-s). A training step costs
+about 0.074 CPU-s here against about 0.057 on the earlier machine (583 CPU-s for 9,750 steps
+with analysis), and model 0 needs 2,250 more steps here. Model 0 is "neither" here (PAA there):
+its state probe reaches 0.869 at the last site (later positions), under the 0.9 threshold, while
+the model's own read-out is at 0.99. So the 600 CPU-s budget per model holds on the earlier
+machine and not on this one.
+
+Two checks, on validation only:
+- lr 2e-3 at width 128 (the lr that helped width 64) is slower, not faster: worst validation
+  position 0.905 / 0.983 at step 7,000 (models 0 / 1) against 0.959 / 0.996 at lr 1e-3.
+- The probe is not what makes models PAA. On tiny's model 1 (kept after training), the state
+  and parity probes were refit four ways: ridge on 500 stories (the study's), ridge on 4,000,
+  and logistic regression (L-BFGS, as the official code's scikit-learn) on 500 and 4,000, all
+  tested on 2,000 other stories. The stronger probes gain up to 0.08 at a cell but decide the
+  same sites: the parity is decoded at site 2 (0.93-0.96) and the state at site 4 only; at
+  site 3 the state is at 0.39-0.42 for the later positions, about 1/3, which is the state
+  given its parity. The PAA label is not an artefact of a weak probe.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
