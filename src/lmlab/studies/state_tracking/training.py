@@ -270,6 +270,24 @@ Two checks, on validation only:
   same sites: the parity is decoded at site 2 (0.93-0.96) and the state at site 4 only; at
   site 3 the state is at 0.39-0.42 for the later positions, about 1/3, which is the state
   given its parity. The PAA label is not an artefact of a weak probe.
+- A "neither" model shows why our AA probe signature fails (tiny-steer's ntp 4, trained again
+  here: converged 0.993 at 9,000 steps as in the table above, 881 CPU-s, no parity route: gap
+  0.010). Its state is decoded at site 4 (0.97 ridge-500, 0.998 logistic-4,000) but its parity
+  at no site: at site 4, positions 5-8, a state probe at 1.00 beside a parity probe at
+  0.70 / 0.61 / 0.55 / 0.53 (logistic, 4,000 stories), while its own predictions have the right
+  parity at every position (worst 0.997 on validation). The six state means there span 4 dimensions, and the parity (the
+  sign representation of S3: +1 even, -1 odd) carries 0.00-0.01 of their variance at sites 3-4
+  from position 4 on; in PAA model 1 it carries 0.94-0.95 at site 2 from position 5 on and
+  0.27-0.54 at site 4.
+  So ntp 4 holds the state in S3's two-dimensional irreducible representation (the symmetries
+  of a triangle, twice), where no hyperplane splits even from odd: the parity is computed from
+  the state, never before it, and never linearly. Our AA rule (and the paper's probes) ask for
+  the parity decoded at the state's site, which such a model fails by geometry. With "parity not
+  decoded before the state" instead, ntp 4 meets the paper's AA probe signature (state depth
+  0, 1, 2, 3, 4, 4, 4, 4 by position, logistic; no parity route; the carrier moves forward) and
+  fails ours on the products of 4 actions only (0.25; the last 2 at 0.95, site 2). The rule is
+  unchanged here: a change to it is a change to the claims' definition, to be made on its own
+  and checked on the oracles.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
