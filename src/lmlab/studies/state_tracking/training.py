@@ -288,6 +288,10 @@ Two checks, on validation only:
   fails ours on the products of 4 actions only (0.25; the last 2 at 0.95, site 2). The rule is
   unchanged here: a change to it is a change to the claims' definition, to be made on its own
   and checked on the oracles.
+- Not every model does this: tiny-steer's pairs 0, trained again here (11,750 steps, 0.997,
+  1,044 CPU-s; "neither" at 4,000 steps on the earlier machine), is "ambiguous" (PAA at the
+  thresholds, gap 0.221 within the margin), and the sign carries 0.25-0.34 of its state means'
+  variance at site 4 and up to 0.69 at site 3.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
