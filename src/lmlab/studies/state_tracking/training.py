@@ -209,8 +209,8 @@ on another machine. CPU-s per model with probes and patching, 2-4 one-thread pro
   0.001-0.003 per 1,000 steps. ntp 1 (0.990 at 12,250) reached the stop at 17,500 and ntp 3
   (0.984 at 12,750) at 17,750; ntp 2 (0.984 at 12,750) ended at 0.990 (test 0.989, 0.001
   short); ntp 0 (0.966 at 12,000) ended at 0.986; ntp 7 went from 0.982 to 0.984 in its first
-  1,000 tail steps (stopped there by hand). A model far from the target needs a longer schedule at a useful lr,
-  not a tail, as the 4,000-step cosine above showed.
+  1,000 tail steps (stopped there by hand). A model far from the target needs a longer
+  schedule at a useful lr, not a tail, as the 4,000-step cosine above showed.
 - Cost: the tail is paid by unconverged models only, up to 8,000 steps (about 560-800 CPU-s
   here).
 
@@ -240,8 +240,9 @@ site's mean accuracy of the probes for the products of the last 2 / 4 actions (0
   (9,750 steps). With ntp first, 3 layers learn the parity first (right everywhere at step
   1,250 with the state at 0.35), which no 4-layer ntp model did; stopped unconverged.
 - Learned positions (GPT-2's; the paper's Pythia uses rotary) learn the parity first too
-  (right everywhere at step 1,250-1,500, state 0.38-0.42) and train slower than rotary (worst 0.83-0.92 at 9,250-9,500
-  steps, where rotary models stop at 7,000-9,750); stopped before the end for CPU.
+  (right everywhere at step 1,250-1,500, state 0.38-0.42) and train slower than rotary
+  (worst 0.83-0.92 at 9,250-9,500 steps, where rotary models stop at 7,000-9,750); stopped
+  before the end for CPU.
 - Why no window products: per position, the product of the last 4 actions is at chance
   (0.13-0.31, chance 0.17) at every site and every position past 4, in all four models, while
   positions 1-4 (where that window is the whole prefix) are decoded. The models compose the
@@ -260,7 +261,7 @@ its state probe reaches 0.869 at the last site (later positions), under the 0.9 
 the model's own read-out is at 0.99. So the 600 CPU-s budget per model holds on the earlier
 machine and not on this one.
 
-Two checks, on validation only:
+Checks (the lr on validation stories; the probes on held-out analysis stories):
 - lr 2e-3 at width 128 (the lr that helped width 64) is slower, not faster: worst validation
   position 0.905 / 0.983 at step 7,000 (models 0 / 1) against 0.959 / 0.996 at lr 1e-3.
 - The probe is not what makes models PAA. On tiny's model 1 (kept after training), the state
@@ -275,10 +276,10 @@ Two checks, on validation only:
   0.010). Its state is decoded at site 4 (0.97 ridge-500, 0.998 logistic-4,000) but its parity
   at no site: at site 4, positions 5-8, a state probe at 1.00 beside a parity probe at
   0.70 / 0.61 / 0.55 / 0.53 (logistic, 4,000 stories), while its own predictions have the right
-  parity at every position (worst 0.997 on validation). The six state means there span 4 dimensions, and the parity (the
-  sign representation of S3: +1 even, -1 odd) carries 0.00-0.01 of their variance at sites 3-4
-  from position 4 on; in PAA model 1 it carries 0.94-0.95 at site 2 from position 5 on and
-  0.27-0.54 at site 4.
+  parity at every position (worst 0.997 on validation). The six state means there span 4
+  dimensions, and the parity (the sign representation of S3: +1 even, -1 odd) carries
+  0.00-0.01 of their variance at sites 3-4 from position 4 on; in PAA model 1 it carries
+  0.94-0.95 at site 2 from position 5 on and 0.27-0.54 at site 4.
   So ntp 4 holds the state in S3's two-dimensional irreducible representation (the symmetries
   of a triangle, twice), where no hyperplane splits even from odd: the parity is computed from
   the state, never before it, and never linearly. Our AA rule (and the paper's probes) ask for
