@@ -64,7 +64,10 @@ class Recipe:
 class AnalysisConfig:
     """Probes, activation patching and the AA/PAA rule (mechanism.classify)."""
 
-    probe_stories: int = 1000  # analysis stories for probes (half train, half test)
+    # analysis stories for probes (half train, half test). 8,000: a ridge probe fit on 500
+    # read the state of a converged model (tiny-steer ntp 5; its own worst position 0.995) at
+    # 0.84-0.86 at the last position, on 4,000 at 0.97 (training.py's RECIPE, "Probes on 4,000")
+    probe_stories: int = 8000
     patch_pairs: int = 200
     probe_threshold: float = 0.9  # a probe "decodes" at this held-out accuracy
     patch_gap_threshold: float = 0.2  # NLD(opposite) - NLD(same) that counts as a parity route
