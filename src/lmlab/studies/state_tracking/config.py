@@ -234,7 +234,9 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # final lr (`train.extra_steps`; models that stop earlier are unchanged): it rescues
     # near-misses (ntp 1: 0.990 -> stop at 17,500), not models far off (RECIPE, "A tail").
     # With it, about 18,000 CPU-s when 6 models are short as above. Grow it with --resume
-    # --set n_seeds=12 (the finished models are kept).
+    # --set n_seeds=12 (the finished models are kept). 10 ntp models with the tail on an AVX2
+    # EPYC: 7 converged, labels 6 neither and 1 ambiguous, no AA or PAA (RECIPE, "Ten ntp
+    # models"). All these labels came from probes fit on 500 stories (now 4,000).
     "tiny-steer": StateTrackingConfig(T=8, n_seeds=8, executor="process",
                                       conditions=("none", "pairs", "ntp"),
                                       train=dataclasses.replace(_TINY_RECIPE, extra_steps=8000)),
