@@ -30,8 +30,9 @@ state and parity probes and patching alone. `aa_windows=False` classifies that w
 reports that label beside its own as a sensitivity (`paper_probes`), never in the claims.
 
 Stability at `tiny` (issue #22.2). Each model records how far its deciding inputs sit from their
-thresholds (`threshold_slack`; metrics `model.*.slack_probe|slack_gap|slack_converged`). In the
-last tiny run (seed 0, derived model seeds, read back from its analysis files):
+thresholds (`threshold_slack`; metrics `model.*.slack_probe|slack_gap|slack_converged`). In a
+tiny run at width 128, before tiny moved to width 96 (seed 0, derived model seeds, read back from
+its analysis files):
 
 | model | label | probe slack (margin 0.03)      | gap slack (margin 0.05) | converged slack (none) |
 |-------|-------|--------------------------------|-------------------------|------------------------|
