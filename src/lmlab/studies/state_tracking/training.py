@@ -369,6 +369,17 @@ and width 128's 1e-3 (one try, read on validation only, not tuned further):
   still 2% over 600: a step costs 47 ms alone and about 55 ms beside the other worker.
 - So `tiny` trains width 96 at lr 1.5e-3 (`_TINY96_RECIPE` in config.py). Every other preset
   keeps width 128 and the tables above.
+- lr at width 96, model 0, validation worst at step 4,500: 1e-3 0.873, 1.2e-3 0.936, 1.5e-3
+  0.945, 2e-3 0.867 (at 7,250: 1.2e-3 0.960, 1.5e-3 0.985). A 9,000-step cosine at 1.5e-3 ran
+  model 0 to its end (0.995 on validation, test worst 0.9919) in 580 CPU-s: too close to 0.99.
+- A pilot for tiny-steer at width 96 (`tiny-steer --set conditions=ntp --set n_seeds=4 --set
+  model.d_model=96 --set train.lr=0.0015`; beside the test suite, so CPU-s are inflated): ntp
+  0-2 converged without the tail (0.9904 / 0.9943 / 0.9916 at 10,750 / 11,750 / 10,250 state
+  steps; 680-804 CPU-s), ntp 3 did not (0.976 after the tail, 1,227 CPU-s). At width 128 the
+  same seeds here: 2 converged, both in the tail. Labels of the three: neither (ntp 0: no parity
+  decoded, gap 0.001), PAA, PAA (gaps 0.46, 0.28), where none of the 11 converged 4-layer ntp
+  models of width 128 (both machines) was PAA. Too few models to call a shift; a width-96
+  tiny-steer needs its own run.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
