@@ -345,7 +345,7 @@ model 0 here: a step costs 0.074 CPU-s here against 0.057 on the earlier machine
 needed all 12,000 steps. A step of width 96 costs 0.65 of width 128's (49.5 vs 75.6 ms at batch
 64, one thread, timed alternately in one process; the math attention path is no faster than the
 CPU flash kernel at this length, 1.02-1.035 of its time). lr 1.5e-3 lies between width 64's 2e-3
-and width 128's 1e-3 (one try, read on validation only, not tuned further):
+and width 128's 1e-3 (read on validation only; bracketed by four rates, below):
 
 | model | converged (worst) | label | paper probes | state / parity site | patch gap | steps (to 0.99 on validation) | parity first: step (state) | CPU-s | width 128 here |
 |-------|-------------------|-------|--------------|---------------------|-----------|-------------------------------|----------------------------|-------|----------------|
