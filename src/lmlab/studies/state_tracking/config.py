@@ -4,9 +4,10 @@ Top-level fields say what is studied (group, story length, data, conditions, see
 sub-configs say how: `model` (the network), `train` (the recipe) and `analysis` (probes,
 patching and the AA/PAA rule). `--set train.steps=400` reaches a nested field.
 
-`tiny` trains two T = 8 GPTs of width 96 on S3 (about 10 minutes on a 2-core CPU); `tiny-t16` and `tiny-steer` are
-longer CPU runs; `gpu` is the T = 16 steering sweep for one H100 (about 75 minutes at most, an
-estimate: GPU_ESTIMATE); `paper` / `paper-s3` fine-tune Pythia-160M on T = 100 stories (GPUs).
+`tiny` trains two T = 8 GPTs of width 96 on S3 (about 10 minutes on a 2-core CPU); `tiny-t16`
+and `tiny-steer` are longer CPU runs; `gpu` is the T = 16 steering sweep for one H100 (about 75
+minutes at most, an estimate: GPU_ESTIMATE); `paper` / `paper-s3` fine-tune Pythia-160M on
+T = 100 stories (GPUs).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class AnalysisConfig:
 
     # analysis stories for probes (half train, half test). 8,000: a ridge probe fit on 500
     # read the state of a converged model (tiny-steer ntp 5; its own worst position 0.995) at
-    # 0.84-0.86 at the last position, on 4,000 at 0.97 (training.py's RECIPE, "Probes on 4,000")
+    # 0.84-0.86 at the last position, on 4,000 at 0.97 (training.py's RECIPE, "Ten ntp models
+    # in one run, and probes on 4,000 stories")
     probe_stories: int = 8000
     patch_pairs: int = 200
     probe_threshold: float = 0.9  # a probe "decodes" at this held-out accuracy
