@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
 from lmlab.nn import GPT, GPTConfig
-from lmlab.nn.gpt import GPTConfigError, sinusoidal_table
+from lmlab.nn.gpt import GPTConfigError, apply_rope, rope_tables, sinusoidal_table
 
 VARIANTS = [
     (pos, attn)
@@ -237,3 +237,19 @@ def test_loss_works_under_torch_func_transforms():
     model(idx, targets)[1].backward()
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_rope_is_the_pairwise_rotation_to_the_bit() -> None:
+    # apply_rope's two products and a sum are the rotation of each channel pair (i, i + hs/2),
+    # (x1 cos - x2 sin, x2 cos + x1 sin), with the same floats
+    torch.manual_seed(0)
+    T, hs = 11, 8
+    x = torch.randn(3, T, 2, hs)
+    cos, sin = rope_tables(T, hs, 10000.0)
+    angles = torch.arange(T).float()[:, None] * 10000.0 ** (-torch.arange(0, hs, 2).float() / hs)
+    c, s = angles.cos()[:, None, :], angles.sin()[:, None, :]
+    x1, x2 = x.chunk(2, dim=-1)
+    assert torch.equal(apply_rope(x, cos, sin), torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), -1))
+    # a rotation: norms are kept, and position 0 is not turned
+    assert torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+    assert torch.equal(apply_rope(x, cos, sin)[:, 0], x[:, 0])

@@ -125,10 +125,28 @@ def sinusoidal_table(n_pos: int, d: int) -> Tensor:
     return table
 
 
+def rope_tables(n_pos: int, d_head: int, base: float) -> tuple[Tensor, Tensor]:
+    """The rotary tables (cos, sin) for `apply_rope`, each (n_pos, 1, d_head).
+
+    Channel pair (i, i + hs/2) turns by angle pos * base^(-2i/hs). Both halves of `cos` hold the
+    pair's cosine; `sin` holds -sin in the first half and sin in the second, so that the rotation
+    is two products and a sum (see `apply_rope`).
+    """
+    inv_freq = base ** (-torch.arange(0, d_head, 2).float() / d_head)
+    angles = torch.arange(n_pos).float()[:, None] * inv_freq  # (T, hs/2)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((cos, cos), -1)[:, None, :], torch.cat((-sin, sin), -1)[:, None, :]
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate channel pairs (i, i + hs/2) of x (B, T, nh, hs) by position-dependent angles."""
+    """Rotate channel pairs (i, i + hs/2) of x (B, T, nh, hs) by position-dependent angles.
+
+    cos, sin: `rope_tables` rows for x's positions, (T, 1, hs). With x = (x1, x2) by halves this
+    is (x1 cos - x2 sin, x2 cos + x1 sin), written as x * cos + (x2, x1) * sin: four kernels
+    instead of seven, and the same floats (negation and the order of a two-term sum are exact).
+    """
     x1, x2 = x.chunk(2, dim=-1)  # (B, T, nh, hs/2) each
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    return x * cos + torch.cat((x2, x1), dim=-1) * sin
 
 
 def _is_plain_linear(m: nn.Module) -> bool:
@@ -299,11 +317,10 @@ class GPT(HookedMixin, nn.Module):
         elif cfg.pos == "sinusoidal":
             self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.d_model), False)
         elif cfg.pos == "rope":
-            inv_freq = cfg.rope_base ** (-torch.arange(0, cfg.d_head, 2).float() / cfg.d_head)
-            angles = torch.arange(cfg.block_size).float()[:, None] * inv_freq  # (T, hs/2)
-            # (T, 1, hs/2): broadcasts over batch and heads of (B, T, nh, hs/2)
-            self.register_buffer("rope_cos", angles.cos()[:, None, :], persistent=False)
-            self.register_buffer("rope_sin", angles.sin()[:, None, :], persistent=False)
+            # (T, 1, hs) each: broadcasts over batch and heads of (B, T, nh, hs)
+            cos, sin = rope_tables(cfg.block_size, cfg.d_head, cfg.rope_base)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.hook_embed = HookPoint()  # (B, T, d)
         if cfg.pos in ("learned", "sinusoidal"):
             self.hook_pos_embed = HookPoint()  # (B, T, d)
@@ -373,7 +390,7 @@ class GPT(HookedMixin, nn.Module):
         elif cfg.pos == "sinusoidal":
             x = x + self.hook_pos_embed(self.pos_table[:T].expand(B, T, -1))
         elif cfg.pos == "rope":
-            rope = (self.rope_cos[:T], self.rope_sin[:T])  # (T, 1, hs/2) each
+            rope = (self.rope_cos[:T], self.rope_sin[:T])  # (T, 1, hs) each
         if cfg.dropout and self.training:
             x = F.dropout(x, cfg.dropout, training=True)
         for block in self.blocks:

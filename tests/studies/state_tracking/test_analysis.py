@@ -187,6 +187,11 @@ def test_patching_invariants(idx: int) -> None:
     assert torch.allclose(nld(sites[-1], [T - 1]), torch.ones(1, dtype=torch.float64))
     grid = patch_grid(model, clean, corrupt, sites)
     assert grid.min() >= 0.0 and grid.max() <= 1.0
+    # the grid shares one clean and one corrupted run over its cells: each cell is exactly what
+    # patching that cell alone gives
+    for i, j in ((0, 0), (len(sites) // 2, T // 2), (len(sites) - 1, T - 1)):
+        alone = patched_nld(model, clean, corrupt, sites[i], [j])
+        assert grid[i, j] == float(alone.mean())
 
 
 def test_corruptions_change_only_the_first_action() -> None:
