@@ -6,6 +6,7 @@ The trainer lives in `lmlab.nn.train` and is imported from there (it is not load
 
 from lmlab.nn.gpt import FREEZE_MODES, GPT, GPTConfig, GPTConfigError
 from lmlab.nn.hooks import HookedMixin, HookNameError, HookPoint, run_with_cache, run_with_hooks
+from lmlab.nn.modes import evaluating
 
 __all__ = [
     "FREEZE_MODES",
@@ -15,6 +16,7 @@ __all__ = [
     "HookNameError",
     "HookPoint",
     "HookedMixin",
+    "evaluating",
     "run_with_cache",
     "run_with_hooks",
 ]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.nn.gpt import GPT, apply_rope
+from lmlab.nn.modes import evaluating
 
 __all__ = ["CoordsFn", "base_gpt", "greedy_decode", "uncached_greedy_decode"]
 
@@ -126,15 +127,13 @@ def greedy_decode(model: nn.Module, prompts: Sequence[Sequence[int]], max_new: i
     []. The model runs in eval mode and gets its previous mode back.
     """
     gpt = base_gpt(model)
-    was_training = model.training
-    model.eval()
     stops = _stop_set(stop_ids)
     out: list[list[int]] = [[] for _ in prompts]
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
     device = gpt.tok_emb.weight.device
-    try:
+    with evaluating(model):
         for length, idxs in by_len.items():
             room = min(max_new, gpt.config.block_size - length)
             for b in range(0, len(idxs), batch_size):
@@ -143,8 +142,6 @@ def greedy_decode(model: nn.Module, prompts: Sequence[Sequence[int]], max_new: i
                                      coords_fn, device)
                 for i, s in zip(chunk, seqs, strict=True):
                     out[i] = s
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -155,12 +152,10 @@ def uncached_greedy_decode(model: nn.Module, prompts: Sequence[Sequence[int]], m
     """The reference for `greedy_decode`: one full forward pass per new token, one prompt at a
     time (slow; for tests and checks)."""
     gpt = base_gpt(model)
-    was_training = model.training
-    model.eval()
     stops = _stop_set(stop_ids)
     device = gpt.tok_emb.weight.device
     out = []
-    try:
+    with evaluating(model):
         for p in prompts:
             seq = torch.tensor([list(p)], dtype=torch.long, device=device)
             for _ in range(min(max_new, gpt.config.block_size - len(p))):
@@ -171,6 +166,4 @@ def uncached_greedy_decode(model: nn.Module, prompts: Sequence[Sequence[int]], m
                 if int(nxt) in stops:
                     break
             out.append(seq[0, len(p):].tolist())
-    finally:
-        model.train(was_training)
     return out

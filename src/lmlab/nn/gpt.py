@@ -30,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from lmlab.errors import LmlabError
 from lmlab.nn.hooks import HookedMixin, HookPoint
+from lmlab.nn.modes import evaluating
 
 __all__ = ["FREEZE_MODES", "GPT", "GPTConfig", "GPTConfigError"]
 
@@ -473,9 +474,7 @@ class GPT(HookedMixin, nn.Module):
         Runs in eval mode (no dropout) and restores the previous mode afterwards. Sequences longer
         than block_size are cropped to their last block_size tokens before each step.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             for _ in range(max_new_tokens):
                 context = idx[:, -self.config.block_size :]
                 logits = self(context)[0][:, -1, :]  # (B, V)
@@ -489,8 +488,6 @@ class GPT(HookedMixin, nn.Module):
                     probs = logits.softmax(dim=-1)
                     nxt = torch.multinomial(probs, 1, generator=generator)
                 idx = torch.cat((idx, nxt), dim=1)
-        finally:
-            self.train(was_training)
         return idx
 
     # ---------------------------------------------------------------- freezing

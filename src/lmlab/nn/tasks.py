@@ -23,6 +23,7 @@ from torch import nn
 
 from lmlab.device import model_device
 from lmlab.errors import LmlabError
+from lmlab.nn.modes import evaluating
 from lmlab.seeding import generator
 
 __all__ = ["AlgorithmicTask", "copy_task", "reverse_task"]
@@ -115,13 +116,8 @@ class AlgorithmicTask:
 
         batch = self.eval_batch()
         device = model_device(model)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(batch["input_ids"].to(device))
-        finally:
-            model.train(was_training)
+        with evaluating(model), torch.no_grad():
+            out = model(batch["input_ids"].to(device))
         logits = out[0] if isinstance(out, tuple | list) else out
         acc = accuracy(logits.float().cpu(), batch["targets"], batch["loss_mask"])
         return {"test_token_acc": acc["token_acc"], "test_seq_acc": acc["seq_acc"]}

@@ -22,6 +22,7 @@ from torch import nn
 
 from lmlab.device import model_device
 from lmlab.errors import LmlabError
+from lmlab.nn.modes import evaluating
 from lmlab.studies.random_transformers.tasks import TEST_SEED
 
 __all__ = ["GRAMMAR_WORDS", "GrammarCorpus", "TinyStories", "sample_sentence"]
@@ -83,12 +84,8 @@ def _lm_batch(seq: torch.Tensor) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     device = model_device(model)
-    was = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return model(batch["input_ids"].to(device))[0].float().cpu()
-    finally:
-        model.train(was)
 
 
 def _evaluate_lm(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -47,6 +47,7 @@ from torch import nn
 
 from lmlab.device import model_device
 from lmlab.errors import LmlabError
+from lmlab.nn.modes import evaluating
 from lmlab.seeding import numpy_rng
 
 __all__ = [
@@ -75,10 +76,8 @@ def _encode(seq: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
 def evaluate_accuracy(model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 1000) -> float:
     """Greedy accuracy of `model` on the scored targets of `batch` (in chunks, eval mode)."""
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     right = total = 0
-    try:
+    with evaluating(model):
         for i in range(0, len(batch["input_ids"]), chunk):
             x = batch["input_ids"][i : i + chunk].to(device)
             out = model(x)
@@ -87,8 +86,6 @@ def evaluate_accuracy(model: nn.Module, batch: dict[str, torch.Tensor], chunk: i
             pred = logits.argmax(-1).cpu()
             right += int(((pred == batch["targets"][i : i + chunk]) & m).sum())
             total += int(m.sum())
-    finally:
-        model.train(was_training)
     return right / max(total, 1)
 
 
@@ -583,15 +580,11 @@ class Memorization:
     def correct(self, model: nn.Module, chunk: int = 8192) -> torch.Tensor:
         """Whether `model` predicts each table entry's label (a bool per entry, in table order)."""
         device = model_device(model)
-        was_training = model.training
-        model.eval()
         table, out = self.table(), []
-        try:
+        with evaluating(model):
             for i in range(0, len(table), chunk):
                 logits = model(table[i : i + chunk, :2].to(device))[0]
                 out.append(logits[:, -1].argmax(-1).cpu() == table[i : i + chunk, 2])
-        finally:
-            model.train(was_training)
         return torch.cat(out)
 
 

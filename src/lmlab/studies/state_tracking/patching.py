@@ -13,8 +13,7 @@ final layer at the last position) gives NLD = 1; patching where clean and corrup
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lmlab.device import model_device
+from lmlab.nn.modes import evaluating
 
 __all__ = ["logit_difference", "patch_grid", "patched_nld"]
 
@@ -42,16 +42,6 @@ class _Reference:
     y_other: Tensor
     ld_base: Tensor  # (N,) logit difference of the clean run
     ld_other: Tensor  # (N,) and of the corrupted run
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
 
 
 def _reference(model: nn.Module, clean: Tensor, corrupt: Tensor, sites: Sequence[str],
@@ -102,7 +92,7 @@ def patched_nld(
     y_base / y_other default to the clean and corrupted runs' argmax at the last position.
     Pairs whose clean and corrupted answers coincide get NLD 0 (nothing to explain).
     """
-    with _eval_mode(model):
+    with evaluating(model):
         return _patched(model, _reference(model, clean, corrupt, [site], y_base, y_other), site,
                         positions)
 
@@ -119,7 +109,7 @@ def patch_grid(
     """
     positions = list(range(clean.shape[1])) if positions is None else list(positions)
     out = np.zeros((len(sites), len(positions)))
-    with _eval_mode(model):
+    with evaluating(model):
         ref = _reference(model, clean, corrupt, sites, None, None)
         for i, s in enumerate(sites):
             for j, t in enumerate(positions):

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lmlab.device import model_device
+from lmlab.nn.modes import evaluating
 
 __all__ = ["LinearProbe", "collect_activations", "model_device", "probe_grid", "residual_hooks"]
 
@@ -34,19 +35,15 @@ def collect_activations(
     """Activations at `hook_names` for input_ids (N, L): name -> (N, L, d) float32 tensors."""
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (N, L), got shape {tuple(input_ids.shape)}")
-    was = model.training
-    model.eval()
     parts: dict[str, list[Tensor]] = {n: [] for n in hook_names}
     device = model_device(model)
-    try:
+    with evaluating(model):
         for i in range(0, len(input_ids), batch):
             _, cache = model.run_with_cache(  # type: ignore[operator]
                 input_ids[i:i + batch].to(device), names_filter=list(hook_names)
             )
             for n in hook_names:
                 parts[n].append(cache[n].float().reshape(*cache[n].shape[:2], -1).cpu())
-    finally:
-        model.train(was)
     return {n: torch.cat(v) for n, v in parts.items()}
 
 

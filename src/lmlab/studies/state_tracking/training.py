@@ -410,6 +410,7 @@ import torch
 
 from lmlab.device import model_device
 from lmlab.nn import GPT, GPTConfig
+from lmlab.nn.modes import evaluating
 from lmlab.nn.train import TrainConfig, Trainer
 from lmlab.seeding import derive
 from lmlab.studies.state_tracking.config import ModelSpec, Recipe
@@ -455,17 +456,13 @@ def position_accuracy(
     of the time and its 1,000 validation stories in 0.9 (the activations stay in cache), with
     the same logits to the bit.
     """
-    was = model.training
-    model.eval()
     states = group.compose(actions)
     preds = []
-    try:
+    with evaluating(model):
         for i in range(0, len(actions), batch):
             x = with_bos(torch.from_numpy(actions[i:i + batch]), bos).to(model_device(model))
             logits = model(x)[0][:, 0 if bos is None else 1:, : group.order]  # argmax over the group's tokens only
             preds.append(logits.argmax(-1).cpu().numpy())
-    finally:
-        model.train(was)
     pred = np.concatenate(preds)
     state_acc = (pred == states).mean(0)
     parity_acc = (group.parity[pred] == group.parity[states]).mean(0)
