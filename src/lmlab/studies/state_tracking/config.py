@@ -224,8 +224,9 @@ PRESETS: dict[str, StateTrackingConfig] = {
     # Two models of width 96 (_TINY96_RECIPE). At width 128 (the other presets' width) an AVX2
     # EPYC took 919 CPU-s for model 0 (all 12,000 steps) and 553 for model 1, over the 600
     # budget (583 and 476 on the earlier machine). Width 96 there: 611 and 513 CPU-s (10,750 and
-    # 8,750 steps, both PAA; 1,136 CPU-s and 10:26 wall for the run), and 662-675 and 534-536 on
-    # a day when a step cost about a tenth more (training.py's RECIPE, "Width 96 for tiny").
+    # 8,750 steps, both PAA; 1,136 CPU-s and 10:26 wall for the run), and 614-675 and 494-536 in
+    # three runs on a day when a step's pace swung between 46 and 70 ms (training.py's RECIPE,
+    # "Width 96 for tiny").
     "tiny": StateTrackingConfig(T=8, n_seeds=2, executor="process", model=ModelSpec(d_model=96),
                                 train=_TINY96_RECIPE),
     # The issue's T = 16 setting with the same recipe, for a budget well past 10 CPU-minutes

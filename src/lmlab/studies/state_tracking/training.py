@@ -390,10 +390,10 @@ per-model metric of the run (99 compared with the run above).
 - Rotary positions in four kernels instead of seven (`nn.gpt.rope_tables`): 2% of a step.
 - `position_accuracy` scores 256 stories per pass, not 1,024: 0.8 of the time on the 9,000 test
   stories, 0.9 on the 1,000 validation stories.
-Together about 25 CPU-s per model. The run twice: models 0 / 1 took 675 / 536 and 662 / 534
-CPU-s (11:34 and 11:21 wall per run), model 0 again over 600. What moved is the pace of a step,
-not the work: one 300-step timing script, alone on the machine, gave 46-49 ms a step and, ten
-minutes later, 60-63 ms. Model 0's 10,750 steps cost about 500 CPU-s at the fast pace and 660 at the
+Together about 25 CPU-s per model. The run three times: models 0 / 1 took 675 / 536, 662 / 534
+and 614 / 494 CPU-s (11:34, 11:21 and 10:28 wall), model 0 over 600 each time. What moved is
+the pace of a step, not the work: one 300-step timing script, alone on the machine, gave 46-49
+ms a step and, ten minutes later, 60-63 ms; before and after the third run, 57 and 70 ms. Model 0's 10,750 steps cost about 500 CPU-s at the fast pace and 660 at the
 slow one, so the 600 budget holds for it only when the machine is quiet.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
