@@ -41,7 +41,8 @@ class _Reference:
     y_base: Tensor  # (N,)
     y_other: Tensor
     ld_base: Tensor  # (N,) logit difference of the clean run
-    ld_other: Tensor  # (N,) and of the corrupted run
+    span: Tensor  # (N,) the corrupted run's logit difference minus the clean run's
+    explained: Tensor  # (N,) bool: the answers differ and span is not 0 (others get NLD 0)
 
 
 def _reference(model: nn.Module, clean: Tensor, corrupt: Tensor, sites: Sequence[str],
@@ -55,12 +56,14 @@ def _reference(model: nn.Module, clean: Tensor, corrupt: Tensor, sites: Sequence
     logits_corr, cache = model.run_with_cache(corrupt, names_filter=list(sites))  # type: ignore[operator]
     y_base = (logits_clean[:, -1].argmax(-1) if y_base is None else y_base).to(device)
     y_other = (logits_corr[:, -1].argmax(-1) if y_other is None else y_other).to(device)
-    return _Reference(clean, cache, y_base, y_other, logit_difference(logits_clean, y_base, y_other),
-                      logit_difference(logits_corr, y_base, y_other))
+    ld_base = logit_difference(logits_clean, y_base, y_other)
+    span = logit_difference(logits_corr, y_base, y_other) - ld_base
+    explained = (y_base != y_other) & (span.abs() > 1e-9)
+    return _Reference(clean, cache, y_base, y_other, ld_base, span, explained)
 
 
 def _patched(model: nn.Module, ref: _Reference, site: str, positions: Sequence[int]) -> Tensor:
-    """Per-pair NLD (N,) of the clean run with `site` at `positions` taken from the corrupted run."""
+    """Per-pair NLD (N,) of the clean run with `site` at `positions` from the corrupted run."""
     pos = torch.as_tensor(list(positions), dtype=torch.long, device=ref.clean.device)
     source = ref.cache[site]
 
@@ -71,9 +74,8 @@ def _patched(model: nn.Module, ref: _Reference, site: str, positions: Sequence[i
 
     logits = model.run_with_hooks(ref.clean, fwd_hooks=[(site, patch)])  # type: ignore[operator]
     ld_patched = logit_difference(logits, ref.y_base, ref.y_other)
-    denom = ref.ld_other - ref.ld_base
-    ok = (ref.y_base != ref.y_other) & (denom.abs() > 1e-9)
-    nld = torch.where(ok, (ld_patched - ref.ld_base) / torch.where(ok, denom, 1.0), 0.0)
+    ok = ref.explained
+    nld = torch.where(ok, (ld_patched - ref.ld_base) / torch.where(ok, ref.span, 1.0), 0.0)
     return nld.clamp(0.0, 1.0).cpu()
 
 

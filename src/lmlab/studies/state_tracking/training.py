@@ -393,8 +393,9 @@ per-model metric of the run (99 compared with the run above).
 Together about 25 CPU-s per model. The run three times: models 0 / 1 took 675 / 536, 662 / 534
 and 614 / 494 CPU-s (11:34, 11:21 and 10:28 wall), model 0 over 600 each time. What moved is
 the pace of a step, not the work: one 300-step timing script, alone on the machine, gave 46-49
-ms a step and, ten minutes later, 60-63 ms; before and after the third run, 57 and 70 ms. Model 0's 10,750 steps cost about 500 CPU-s at the fast pace and 660 at the
-slow one, so the 600 budget holds for it only when the machine is quiet.
+ms a step and, ten minutes later, 60-63 ms; before and after the third run, 57 and 70 ms. Model
+0's 10,750 steps cost about 500 CPU-s at 46 ms a step, 660 at 61 and 750 at 70, so the 600
+budget holds for it only when the machine is quiet.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
@@ -458,9 +459,10 @@ def position_accuracy(
     """
     states = group.compose(actions)
     preds = []
+    device = model_device(model)
     with evaluating(model):
         for i in range(0, len(actions), batch):
-            x = with_bos(torch.from_numpy(actions[i:i + batch]), bos).to(model_device(model))
+            x = with_bos(torch.from_numpy(actions[i:i + batch]), bos).to(device)
             logits = model(x)[0][:, 0 if bos is None else 1:, : group.order]  # argmax over the group's tokens only
             preds.append(logits.argmax(-1).cpu().numpy())
     pred = np.concatenate(preds)
