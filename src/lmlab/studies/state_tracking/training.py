@@ -397,6 +397,31 @@ ms a step and, ten minutes later, 60-63 ms; before and after the third run, 57 a
 0's 10,750 steps cost about 500 CPU-s at 46 ms a step, 660 at 61 and 750 at 70, so the 600
 budget holds for it only when the machine is quiet.
 
+Three more levers for model 0's cost, measured on validation and not adopted (a third day; the
+timing script gave 59-62 ms a step alone, and about 48 ms half an hour later):
+- A weight average (an exponential moving average of the weights after every step, decay 0.99
+  or 0.998, scored on the validation stories beside the trained weights; a script, the tiny
+  recipe otherwise unchanged, the trained weights identical to tiny's). Model 4, whose own
+  weights stop at 9,250 steps, has an average at the stop at 6,000 (0.99) or 7,250 (0.998);
+  model 0, at 10,750 on its own, at 10,000 (0.99) and not by 10,750 (0.998). Model 0's average
+  stays at 0.988-0.995 from step 5,500 to 9,750: its worst position is near 0.99 in truth, not
+  noisy around a higher value, and reaches the stop only as the lr decays. 7% off the dearest
+  model does not make the budget safe against the pace.
+- T = 7, the next length under the issue's fallback rule (`tiny --set T=7`): model 0 ran the
+  whole 12,000-step cosine without the stop (validation 0.995 at 11,750; test worst 0.9926,
+  PAA, 589 CPU-s at about 48 ms a step); model 1 stopped at 7,750 (0.9949, PAA, 394 CPU-s).
+  At T = 8 the same two took 10,750 and 8,750 steps, so shorter stories do not make the dear
+  model cheaper (other stories are drawn at T = 7, so seeds compare loosely). T stays 8.
+- The cosine ending at 9,000 steps, then up to 3,000 at the final lr (`tiny --set
+  train.steps=9000 --set train.extra_steps=3000 --set n_seeds=6`; 1,947 s wall, 3,212 CPU-s,
+  about 57 ms a step): an earlier decay for the model that waits on it. Model 0 stops at 9,250
+  (test worst 0.9959, PAA, 547 CPU-s), and models 1, 2 and 4 sooner than on 12,000 (8,000,
+  5,250, 6,250 against 8,750, 5,750, 9,250). But models 3 and 5, which stopped at 7,750 and
+  7,500 on the longer cosine, stay short of the stop at the final lr (1.5e-4) through the whole
+  tail (validation worst 0.986-0.994 and 0.971-0.987): 12,000 steps and 725 / 733 CPU-s each,
+  model 5 not converged (test worst 0.9858); and model 4's label turns ambiguous. Which model is dear follows its trajectory, not its index, and the
+  dearest of six still needs 10,000-12,000 steps. Not adopted.
+
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
 """
