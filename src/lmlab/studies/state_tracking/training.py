@@ -380,6 +380,16 @@ and width 128's 1e-3 (read on validation only; bracketed by four rates, below):
   decoded, gap 0.001), PAA, PAA (gaps 0.46, 0.28), where none of the 11 converged 4-layer ntp
   models of width 128 (both machines) was PAA. Too few models to call a shift; a width-96
   tiny-steer needs its own run.
+- That run at 4 models per condition (the pilot grown with `--resume --set
+  conditions=none,pairs,ntp`; 5,984 CPU-s in all, 2 workers): none 4 of 4 converged, all PAA
+  (the tiny models above, identical: 10,750 / 8,750 / 5,750 / 7,750 steps, the same gaps);
+  pairs 2 of 4 converged (one ambiguous at 10,500 steps, one PAA only in the tail at 20,000;
+  the other two end the tail at 0.987 and 0.981; at width 128, 7 of 8); ntp 3 of 4 (above).
+  9 converged of 12: 7 PAA, 1 neither (ntp 0), 1 ambiguous (pairs 1), no AA; so `aa-or-paa`
+  and `both-mechanisms` do not hold, `paa-parity-above-chance` does (lowest lower bound 0.506),
+  `paa-keeps-parity` does not (worst 0.509), and the shift is not testable (2-3 converged in
+  pairs and ntp). Width 96 converges fewer intermediate-task models than width 128; the models
+  run to 20,000 steps cost 1,219-1,328 CPU-s.
 
 The budget on another day (the same kind of machine, the preset as shipped, nothing else
 running). Three changes made a tiny model cheaper without changing a float: the parameters after
