@@ -429,8 +429,9 @@ timing script gave 59-62 ms a step alone, and about 48 ms half an hour later):
   5,250, 6,250 against 8,750, 5,750, 9,250). But models 3 and 5, which stopped at 7,750 and
   7,500 on the longer cosine, stay short of the stop at the final lr (1.5e-4) through the whole
   tail (validation worst 0.986-0.994 and 0.971-0.987): 12,000 steps and 725 / 733 CPU-s each,
-  model 5 not converged (test worst 0.9858); and model 4's label turns ambiguous. Which model is dear follows its trajectory, not its index, and the
-  dearest of six still needs 10,000-12,000 steps. Not adopted.
+  model 5 not converged (test worst 0.9858); and model 4's label turns ambiguous. Which model
+  is dear follows its trajectory, not its index, and the dearest of six still needs
+  10,000-12,000 steps. Not adopted.
 
 Also kept from the first version: the BOS token (an attention sink and an identity slot; T = 8,
 step 1,000: 0.71 with it vs 0.54 without), untied embeddings, rotary positions.
