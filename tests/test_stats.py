@@ -3,9 +3,10 @@
 import math
 
 import numpy as np
+import pytest
 
 from lmlab.seeding import derive
-from lmlab.stats import bootstrap_ci, bootstrap_diff, get_metric, median, spearman
+from lmlab.stats import bootstrap_ci, bootstrap_diff, get_metric, median, spearman, wilson_lower
 
 
 def test_get_metric_nan_safe():
@@ -48,3 +49,12 @@ def test_derive_is_stable_and_distinct():
     assert derive(1, 0) != derive(0, 1000)
     assert derive(0, "a") != derive(0, "b")
     assert 0 <= derive(123, "x", 4) < 2**63
+
+
+def test_wilson_lower_bound() -> None:
+    assert float(wilson_lower(996, 1000)) == pytest.approx(0.98976, abs=1e-5)
+    assert float(wilson_lower(0, 10)) == pytest.approx(0.0, abs=1e-12) and float(wilson_lower(10, 10)) < 1.0
+    lo = wilson_lower(np.array([990, 995, 1000]), 1000)
+    assert np.all(np.diff(lo) > 0) and lo.shape == (3,)
+    with pytest.raises(ValueError, match="n must be positive"):
+        wilson_lower(1, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "median",
     "spearman",
     "spearman_ci",
+    "wilson_lower",
 ]
 
 
@@ -144,3 +146,20 @@ def bootstrap_diff(
     q = (1 - level) / 2
     return Interval(float(xa.mean() - xb.mean()), float(np.quantile(d, q)),
                     float(np.quantile(d, 1 - q)), level)
+
+
+def wilson_lower(
+    successes: np.ndarray | Sequence[int] | int, n: int, level: float = 0.95,
+) -> np.ndarray:
+    """The lower end of the two-sided Wilson score interval of a proportion `successes / n`
+    (elementwise). Unlike the normal approximation it stays inside [0, 1] and behaves near 1,
+    where an accuracy of 0.996 on 1,000 stories has a lower end of 0.9898."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    k = np.asarray(successes, dtype=float)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    z2n = z * z / n
+    centre = p + z2n / 2
+    spread = z * np.sqrt(p * (1 - p) / n + z2n / (4 * n))
+    return np.clip((centre - spread) / (1 + z2n), 0.0, 1.0)

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from lmlab.stats import wilson_lower
 from lmlab.studies.state_tracking.config import Recipe
 from lmlab.studies.state_tracking.data import make_stories, make_story_data
 from lmlab.studies.state_tracking.evaluation import cutoff
 from lmlab.studies.state_tracking.groups import make_group
+from lmlab.studies.state_tracking.oracles import OracleScan
 from lmlab.studies.state_tracking.steering import intermediate_batch, topic_word_matrix, window_size
-from lmlab.studies.state_tracking.training import curriculum_length
+from lmlab.studies.state_tracking.training import curriculum_length, validation_metrics
 
 G = make_group("S3")
 
@@ -110,3 +112,39 @@ def test_fresh_batches_are_new_stories_and_never_analysis_ones() -> None:
     train = {tuple(r) for r in d.train.tolist()}
     assert sum(tuple(r) in train for r in a.tolist()) < 4  # fresh=False: all 64 would be
     assert not torch.equal(a, b)
+
+
+class _Misses(torch.nn.Module):
+    """A perfect scan (OracleScan) that gets the last position wrong on every story whose first
+    action is 0: a model with a known worst position, for the stop rule's plumbing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scan = OracleScan(G, 3)
+
+    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, None]:
+        logits, _ = self.scan(idx)
+        miss = idx[:, 0] == 0
+        logits[miss, -1] = logits[miss, -1].roll(1, dims=-1)
+        return logits, None
+
+
+def test_the_lower_bound_stop_reads_all_validation_stories_once_the_screen_passes() -> None:
+    stories = make_stories(G, 2500, 8, np.random.default_rng(0))
+    point = Recipe(stop_at=0.99)
+    bound = Recipe(stop_at=0.99, stop_on="lower_bound")
+    # a perfect model: the screen (1,000 stories) passes, so the bound is over all 2,500
+    m = validation_metrics(OracleScan(G, 3), stories, G, bound)
+    assert m["val_acc_min"] == 1.0 and "val_worst_lower" not in validation_metrics(
+        OracleScan(G, 3), stories, G, point)
+    assert m["val_worst_lower"] == pytest.approx(float(wilson_lower(2500, 2500)))
+    assert m["val_worst_lower"] > float(wilson_lower(1000, 1000)) > 0.99 > float(
+        wilson_lower(996, 1000))  # the point rule's 0.996 on 1,000 is a bound of 0.9898
+    # one position wrong on a sixth of the stories: the screen fails, the bound is the screen's
+    m = validation_metrics(_Misses(), stories, G, bound)
+    wrong = int((stories[:1000, 0] == 0).sum())
+    assert m["val_acc_min"] == pytest.approx(1 - wrong / 1000)
+    assert m["val_worst_lower"] == pytest.approx(float(wilson_lower(1000 - wrong, 1000)))
+    assert validation_metrics(_Misses(), stories, G, point)["val_acc_min"] == pytest.approx(
+        1 - (stories[:, 0] == 0).mean())  # the point rule scores every validation story
+
