@@ -147,4 +147,3 @@ def test_the_lower_bound_stop_reads_all_validation_stories_once_the_screen_passe
     assert m["val_worst_lower"] == pytest.approx(float(wilson_lower(1000 - wrong, 1000)))
     assert validation_metrics(_Misses(), stories, G, point)["val_acc_min"] == pytest.approx(
         1 - (stories[:, 0] == 0).mean())  # the point rule scores every validation story
-

@@ -298,9 +298,9 @@ class StateTrackingStudy(Study):
     # `--resume --set n_seeds=12` grows a sweep: the finished models are kept (ModelJob.cache_key)
     growable = ("n_seeds", "conditions", "recheck")
     # tiny: measured 884 CPU-s for 2 models on 2 one-thread workers, 516 s (width 96, the
-    # stop on the lower bound; config.py); tiny-steer: about 15,100 CPU-s over 2 workers (24 models) before the
-    # tail for near-misses, about 18,000 with it (config.py); gpu: an estimate for one H100
-    # (config.GPU_ESTIMATE; `lmlab bench state-tracking` measures the pace)
+    # stop on the lower bound; config.py); tiny-steer: about 15,100 CPU-s over 2 workers (24
+    # models) before the tail for near-misses, about 18,000 with it (config.py); gpu: an
+    # estimate for one H100 (config.GPU_ESTIMATE; `lmlab bench state-tracking` measures the pace)
     expected_s = {"tiny": 540, "tiny-steer": 9000, "gpu": 4500}
 
     def __init__(self) -> None:

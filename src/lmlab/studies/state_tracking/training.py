@@ -617,13 +617,13 @@ def train_state_model(
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return validation_metrics(m, held, group, r, bos)
 
-    bound = r.stop_on == "lower_bound"
     stop = r.stop_at > 0
+    stop_metric = "val_worst_lower" if r.stop_on == "lower_bound" else "val_acc_min"
     tc = TrainConfig(steps=r.steps + r.extra_steps, decay_steps=r.steps, lr=r.lr,
                      warmup_steps=r.warmup_steps,
                      weight_decay=r.weight_decay, eval_every=r.eval_every, log_every=r.log_every,
                      seed=seed, device=device,
-                     stop_metric=("val_worst_lower" if bound else "val_acc_min") if stop else None,
+                     stop_metric=stop_metric if stop else None,
                      stop_at=r.stop_at if stop else None)
     metrics = Trainer(model, tc, batches, evaluate=evaluate, run=run).fit()
     return model, metrics
